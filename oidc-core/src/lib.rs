@@ -1,0 +1,62 @@
+//! OpenID Connect relying-party core: provider discovery, a JWKS cache, and token verification.
+//!
+//! # Overview
+//!
+//! This crate holds the protocol side of the `oidc-*` crates; `oidc-tower` turns it into a
+//! tower layer and `oidc-axum` into extractors. Most applications use those.
+//!
+//! - [`Provider`]: an OpenID Provider, by issuer (discovered on first need) or configured by
+//!   hand. It owns the [JWKS cache](crate::jwks) and the [HTTP client](crate::http).
+//! - [`AccessTokenVerifier`]: checks a bearer token against the provider's keys and the
+//!   configured audience, and returns its [`Claims`]. The [module docs](crate::verify) list
+//!   every check.
+//!
+//! ```no_run
+//! use oidc_core::{AccessTokenVerifier, Claims, Provider};
+//!
+//! # async fn run(token: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let provider = Provider::builder("https://id.example.com").build()?;
+//! let verifier = AccessTokenVerifier::new(provider, "https://api.example.com");
+//!
+//! let claims: Claims = verifier.verify(token).await?;
+//! println!("{} may {:?}", claims.subject(), claims.scopes());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it does |
+//! |---|---|---|
+//! | `reqwest` | yes | the default HTTP client, [`http::ReqwestClient`] (reqwest + rustls on aws-lc-rs) |
+//!
+//! # Security considerations
+//!
+//! - No I/O happens while building a provider or verifier; nothing the token says makes this
+//!   crate open a connection. `jku`, `x5u`, `jwk` and `x5c` headers are ignored.
+//! - The signature algorithm comes from configuration, never from the token. `none` and HMAC
+//!   cannot be configured for access tokens.
+//! - Provider URLs must be `https`, except loopback hosts; the default HTTP client follows no
+//!   redirects, has timeouts and caps response bodies (SSRF and resource exhaustion).
+//! - Errors never contain token contents; log them freely.
+//! - See [`verify`](crate::verify#security) for how ID tokens are told apart from access
+//!   tokens, and when to turn on strict `at+jwt` mode.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod algorithm;
+mod backoff;
+pub mod claims;
+pub mod discovery;
+pub mod error;
+pub mod http;
+pub mod jwks;
+mod provider;
+mod url_policy;
+pub mod verify;
+
+pub use crate::algorithm::Algorithm;
+pub use crate::claims::{AdditionalClaims, Claims, Identity, Scopes};
+pub use crate::discovery::ProviderMetadata;
+pub use crate::provider::{Provider, ProviderBuilder, Readiness};
+pub use crate::verify::AccessTokenVerifier;

@@ -1,0 +1,369 @@
+//! A configured OpenID Provider: its issuer, how to reach it, its metadata and its keys.
+//!
+//! Building a [`Provider`] does no I/O, so a service starts while its provider is down.
+//! Discovery and key fetches happen on first need, are retried with backoff, and their state
+//! can be queried with [`Provider::readiness`] (for a readiness probe) or forced with
+//! [`Provider::warm_up`].
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::discovery::{self, ProviderMetadata};
+use crate::error::{ConfigError, DiscoveryError, HttpError, JwksError};
+use crate::http::HttpClient;
+use crate::jwks::{self, Fetched, JwksCache, JwksTimings, Reason, VerifyingKey};
+use crate::url_policy::checked_url;
+
+/// A configured OpenID Provider, cheap to clone and shared by every verifier that uses it.
+///
+/// # Examples
+///
+/// ```
+/// use oidc_core::Provider;
+///
+/// // Discovery happens later, on first need.
+/// let provider = Provider::builder("https://id.example.com/realms/main").build()?;
+/// assert_eq!(provider.issuer(), "https://id.example.com/realms/main");
+///
+/// // A provider configured by hand: no discovery at all.
+/// let manual = Provider::builder("https://id.example.com")
+///     .with_jwks_uri("https://id.example.com/keys")
+///     .build()?;
+/// # Ok::<_, oidc_core::error::ConfigError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Provider {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    issuer: String,
+    allow_http: bool,
+    http: Arc<dyn HttpClient>,
+    manual: Option<Arc<ProviderMetadata>>,
+    metadata: moka::future::Cache<(), Arc<ProviderMetadata>>,
+    discovery_backoff: Mutex<Backoff>,
+    jwks: JwksCache,
+}
+
+/// Builds a [`Provider`]. See [`Provider::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct ProviderBuilder {
+    issuer: String,
+    jwks_uri: Option<String>,
+    allow_http: bool,
+    http: Option<Arc<dyn HttpClient>>,
+    timings: JwksTimings,
+}
+
+/// What a provider has loaded so far, for readiness probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Readiness {
+    /// Provider metadata is known (discovered, or configured by hand).
+    pub metadata: bool,
+    /// A key set is loaded and not older than the maximum staleness.
+    pub keys: bool,
+}
+
+impl Readiness {
+    /// Whether tokens can be verified without first reaching the provider.
+    pub fn is_ready(&self) -> bool {
+        self.metadata && self.keys
+    }
+}
+
+impl Provider {
+    /// Starts configuring the provider whose issuer identifier is `issuer`.
+    ///
+    /// The issuer must be `https`, except on loopback hosts (`localhost`, `127.0.0.0/8`,
+    /// `[::1]`) or with [`ProviderBuilder::insecure_allow_http`].
+    pub fn builder(issuer: impl Into<String>) -> ProviderBuilder {
+        ProviderBuilder {
+            issuer: issuer.into(),
+            jwks_uri: None,
+            allow_http: false,
+            http: None,
+            timings: JwksTimings::default(),
+        }
+    }
+
+    /// The issuer identifier, exactly as configured.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// What has been loaded so far. Does no I/O.
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            metadata: self.inner.manual.is_some() || self.inner.metadata.contains_key(&()),
+            keys: self.inner.jwks.is_loaded(),
+        }
+    }
+
+    /// Loads metadata and keys now, instead of on first need.
+    ///
+    /// # Errors
+    ///
+    /// Returns the [`JwksError`] of the failed step; a later call (or request) tries again.
+    pub async fn warm_up(&self) -> Result<(), JwksError> {
+        if self.inner.jwks.is_loaded() {
+            return Ok(());
+        }
+        self.refresh_keys(Reason::Load).await.map(|_| ())
+    }
+
+    /// The provider's metadata, discovered on first call (single-flight, with backoff).
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`DiscoveryError`] when the document cannot be fetched or is not acceptable,
+    /// or [`DiscoveryError::Backoff`] while waiting to retry an earlier failure.
+    pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>, DiscoveryError> {
+        if let Some(m) = &self.inner.manual {
+            return Ok(m.clone());
+        }
+        if let Some(m) = self.inner.metadata.get(&()).await {
+            return Ok(m);
+        }
+        {
+            let backoff = lock(&self.inner.discovery_backoff);
+            if let Err(retry_after) = backoff.check(Instant::now()) {
+                return Err(DiscoveryError::Backoff { retry_after });
+            }
+        }
+        let inner = &self.inner;
+        inner
+            .metadata
+            .try_get_with((), async {
+                let result =
+                    discovery::fetch(inner.http.as_ref(), &inner.issuer, inner.allow_http).await;
+                let mut backoff = lock(&inner.discovery_backoff);
+                match result {
+                    Ok(m) => {
+                        backoff.succeeded();
+                        Ok(Arc::new(m))
+                    }
+                    Err(e) => {
+                        tracing::warn!(issuer = %inner.issuer, error = %e, "discovery failed");
+                        backoff.failed(Instant::now());
+                        Err(e)
+                    }
+                }
+            })
+            .await
+            .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone()))
+    }
+
+    /// Finds the key for a token: by `kid`, or the single key that fits `alg` when the token
+    /// has no `kid`. Loads or refreshes the key set as the JWKS rules allow.
+    pub(crate) async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: crate::Algorithm,
+    ) -> Result<KeyLookup, JwksError> {
+        let jwks = &self.inner.jwks;
+        if !jwks.is_loaded() {
+            self.refresh_keys(Reason::Load).await?;
+        } else if jwks.refresh_due() {
+            self.spawn_refresh();
+        }
+        if let Some(found) = self.lookup(kid, alg) {
+            return Ok(found);
+        }
+        // Unknown kid (or no fitting key): one forced refetch per cooldown.
+        match self.refresh_keys(Reason::UnknownKid).await {
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "refetch for unknown kid failed"),
+        }
+        Ok(self.lookup(kid, alg).unwrap_or(KeyLookup::Missing))
+    }
+
+    fn lookup(&self, kid: Option<&str>, alg: crate::Algorithm) -> Option<KeyLookup> {
+        let jwks = &self.inner.jwks;
+        match kid {
+            Some(kid) => jwks.get(kid).map(KeyLookup::Found),
+            None => {
+                let all = jwks.all();
+                let mut fitting = all.iter().filter(|k| k.fits(alg));
+                match (fitting.next(), fitting.next()) {
+                    (Some(one), None) => Some(KeyLookup::Found(one.clone())),
+                    (Some(_), Some(_)) => Some(KeyLookup::Ambiguous),
+                    (None, _) => None,
+                }
+            }
+        }
+    }
+
+    fn spawn_refresh(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.jwks.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let provider = self.clone();
+        handle.spawn(async move {
+            let _ = provider.refresh_keys(Reason::Due).await;
+            provider.inner.jwks.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    async fn refresh_keys(&self, reason: Reason) -> Result<bool, JwksError> {
+        self.inner.jwks.refresh(reason, || self.fetch_keys()).await
+    }
+
+    async fn fetch_keys(&self) -> Result<Fetched, JwksError> {
+        let metadata = self.metadata().await.map_err(JwksError::Discovery)?;
+        let request = http::Request::get(metadata.jwks_uri())
+            .header(
+                http::header::ACCEPT,
+                "application/jwk-set+json, application/json",
+            )
+            .body(Vec::new())
+            .map_err(|e| JwksError::Http(HttpError::Other(Arc::new(e))))?;
+        tracing::debug!(jwks_uri = metadata.jwks_uri(), "fetching jwks");
+        let response = self
+            .inner
+            .http
+            .execute(request)
+            .await
+            .map_err(JwksError::Http)?;
+        if response.status() != http::StatusCode::OK {
+            return Err(JwksError::Status(response.status().as_u16()));
+        }
+        let max_age = jwks::max_age(response.headers().get(http::header::CACHE_CONTROL));
+        let keys = jwks::parse_set(response.body())?;
+        Ok(Fetched { keys, max_age })
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn on_key_removed(&self, hook: Arc<dyn Fn(&str) + Send + Sync>) {
+        self.inner.jwks.on_key_removed(hook);
+    }
+}
+
+/// The outcome of a key lookup.
+#[derive(Debug)]
+pub(crate) enum KeyLookup {
+    Found(Arc<VerifyingKey>),
+    /// No `kid`, and more than one key fits the algorithm (KEY-02: rejected, not guessed).
+    Ambiguous,
+    Missing,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ProviderBuilder {
+    /// Configures the provider by hand: keys come from `jwks_uri` and no discovery is done.
+    ///
+    /// The default is to discover the provider's metadata.
+    pub fn with_jwks_uri(mut self, jwks_uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(jwks_uri.into());
+        self
+    }
+
+    /// Replaces the HTTP client. The default is [`ReqwestClient::new`](crate::http::ReqwestClient::new)
+    /// (feature `reqwest`).
+    pub fn with_http_client(mut self, client: Arc<dyn HttpClient>) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Allows `http` issuer and endpoint URLs on any host. The default is to allow `http` only
+    /// on loopback hosts.
+    ///
+    /// # Security
+    ///
+    /// Without TLS, anyone on the network path can replace the provider's keys and so mint
+    /// tokens this service accepts. Use it only on networks you control.
+    pub fn insecure_allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// How long after a fetch a token with an unknown `kid` may force another one.
+    /// The default value is 30 seconds.
+    pub fn with_unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
+        self.timings.unknown_kid_cooldown = cooldown;
+        self
+    }
+
+    /// Bounds for the refresh interval taken from the JWKS response's `Cache-Control`.
+    /// The default values are 60 seconds and 1 hour.
+    pub fn with_refresh_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.timings.min_refresh = min.min(max);
+        self.timings.max_refresh = max.max(min);
+        self
+    }
+
+    /// How long the last good keys keep working while the provider cannot be reached.
+    /// The default value is 24 hours.
+    pub fn with_max_stale(mut self, max_stale: Duration) -> Self {
+        self.timings.max_stale = max_stale;
+        self
+    }
+
+    /// Pacing of retries after a failed fetch: the first wait and the longest.
+    /// The default values are 1 second and 60 seconds.
+    pub fn with_retry_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.timings.retry_base = first;
+        self.timings.retry_max = max.max(first);
+        self
+    }
+
+    /// Checks the settings and builds the provider. Does no I/O.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`ConfigError`] when the issuer or JWKS URL is not acceptable, or when the
+    /// default HTTP client cannot be built.
+    pub fn build(self) -> Result<Provider, ConfigError> {
+        checked_url(&self.issuer, self.allow_http)?;
+        let manual = match self.jwks_uri {
+            Some(uri) => {
+                checked_url(&uri, self.allow_http)?;
+                Some(Arc::new(ProviderMetadata::manual(self.issuer.clone(), uri)))
+            }
+            None => None,
+        };
+        let http = match self.http {
+            Some(http) => http,
+            None => default_client()?,
+        };
+        Ok(Provider {
+            inner: Arc::new(Inner {
+                issuer: self.issuer,
+                allow_http: self.allow_http,
+                http,
+                manual,
+                metadata: moka::future::Cache::new(1),
+                discovery_backoff: Mutex::new(Backoff::new(
+                    self.timings.retry_base,
+                    self.timings.retry_max,
+                )),
+                jwks: JwksCache::new(self.timings),
+            }),
+        })
+    }
+}
+
+#[cfg(feature = "reqwest")]
+fn default_client() -> Result<Arc<dyn HttpClient>, ConfigError> {
+    Ok(Arc::new(crate::http::ReqwestClient::new()?))
+}
+
+#[cfg(not(feature = "reqwest"))]
+fn default_client() -> Result<Arc<dyn HttpClient>, ConfigError> {
+    Err(ConfigError::HttpClient(Arc::new(std::io::Error::other(
+        "no http client: enable the `reqwest` feature or call with_http_client",
+    ))))
+}

@@ -1,0 +1,385 @@
+//! Access-token verification (RFC 9068 JWT access tokens, and the JWTs that Keycloak, Entra ID
+//! and Auth0 issue as access tokens).
+//!
+//! # What is checked
+//!
+//! In this order, stopping at the first failure:
+//!
+//! 1. Size: a token over the cap (default 16 KiB) is refused before anything is decoded.
+//! 2. Form: exactly three non-empty base64url segments.
+//! 3. Header: valid JSON without duplicate members; no `crit`; `alg` must be one of the allowed
+//!    algorithms ([`AccessTokenVerifier::with_algorithms`], default `RS256` and `ES256`), which
+//!    never include `none` or HMAC. `jku`, `x5u`, `jwk` and `x5c` are ignored: keys come only
+//!    from the provider's JWKS, and the `kid` is only a key into that cache.
+//! 4. Type: `typ` `at+jwt` (or `application/at+jwt`) is accepted; `JWT` or no `typ` is
+//!    accepted too unless [`AccessTokenVerifier::require_at_jwt`] is set; any other `typ`
+//!    (`logout+jwt`, `id_token+jwt`…) is refused.
+//! 5. Key: the key with the token's `kid`; without `kid`, the single key of the set that fits
+//!    the algorithm (several fitting keys are refused rather than tried: KEY-02). The key's
+//!    type (and curve) must fit the algorithm, and a key that names its `alg` is used only
+//!    with that one. When the provider publishes `id_token_signing_alg_values_supported`, the
+//!    algorithm must also be in it.
+//! 6. Signature, with aws-lc-rs through jsonwebtoken.
+//! 7. Claims, only once the signature holds: `iss` equals the issuer exactly; `aud` (a string
+//!    or an array) contains a configured audience; `sub` is a non-empty string of at most 255
+//!    characters; `exp` is required and must be an integer; `nbf` and `iat`, when present,
+//!    must be integers and not in the future; `iat` is required by default (RFC 9068 §2.2).
+//!    The leeway for all times is 60 s by default.
+//! 8. Not another kind of token: a token that carries `events` (a logout token) is refused;
+//!    unless its `typ` is `at+jwt`, so is one that carries `nonce`, `at_hash` or `c_hash` (an
+//!    ID token), or Keycloak's `typ` claim with a value other than `Bearer`.
+//!
+//! # Security
+//!
+//! In the default (compatible) mode a token without `typ: at+jwt` is told apart from an ID
+//! token only by its claims. An ID token issued to a client whose id is also this API's
+//! audience, and issued without `nonce` or hashes, would pass. Give the API an audience of its
+//! own (not a client id), or turn on [`AccessTokenVerifier::require_at_jwt`] when the
+//! provider issues RFC 9068 tokens.
+
+mod token;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::algorithm::Algorithm;
+use crate::claims::{Claims, Identity, RoleSources};
+use crate::error::{ConfigError, VerifyError};
+use crate::provider::{KeyLookup, Provider};
+
+use self::token::TokenType;
+
+/// A source of the current time, for tests with a fixed clock.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Verifies access tokens issued by one provider for this API.
+///
+/// Cheap to clone. The verifier is its own builder: every `with_*`, `add_*` and `require_*`
+/// method returns the changed verifier. See the [module docs](crate::verify) for the checks.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use oidc_core::{AccessTokenVerifier, Algorithm, Provider};
+///
+/// let provider = Provider::builder("https://id.example.com").build()?;
+/// let verifier = AccessTokenVerifier::new(provider, "https://api.example.com")
+///     .with_algorithms([Algorithm::RS256, Algorithm::PS256])?
+///     .with_leeway(Duration::from_secs(30))
+///     .require_at_jwt(true);
+/// # Ok::<_, oidc_core::error::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct AccessTokenVerifier {
+    inner: Arc<Config>,
+}
+
+#[derive(Clone)]
+struct Config {
+    provider: Provider,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: i64,
+    max_token_size: usize,
+    require_at_jwt: bool,
+    require_iat: bool,
+    roles: RoleSources,
+    clock: Option<Clock>,
+}
+
+impl std::fmt::Debug for AccessTokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.inner;
+        f.debug_struct("AccessTokenVerifier")
+            .field("issuer", &c.provider.issuer())
+            .field("audiences", &c.audiences)
+            .field("algorithms", &c.algorithms)
+            .field("leeway", &c.leeway)
+            .field("max_token_size", &c.max_token_size)
+            .field("require_at_jwt", &c.require_at_jwt)
+            .field("require_iat", &c.require_iat)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessTokenVerifier {
+    /// A verifier for tokens of `provider` whose `aud` contains `audience`.
+    ///
+    /// Defaults: algorithms `RS256` and `ES256`, leeway 60 s, 16 KiB size cap, `typ` `JWT`
+    /// accepted besides `at+jwt`, `iat` required.
+    pub fn new(provider: Provider, audience: impl Into<String>) -> Self {
+        Self {
+            inner: Arc::new(Config {
+                provider,
+                audiences: vec![audience.into()],
+                algorithms: vec![Algorithm::RS256, Algorithm::ES256],
+                leeway: 60,
+                max_token_size: 16 * 1024,
+                require_at_jwt: false,
+                require_iat: true,
+                roles: RoleSources::default(),
+                clock: None,
+            }),
+        }
+    }
+
+    fn config(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.inner)
+    }
+
+    /// Accepts tokens for another audience too.
+    #[must_use]
+    pub fn add_audience(mut self, audience: impl Into<String>) -> Self {
+        self.config().audiences.push(audience.into());
+        self
+    }
+
+    /// Replaces the allowed algorithms. The default value is `[RS256, ES256]`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ConfigError::InvalidAlgorithms`] for an empty list.
+    pub fn with_algorithms(
+        mut self,
+        algorithms: impl IntoIterator<Item = Algorithm>,
+    ) -> Result<Self, ConfigError> {
+        let mut list: Vec<Algorithm> = Vec::new();
+        for a in algorithms {
+            if !list.contains(&a) {
+                list.push(a);
+            }
+        }
+        if list.is_empty() {
+            return Err(ConfigError::InvalidAlgorithms("the list is empty"));
+        }
+        self.config().algorithms = list;
+        Ok(self)
+    }
+
+    /// Sets the clock skew tolerated for `exp`, `nbf` and `iat`. The default value is 60 s.
+    ///
+    /// # Security
+    ///
+    /// A large leeway keeps expired tokens working for that long.
+    #[must_use]
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.config().leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Sets the largest token accepted, in bytes. The default value is 16 KiB.
+    #[must_use]
+    pub fn with_max_token_size(mut self, bytes: usize) -> Self {
+        self.config().max_token_size = bytes;
+        self
+    }
+
+    /// Requires the RFC 9068 header `typ: at+jwt`. The default value is `false`, because
+    /// Keycloak, Entra ID and Auth0 send `typ: JWT`.
+    #[must_use]
+    pub fn require_at_jwt(mut self, strict: bool) -> Self {
+        self.config().require_at_jwt = strict;
+        self
+    }
+
+    /// Requires the `iat` claim (RFC 9068 §2.2). The default value is `true`.
+    #[must_use]
+    pub fn require_iat(mut self, required: bool) -> Self {
+        self.config().require_iat = required;
+        self
+    }
+
+    /// Names the client whose Keycloak `resource_access.<client>.roles` count as roles.
+    /// By default no client roles are read.
+    #[must_use]
+    pub fn with_client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.config().roles.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Reads roles from another claim too, given as a dot-separated path to a string or an
+    /// array of strings (`"permissions"`, `"app.roles"`).
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ConfigError::InvalidClaimPath`] for an empty path or an empty segment.
+    pub fn add_roles_claim(mut self, path: &str) -> Result<Self, ConfigError> {
+        let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(ConfigError::InvalidClaimPath(path.to_owned()));
+        }
+        self.config().roles.paths.push(segments);
+        Ok(self)
+    }
+
+    /// Replaces the clock used for `exp`, `nbf` and `iat`. The default is the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.config().clock = Some(clock);
+        self
+    }
+
+    /// The provider whose tokens this verifier accepts.
+    pub fn provider(&self) -> &Provider {
+        &self.inner.provider
+    }
+
+    /// Whether verification fails on tokens without `typ: at+jwt`.
+    pub fn is_strict(&self) -> bool {
+        self.inner.require_at_jwt
+    }
+
+    fn now(&self) -> i64 {
+        let now = self.inner.clock.as_ref().map_or_else(SystemTime::now, |c| c());
+        now.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    /// Verifies `token` and returns its claims, with the application's claims as `C`.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`VerifyError`] naming the first check that failed. Only
+    /// [`VerifyError::KeysUnavailable`] does not mean the token is bad.
+    pub async fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, VerifyError> {
+        let c = &*self.inner;
+        if token.len() > c.max_token_size {
+            return Err(VerifyError::TooLarge {
+                limit: c.max_token_size,
+            });
+        }
+        let segments = token::split(token)?;
+        let header = token::header(segments.header)?;
+        if header.crit.is_some() {
+            return Err(VerifyError::CriticalHeader);
+        }
+        let alg = Algorithm::from_name(&header.alg)
+            .filter(|a| c.algorithms.contains(a))
+            .ok_or(VerifyError::DisallowedAlgorithm)?;
+        let typ = token::token_type(header.typ.as_deref());
+        match typ {
+            TokenType::AccessToken => {}
+            TokenType::Generic if !c.require_at_jwt => {}
+            TokenType::Generic | TokenType::Other => return Err(VerifyError::WrongTokenType),
+        }
+        let key = match c
+            .provider
+            .key_for(header.kid.as_deref(), alg)
+            .await
+            .map_err(VerifyError::KeysUnavailable)?
+        {
+            KeyLookup::Found(key) => key,
+            KeyLookup::Ambiguous => return Err(VerifyError::NoMatchingKey),
+            KeyLookup::Missing if header.kid.is_some() => return Err(VerifyError::UnknownKey),
+            KeyLookup::Missing => return Err(VerifyError::NoMatchingKey),
+        };
+        if !key.fits(alg) {
+            return Err(VerifyError::KeyAlgorithmMismatch);
+        }
+        if let Ok(metadata) = c.provider.metadata().await {
+            if let Some(supported) = metadata.id_token_signing_alg_values_supported() {
+                if !supported.iter().any(|s| s == alg.as_str()) {
+                    return Err(VerifyError::DisallowedAlgorithm);
+                }
+            }
+        }
+        if !key.verify(alg, segments.signing_input.as_bytes(), segments.signature) {
+            return Err(VerifyError::InvalidSignature);
+        }
+        let payload = token::decode_b64(segments.payload).ok_or(VerifyError::InvalidPayload)?;
+        let claims: Map<String, Value> =
+            serde_json::from_slice(&payload).map_err(|_| VerifyError::InvalidPayload)?;
+        let (audience, expires_at) = self.check_claims(&claims, typ)?;
+        let identity = Identity::from_verified(&claims, audience, expires_at, &c.roles);
+        let custom = C::deserialize(Value::Object(claims))
+            .map_err(|e| VerifyError::CustomClaims(Arc::new(e)))?;
+        Ok(Claims::new(identity, custom))
+    }
+
+    /// Checks the registered claims; returns the audiences and `exp`.
+    fn check_claims(
+        &self,
+        claims: &Map<String, Value>,
+        typ: TokenType,
+    ) -> Result<(Vec<String>, i64), VerifyError> {
+        let c = &*self.inner;
+        let now = self.now();
+
+        match claims.get("iss") {
+            None => return Err(VerifyError::MissingClaim("iss")),
+            Some(Value::String(iss)) if iss == c.provider.issuer() => {}
+            Some(_) => return Err(VerifyError::InvalidIssuer),
+        }
+
+        let audience: Vec<String> = match claims.get("aud") {
+            None => return Err(VerifyError::MissingClaim("aud")),
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or(VerifyError::InvalidClaim("aud"))?,
+            Some(_) => return Err(VerifyError::InvalidClaim("aud")),
+        };
+        if !audience
+            .iter()
+            .any(|a| !a.is_empty() && c.audiences.iter().any(|want| want == a))
+        {
+            return Err(VerifyError::InvalidAudience);
+        }
+
+        match claims.get("sub") {
+            None => return Err(VerifyError::MissingClaim("sub")),
+            Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 255 => {}
+            Some(_) => return Err(VerifyError::InvalidClaim("sub")),
+        }
+
+        let time = |name: &'static str| -> Result<Option<i64>, VerifyError> {
+            match claims.get(name) {
+                None => Ok(None),
+                Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(VerifyError::InvalidClaim(name)),
+                Some(_) => Err(VerifyError::InvalidClaim(name)),
+            }
+        };
+        let exp = time("exp")?.ok_or(VerifyError::MissingClaim("exp"))?;
+        if now.saturating_sub(c.leeway) >= exp {
+            return Err(VerifyError::Expired);
+        }
+        if let Some(nbf) = time("nbf")? {
+            if nbf > now.saturating_add(c.leeway) {
+                return Err(VerifyError::NotYetValid);
+            }
+        }
+        match time("iat")? {
+            Some(iat) if iat > now.saturating_add(c.leeway) => {
+                return Err(VerifyError::IssuedInFuture);
+            }
+            None if c.require_iat => return Err(VerifyError::MissingClaim("iat")),
+            _ => {}
+        }
+
+        if claims.contains_key("events") {
+            return Err(VerifyError::NotAnAccessToken);
+        }
+        if typ != TokenType::AccessToken {
+            let id_token_claim = ["nonce", "at_hash", "c_hash"]
+                .iter()
+                .any(|name| claims.contains_key(*name));
+            let keycloak_non_bearer = claims
+                .get("typ")
+                .and_then(Value::as_str)
+                .is_some_and(|t| !t.eq_ignore_ascii_case("Bearer"));
+            if id_token_claim || keycloak_non_bearer {
+                return Err(VerifyError::NotAnAccessToken);
+            }
+        }
+        Ok((audience, exp))
+    }
+}
+
+#[cfg(test)]
+mod tests;

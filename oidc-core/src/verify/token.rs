@@ -1,0 +1,153 @@
+//! The compact JWS form: splitting a token and reading its header, before any key is used.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+
+use crate::error::VerifyError;
+
+/// The three segments of a compact JWS, still encoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Segments<'a> {
+    pub(crate) header: &'a str,
+    pub(crate) payload: &'a str,
+    pub(crate) signature: &'a str,
+    /// `header.payload`: what the signature covers.
+    pub(crate) signing_input: &'a str,
+}
+
+fn is_b64url(s: &str) -> bool {
+    !s.is_empty()
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Splits a token into its segments: exactly three, each non-empty base64url without padding.
+pub(crate) fn split(token: &str) -> Result<Segments<'_>, VerifyError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(VerifyError::Malformed);
+    };
+    if !(is_b64url(header) && is_b64url(payload) && is_b64url(signature)) {
+        return Err(VerifyError::Malformed);
+    }
+    let signing_input = token
+        .get(..header.len() + 1 + payload.len())
+        .ok_or(VerifyError::Malformed)?;
+    Ok(Segments {
+        header,
+        payload,
+        signature,
+        signing_input,
+    })
+}
+
+/// The JOSE header members this library reads. Unknown members are ignored; `jku`, `x5u`,
+/// `jwk` and `x5c` are never used (keys come only from the provider's JWKS). A duplicated
+/// member makes the header invalid.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Header {
+    pub(crate) alg: String,
+    #[serde(default)]
+    pub(crate) kid: Option<String>,
+    #[serde(default)]
+    pub(crate) typ: Option<String>,
+    #[serde(default)]
+    pub(crate) crit: Option<serde::de::IgnoredAny>,
+}
+
+pub(crate) fn decode_b64(segment: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(segment).ok()
+}
+
+/// Decodes and parses the header segment.
+pub(crate) fn header(segment: &str) -> Result<Header, VerifyError> {
+    let bytes = decode_b64(segment).ok_or(VerifyError::InvalidHeader)?;
+    serde_json::from_slice(&bytes).map_err(|_| VerifyError::InvalidHeader)
+}
+
+/// What a header `typ` says about the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenType {
+    /// `at+jwt` or `application/at+jwt` (RFC 9068).
+    AccessToken,
+    /// `JWT`, or no `typ` at all: any kind of token.
+    Generic,
+    /// Any other type (`logout+jwt`, `id_token+jwt`, `secevent+jwt`…).
+    Other,
+}
+
+pub(crate) fn token_type(typ: Option<&str>) -> TokenType {
+    let Some(typ) = typ else {
+        return TokenType::Generic;
+    };
+    let media = typ
+        .get(..12)
+        .filter(|p| p.eq_ignore_ascii_case("application/"))
+        .map_or(typ, |_| typ.get(12..).unwrap_or_default());
+    if media.eq_ignore_ascii_case("at+jwt") {
+        TokenType::AccessToken
+    } else if media.eq_ignore_ascii_case("jwt") {
+        TokenType::Generic
+    } else {
+        TokenType::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_requires_three_b64url_segments() {
+        assert!(split("a.b.c").is_ok());
+        for bad in [
+            "", "a", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "a.b.c=", "a b.b.c", "a.b.c\n",
+            "a.b+.c", "a.b/.c",
+        ] {
+            assert!(matches!(split(bad), Err(VerifyError::Malformed)), "{bad:?}");
+        }
+        let s = split("hh.pp.ss").unwrap();
+        assert_eq!(s.signing_input, "hh.pp");
+        assert_eq!((s.header, s.payload, s.signature), ("hh", "pp", "ss"));
+    }
+
+    #[test]
+    fn header_rejects_duplicates_and_non_objects() {
+        let enc = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        assert!(header(&enc(r#"{"alg":"RS256","kid":"k"}"#)).is_ok());
+        for bad in [
+            r#"{"alg":"RS256","alg":"none"}"#,
+            r#"{"kid":"k"}"#,
+            r#"["RS256"]"#,
+            r#"{"alg":5}"#,
+            "not json",
+        ] {
+            assert!(header(&enc(bad)).is_err(), "{bad}");
+        }
+        assert!(header("!!!").is_err());
+    }
+
+    #[test]
+    fn token_types() {
+        use TokenType::*;
+        for (typ, want) in [
+            (None, Generic),
+            (Some("JWT"), Generic),
+            (Some("jwt"), Generic),
+            (Some("application/jwt"), Generic),
+            (Some("at+jwt"), AccessToken),
+            (Some("AT+JWT"), AccessToken),
+            (Some("application/at+jwt"), AccessToken),
+            (Some("logout+jwt"), Other),
+            (Some("id_token+jwt"), Other),
+            (Some("application/"), Other),
+            (Some(""), Other),
+        ] {
+            assert_eq!(token_type(typ), want, "{typ:?}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use oidc_core::{AccessTokenVerifier, AdditionalClaims};
+use tower_layer::Layer;
+
+use super::BearerAuth;
+use crate::response::DefaultRejection;
+
+/// Protects a service with bearer tokens. The layer is its own builder.
+///
+/// `C` is the application's claim type inserted as [`Claims<C>`](oidc_core::Claims) (default:
+/// the payload as a JSON object); `R` builds the response for refused requests.
+///
+/// See the [module docs](crate::bearer) for an example.
+#[must_use]
+pub struct BearerAuthLayer<C = AdditionalClaims, R = DefaultRejection> {
+    pub(crate) verifier: AccessTokenVerifier,
+    pub(crate) realm: Arc<str>,
+    pub(crate) rejection: R,
+    pub(crate) claims: PhantomData<fn() -> C>,
+}
+
+impl BearerAuthLayer {
+    /// A layer that verifies tokens with `verifier`, with realm `"api"` and the RFC 6750
+    /// [`DefaultRejection`].
+    pub fn new(verifier: AccessTokenVerifier) -> Self {
+        Self {
+            verifier,
+            realm: Arc::from("api"),
+            rejection: DefaultRejection,
+            claims: PhantomData,
+        }
+    }
+}
+
+impl<C, R> BearerAuthLayer<C, R> {
+    /// Sets the `realm` of `WWW-Authenticate` challenges. The default value is `"api"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let p = oidc_core::Provider::builder("https://id.example.com").build().unwrap();
+    /// # let verifier = oidc_core::AccessTokenVerifier::new(p, "api");
+    /// let layer = oidc_tower::BearerAuthLayer::new(verifier).with_realm("orders");
+    /// ```
+    pub fn with_realm(mut self, realm: impl AsRef<str>) -> Self {
+        self.realm = Arc::from(realm.as_ref());
+        self
+    }
+
+    /// Deserializes the application's claims as `C2` and inserts `Claims<C2>`. A token whose
+    /// claims do not fit `C2` is refused as invalid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(Clone, serde::Deserialize)]
+    /// struct MyClaims { tenant: String }
+    /// # let p = oidc_core::Provider::builder("https://id.example.com").build().unwrap();
+    /// # let verifier = oidc_core::AccessTokenVerifier::new(p, "api");
+    /// let layer = oidc_tower::BearerAuthLayer::new(verifier).with_claims::<MyClaims>();
+    /// ```
+    pub fn with_claims<C2>(self) -> BearerAuthLayer<C2, R> {
+        BearerAuthLayer {
+            verifier: self.verifier,
+            realm: self.realm,
+            rejection: self.rejection,
+            claims: PhantomData,
+        }
+    }
+
+    /// Replaces the rejection: any [`OnRejection`](crate::OnRejection), including a closure
+    /// `Fn(&AuthError) -> Response<B>`.
+    pub fn with_rejection<R2>(self, rejection: R2) -> BearerAuthLayer<C, R2> {
+        BearerAuthLayer {
+            verifier: self.verifier,
+            realm: self.realm,
+            rejection,
+            claims: PhantomData,
+        }
+    }
+
+    /// The verifier used.
+    pub fn verifier(&self) -> &AccessTokenVerifier {
+        &self.verifier
+    }
+}
+
+impl<C, R: Clone> Clone for BearerAuthLayer<C, R> {
+    fn clone(&self) -> Self {
+        Self {
+            verifier: self.verifier.clone(),
+            realm: self.realm.clone(),
+            rejection: self.rejection.clone(),
+            claims: PhantomData,
+        }
+    }
+}
+
+impl<C, R: std::fmt::Debug> std::fmt::Debug for BearerAuthLayer<C, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerAuthLayer")
+            .field("verifier", &self.verifier)
+            .field("realm", &self.realm)
+            .field("rejection", &self.rejection)
+            .field("claims", &std::any::type_name::<C>())
+            .finish()
+    }
+}
+
+impl<S, C, R: Clone> Layer<S> for BearerAuthLayer<C, R> {
+    type Service = BearerAuth<S, C, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerAuth::new(inner, self.clone())
+    }
+}

@@ -1,0 +1,143 @@
+//! Bearer-token protection (RFC 6750).
+//!
+//! [`BearerAuthLayer`] reads `Authorization: Bearer <token>` (the scheme is matched
+//! case-insensitively), verifies the token with an
+//! [`AccessTokenVerifier`](oidc_core::AccessTokenVerifier) and, on success, inserts into the
+//! request extensions both the [`Identity`](oidc_core::Identity) and the
+//! [`Claims<C>`](oidc_core::Claims) (`C` defaults to the whole payload as a JSON object).
+//!
+//! | request | response |
+//! |---|---|
+//! | no `Authorization` header, or another scheme (`Basic …`) | 401, `WWW-Authenticate: Bearer realm="…"` |
+//! | several `Authorization` headers, bad bearer syntax (`Bearer`, `Bearer a b`), or `access_token` in the query | 400, `error="invalid_request"` |
+//! | a token that fails verification | 401, `error="invalid_token"` |
+//! | no verification keys obtainable | 503 with `Retry-After` |
+//!
+//! Tokens are never accepted from the URL query or a form body (RFC 6750 §2.2–2.3 allow it,
+//! RFC 9700 §2.5 advises against it): a query `access_token` is refused so that tokens do not
+//! end up in logs and browser history.
+//!
+//! The layer is generic over request and response bodies: it works under axum, tonic, or any
+//! tower HTTP service. The default rejection needs a response body that implements `Default`;
+//! replace it with [`BearerAuthLayer::with_rejection`].
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response, StatusCode};
+//! use oidc_core::{AccessTokenVerifier, Identity, Provider};
+//! use oidc_tower::BearerAuthLayer;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let provider = Provider::builder("https://id.example.com").build()?;
+//! let verifier = AccessTokenVerifier::new(provider, "https://api.example.com");
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(BearerAuthLayer::new(verifier).with_realm("example"))
+//!     .service(service_fn(|req: Request<String>| async move {
+//!         let who = req.extensions().get::<Identity>().map(|i| i.subject().to_owned());
+//!         Ok::<_, Infallible>(Response::new(who.unwrap_or_default()))
+//!     }));
+//!
+//! // No token: refused before the provider is ever contacted.
+//! let res = service.oneshot(Request::new(String::new())).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="example""#);
+//! # Ok(())
+//! # }
+//! ```
+
+mod layer;
+mod service;
+
+pub use self::layer::BearerAuthLayer;
+pub use self::service::BearerAuth;
+
+use http::{HeaderMap, header};
+
+/// Finds the bearer token of a request.
+///
+/// `Ok(None)`: no bearer credentials. `Err(description)`: a malformed request.
+pub(crate) fn bearer_token<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<&'a str>, &'static str> {
+    if query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some("access_token"))
+    }) {
+        return Err("tokens are not accepted in the url");
+    }
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("several authorization headers");
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| "the authorization header is not visible ascii")?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim_matches(' ');
+    if token.is_empty() {
+        return Err("the bearer credential is empty");
+    }
+    if !is_b64token(token) {
+        return Err("the bearer credential has invalid syntax");
+    }
+    Ok(Some(token))
+}
+
+/// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn at_03_bearer_syntax_table() {
+        let ok = [
+            ("Bearer abc.def.ghi", "abc.def.ghi"),
+            ("bearer abc", "abc"),
+            ("BEARER abc==", "abc=="),
+            ("Bearer  abc ", "abc"),
+        ];
+        for (value, want) in ok {
+            assert_eq!(bearer_token(&headers(&[value]), None), Ok(Some(want)), "{value}");
+        }
+        for value in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearer ===", "Bearer a\"b"] {
+            assert!(bearer_token(&headers(&[value]), None).is_err(), "{value}");
+        }
+        for value in ["Basic dXNlcjpwYXNz", "Token abc", "Bearerabc"] {
+            assert_eq!(bearer_token(&headers(&[value]), None), Ok(None), "{value}");
+        }
+        assert_eq!(bearer_token(&HeaderMap::new(), None), Ok(None));
+        assert!(bearer_token(&headers(&["Bearer a", "Bearer b"]), None).is_err());
+        assert!(bearer_token(&headers(&["Bearer a"]), Some("x=1&access_token=a")).is_err());
+        assert!(bearer_token(&HeaderMap::new(), Some("access_token=a")).is_err());
+        assert_eq!(bearer_token(&headers(&["Bearer a"]), Some("access_tokens=1")), Ok(Some("a")));
+    }
+}

@@ -1,0 +1,208 @@
+//! Why a request was refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, StatusCode};
+use oidc_core::error::VerifyError;
+
+/// The category of an [`AuthError`], for matching. It will grow: match with a wildcard arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// No bearer credentials (RFC 6750 §3.1: a challenge without `error`). **401**.
+    MissingToken,
+    /// The request is malformed: several `Authorization` headers, a bearer credential of bad
+    /// syntax, or a token in the URL query. **400** `invalid_request`.
+    InvalidRequest,
+    /// The token failed verification. **401** `invalid_token`.
+    InvalidToken,
+    /// The token is valid but lacks a required scope or role. **403** `insufficient_scope`.
+    InsufficientScope,
+    /// No keys could be obtained, so the token could not be checked. **503** with
+    /// `Retry-After`.
+    Unavailable,
+    /// A requirement layer found no verified identity: the authentication layer is missing
+    /// in front of it. **500**.
+    MissingLayer,
+}
+
+/// Why a request was refused: a category, the challenge parameters and the underlying cause.
+///
+/// Handed to the rejection (see [`OnRejection`](crate::OnRejection)) and attached to the
+/// default rejection response's extensions. It never holds the token.
+#[derive(Debug, Clone)]
+pub struct AuthError {
+    kind: AuthErrorKind,
+    realm: Arc<str>,
+    description: Option<&'static str>,
+    scopes: Arc<[String]>,
+    source: Option<VerifyError>,
+}
+
+impl AuthError {
+    pub(crate) fn new(kind: AuthErrorKind, realm: Arc<str>) -> Self {
+        Self {
+            kind,
+            realm,
+            description: None,
+            scopes: Arc::from(Vec::new()),
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_description(mut self, description: &'static str) -> Self {
+        self.description = Some(description);
+        self
+    }
+
+    pub(crate) fn with_scopes(mut self, scopes: Arc<[String]>) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    pub(crate) fn from_verify(error: VerifyError, realm: Arc<str>) -> Self {
+        let kind = if error.is_unavailable() {
+            AuthErrorKind::Unavailable
+        } else {
+            AuthErrorKind::InvalidToken
+        };
+        Self {
+            source: Some(error),
+            ..Self::new(kind, realm)
+        }
+    }
+
+    /// The category.
+    pub fn kind(&self) -> AuthErrorKind {
+        self.kind
+    }
+
+    /// The verification failure, when the token was checked.
+    pub fn verify_error(&self) -> Option<&VerifyError> {
+        self.source.as_ref()
+    }
+
+    /// The scopes the route requires, for `insufficient_scope`.
+    pub fn required_scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The status code RFC 6750 gives this error.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            AuthErrorKind::MissingToken | AuthErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
+            AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AuthErrorKind::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// How long the client should wait before retrying (for [`AuthErrorKind::Unavailable`]).
+    /// Defaults to 5 s when the provider's backoff does not say.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.kind {
+            AuthErrorKind::Unavailable => Some(
+                self.source
+                    .as_ref()
+                    .and_then(VerifyError::retry_after)
+                    .map_or(Duration::from_secs(5), |d| d.max(Duration::from_secs(1))),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge for this error (RFC 6750 §3), or `None` where no
+    /// challenge applies (500).
+    pub fn www_authenticate(&self) -> Option<HeaderValue> {
+        let realm = quote(&self.realm);
+        let value = match self.kind {
+            AuthErrorKind::MissingToken | AuthErrorKind::Unavailable => {
+                format!("Bearer realm={realm}")
+            }
+            AuthErrorKind::InvalidRequest => format!(
+                "Bearer realm={realm}, error=\"invalid_request\", error_description={}",
+                quote(self.description.unwrap_or("the request is malformed"))
+            ),
+            AuthErrorKind::InvalidToken => format!(
+                "Bearer realm={realm}, error=\"invalid_token\", error_description={}",
+                quote(self.description.unwrap_or("the access token is invalid"))
+            ),
+            AuthErrorKind::InsufficientScope => {
+                let mut v = format!("Bearer realm={realm}, error=\"insufficient_scope\"");
+                if !self.scopes.is_empty() {
+                    v.push_str(", scope=");
+                    v.push_str(&quote(&self.scopes.join(" ")));
+                }
+                if let Some(d) = self.description {
+                    v.push_str(", error_description=");
+                    v.push_str(&quote(d));
+                }
+                v
+            }
+            AuthErrorKind::MissingLayer => return None,
+        };
+        HeaderValue::from_str(&value).ok()
+    }
+}
+
+/// A quoted-string (RFC 9110 §5.6.4) of `s`, with characters outside visible ASCII dropped.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars().filter(|c| *c == ' ' || c.is_ascii_graphic()) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            AuthErrorKind::MissingToken => f.write_str("no bearer token"),
+            AuthErrorKind::InvalidRequest => f.write_str("malformed authorization request"),
+            AuthErrorKind::InvalidToken => f.write_str("invalid bearer token"),
+            AuthErrorKind::InsufficientScope => f.write_str("insufficient scope"),
+            AuthErrorKind::Unavailable => f.write_str("verification keys unavailable"),
+            AuthErrorKind::MissingLayer => {
+                f.write_str("no verified identity: add an authentication layer (BearerAuthLayer) in front of this one")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AuthError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_escapes_and_drops_controls() {
+        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(quote("x\r\ny"), "\"xy\"");
+    }
+
+    #[test]
+    fn challenges_per_kind() {
+        let realm: Arc<str> = Arc::from("api");
+        let h = |e: AuthError| e.www_authenticate().unwrap().to_str().unwrap().to_owned();
+        assert_eq!(h(AuthError::new(AuthErrorKind::MissingToken, realm.clone())), "Bearer realm=\"api\"");
+        assert!(h(AuthError::new(AuthErrorKind::InvalidToken, realm.clone())).contains("error=\"invalid_token\""));
+        assert_eq!(
+            h(AuthError::new(AuthErrorKind::InsufficientScope, realm.clone())
+                .with_scopes(Arc::from(vec!["a".to_owned(), "b".to_owned()]))),
+            "Bearer realm=\"api\", error=\"insufficient_scope\", scope=\"a b\""
+        );
+        assert!(AuthError::new(AuthErrorKind::MissingLayer, realm).www_authenticate().is_none());
+    }
+}

@@ -1,0 +1,56 @@
+//! Tower layers for OpenID Connect: bearer-token protection with scope and role requirements.
+//!
+//! # Overview
+//!
+//! - [`BearerAuthLayer`] verifies `Authorization: Bearer` tokens with an
+//!   [`AccessTokenVerifier`](oidc_core::AccessTokenVerifier) and puts the verified
+//!   [`Identity`](oidc_core::Identity) and [`Claims<C>`](oidc_core::Claims) into the request
+//!   extensions. See the [`bearer`] module for the responses it gives.
+//! - [`RequireLayer`] requires scopes or roles per route (all-of or any-of). See [`require`].
+//! - Refusals are responses, never service errors, so the layers fit axum's infallible stacks;
+//!   [`OnRejection`] replaces the RFC 6750 [`DefaultRejection`].
+//!
+//! The layers are generic over request and response bodies and work with any tower HTTP
+//! service: axum, tonic, hyper.
+//!
+//! ```
+//! use oidc_core::{AccessTokenVerifier, Provider};
+//! use oidc_tower::{BearerAuthLayer, RequireLayer};
+//! use tower::ServiceBuilder;
+//!
+//! # fn main() -> Result<(), oidc_core::error::ConfigError> {
+//! let provider = Provider::builder("https://id.example.com").build()?;
+//! let verifier = AccessTokenVerifier::new(provider, "https://api.example.com");
+//! let stack = ServiceBuilder::new()
+//!     .layer(BearerAuthLayer::new(verifier))
+//!     .layer(RequireLayer::scopes(["orders:write"]));
+//! # let _ = stack;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Security considerations
+//!
+//! - Tokens are read only from the `Authorization` header; a token in the URL query is refused
+//!   with 400 so that clients stop leaking tokens into logs.
+//! - When keys cannot be obtained the layer fails closed with 503 and `Retry-After`; it never
+//!   lets a request through unverified and never calls the client's token invalid for the
+//!   provider's outage.
+//! - Rejection bodies are empty by default and never echo the token or internal errors;
+//!   rejections are logged under the `oidc::rejection` target (token problems at `debug`,
+//!   unavailable keys at `error`), without the token.
+
+#[macro_use]
+mod macros;
+
+pub mod bearer;
+mod error;
+mod future;
+pub mod require;
+mod response;
+
+pub use crate::bearer::{BearerAuth, BearerAuthLayer};
+pub use crate::error::{AuthError, AuthErrorKind};
+pub use crate::future::ResponseFuture;
+pub use crate::require::{Require, RequireLayer};
+pub use crate::response::{DefaultRejection, OnRejection};

@@ -1,0 +1,73 @@
+//! Turning an [`AuthError`] into a response: replaceable.
+
+use http::{HeaderValue, Response, header};
+
+use crate::error::AuthError;
+
+/// Builds the response for a refused request.
+///
+/// Implemented by [`DefaultRejection`] and by every `Fn(&AuthError) -> Response<B> + Clone`,
+/// so a closure can replace the default.
+///
+/// # Examples
+///
+/// ```
+/// use http::Response;
+/// use oidc_tower::{AuthError, BearerAuthLayer};
+/// # fn verifier() -> oidc_core::AccessTokenVerifier {
+/// #     let p = oidc_core::Provider::builder("https://id.example.com").build().unwrap();
+/// #     oidc_core::AccessTokenVerifier::new(p, "api")
+/// # }
+///
+/// let layer = BearerAuthLayer::new(verifier()).with_rejection(|e: &AuthError| {
+///     let mut res = Response::new(format!(r#"{{"error":"{}"}}"#, e.status().as_u16()));
+///     *res.status_mut() = e.status();
+///     res
+/// });
+/// ```
+pub trait OnRejection<B>: Clone {
+    /// The response for `error`.
+    fn on_rejection(&self, error: &AuthError) -> Response<B>;
+}
+
+impl<B, F> OnRejection<B> for F
+where
+    F: Fn(&AuthError) -> Response<B> + Clone,
+{
+    fn on_rejection(&self, error: &AuthError) -> Response<B> {
+        self(error)
+    }
+}
+
+/// The RFC 6750 rejection: the status of [`AuthError::status`], its `WWW-Authenticate`
+/// challenge, `Retry-After` for 503, `Cache-Control: no-store`, an empty body, and the
+/// [`AuthError`] in the response extensions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRejection;
+
+impl<B: Default> OnRejection<B> for DefaultRejection {
+    fn on_rejection(&self, error: &AuthError) -> Response<B> {
+        let mut res = Response::new(B::default());
+        *res.status_mut() = error.status();
+        let headers = res.headers_mut();
+        if let Some(challenge) = error.www_authenticate() {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(wait) = error.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res.extensions_mut().insert(error.clone());
+        res
+    }
+}
+
+/// Logs a rejection: token problems at debug, missing keys and misconfiguration at error.
+pub(crate) fn log(error: &AuthError) {
+    use crate::error::AuthErrorKind::*;
+    match error.kind() {
+        Unavailable => tracing::error!(target: "oidc::rejection", cause = ?error.verify_error(), "{error}"),
+        MissingLayer => tracing::error!(target: "oidc::rejection", "{error}"),
+        _ => tracing::debug!(target: "oidc::rejection", cause = ?error.verify_error(), "{error}"),
+    }
+}

@@ -1,0 +1,796 @@
+//! Harness for end-to-end tests against a real, independently written OpenID Provider.
+//!
+//! # Overview
+//!
+//! The tests in `tests/tests/` run the workspace's example applications against
+//! [`oidc-provider`](https://github.com/panva/node-oidc-provider) (npm, pinned in
+//! `tests/op/package-lock.json`), started on loopback by this harness:
+//!
+//! * [`RealProvider`] runs `node tests/op/server.mjs` on a port chosen by the OS and waits for
+//!   its `READY <issuer>` line. Its issuer is `http://localhost:<port>`.
+//! * [`Quickstart`] runs the `quickstart` example binary (built once per test process with
+//!   `cargo build -p quickstart`) against that provider and waits for `GET /healthz` → 200.
+//! * [`Stack`] starts both, wired together: the API's resource indicator (the JWT `aud`) is
+//!   `http://localhost:<quickstart port>/api`.
+//!
+//! Every process is killed when its handle is dropped, so each test owns its servers and the
+//! tests can run in parallel. When a test panics, the captured output of its servers is
+//! printed (the test runner shows it next to the failure).
+//!
+//! # Environment
+//!
+//! | variable | effect |
+//! | --- | --- |
+//! | `QUICKSTART_BIN` | use this binary instead of building `quickstart` |
+//! | `CARGO_TARGET_DIR` | where `cargo build -p quickstart` puts the binary (default `<workspace>/target`) |
+//! | `E2E_VERBOSE=1` | echo server output to stderr while the tests run |
+//! | `RUST_LOG` | passed to the quickstart (default: debug for the `oidc_*` crates) |
+//!
+//! The first use runs `npm ci` in `tests/op` when `tests/op/node_modules` is missing, so a
+//! fresh machine needs `node` (20 or newer) and `npm` on `PATH` and access to the npm registry
+//! once.
+
+// This crate only exists to run tests: failing loudly (unwrap, expect, panic) with a clear
+// message is the desired behaviour, as in `#[test]` functions.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+/// How long a server may take to become ready.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A second resource server known to the provider; tokens for it have the wrong `aud` for the
+/// quickstart API.
+pub const OTHER_RESOURCE: &str = "https://other-api.example.com/api";
+
+/// Client credentials of the provider's clients (see `tests/op/server.mjs`).
+pub mod clients {
+    /// `client_credentials` client allowed only `api:read`.
+    pub const READER: (&str, &str) = ("svc-reader", "reader-secret");
+    /// `client_credentials` client allowed `api:read api:write`.
+    pub const WRITER: (&str, &str) = ("svc-writer", "writer-secret");
+    /// `client_credentials` client without a default resource: it gets opaque access tokens.
+    pub const OPAQUE: (&str, &str) = ("svc-opaque", "opaque-secret");
+    /// Confidential authorization-code client used by the quickstart.
+    pub const WEB_APP: (&str, &str) = ("web-app", "web-secret");
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent directory")
+        .to_path_buf()
+}
+
+/// The directory holding the provider's `server.mjs` and `package-lock.json`.
+pub fn op_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("op")
+}
+
+/// Makes sure `node` is available and the provider's npm dependencies are installed.
+///
+/// Runs `npm ci` in `tests/op` when `node_modules` is missing, at most once per process.
+///
+/// # Panics
+///
+/// If `node` or `npm` is missing or `npm ci` fails, with a message saying what to install.
+pub fn ensure_node_modules() {
+    static ONCE: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = ONCE.get_or_init(|| {
+        let version = Command::new("node").arg("--version").output().map_err(|e| {
+            format!("cannot run `node` ({e}): the end-to-end tests need Node.js 20+ and npm on PATH")
+        })?;
+        if !version.status.success() {
+            return Err("`node --version` failed: install Node.js 20+".to_owned());
+        }
+        let dir = op_dir();
+        if dir.join("node_modules/oidc-provider/package.json").is_file() {
+            return Ok(());
+        }
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .output()
+            .map_err(|e| {
+                format!(
+                    "cannot run `npm ci` in {} ({e}): the end-to-end tests need npm on PATH",
+                    dir.display()
+                )
+            })?;
+        if !out.status.success() {
+            return Err(format!(
+                "`npm ci` in {} failed ({}); it needs access to the npm registry once:\n{}",
+                dir.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    });
+    if let Err(message) = result {
+        panic!("{message}");
+    }
+}
+
+/// Returns a TCP port on 127.0.0.1 that was free a moment ago.
+///
+/// The port is found by binding `127.0.0.1:0` and releasing it, so another process may take
+/// it in between; prefer letting a server pick its own port where possible.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// An HTTP client for the tests: no redirects followed, short timeouts.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .expect("build reqwest client")
+}
+
+fn verbose() -> bool {
+    std::env::var_os("E2E_VERBOSE").is_some_and(|v| v == "1")
+}
+
+/// Output captured from a child process.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<String>>);
+
+impl Logs {
+    fn push(&self, name: &str, line: &str) {
+        if verbose() {
+            eprintln!("[{name}] {line}");
+        }
+        let mut logs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        logs.push_str(line);
+        logs.push('\n');
+    }
+
+    fn snapshot(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Copies lines from `reader` into `logs` on a thread of its own. The first line starting with
+/// `READY ` is also sent through `ready`; dropping `ready` at end of output signals an exit.
+fn drain(
+    name: &'static str,
+    reader: impl Read + Send + 'static,
+    logs: Logs,
+    mut ready: Option<tokio::sync::oneshot::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix("READY ") {
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+            }
+            logs.push(name, &line);
+        }
+    });
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    logs: Logs,
+}
+
+impl Proc {
+    /// Spawns `cmd` with stdout and stderr captured.
+    fn spawn(
+        name: &'static str,
+        mut cmd: Command,
+        ready: Option<tokio::sync::oneshot::Sender<String>>,
+    ) -> Self {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {name} ({cmd:?}): {e}"));
+        let logs = Logs::default();
+        drain(name, child.stdout.take().unwrap(), logs.clone(), ready);
+        drain(name, child.stderr.take().unwrap(), logs.clone(), None);
+        Self { name, child, logs }
+    }
+
+    /// Panics with the captured output if the process has exited.
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            // Give the drain threads a moment to collect the last lines.
+            std::thread::sleep(Duration::from_millis(100));
+            panic!(
+                "{} exited early ({status}); output:\n{}",
+                self.name,
+                self.logs.snapshot()
+            );
+        }
+    }
+
+    fn fail(&mut self, what: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        panic!("{} {what}; output:\n{}", self.name, self.logs.snapshot());
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- output of {} (pid {}) -----\n{}",
+                self.name,
+                self.child.id(),
+                self.logs.snapshot()
+            );
+        }
+    }
+}
+
+impl fmt::Debug for Proc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proc")
+            .field("name", &self.name)
+            .field("pid", &self.child.id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running `oidc-provider` instance (`tests/op/server.mjs`), killed on drop.
+///
+/// Its signing keys live in a private JWKS file in the temporary directory, so that
+/// [`restart_rotating_keys`](Self::restart_rotating_keys) can keep the old key published
+/// next to the new one.
+#[derive(Debug)]
+pub struct RealProvider {
+    proc: Proc,
+    issuer: String,
+    port: u16,
+    api_resource: String,
+    app_url: String,
+    jwks_file: PathBuf,
+    http: reqwest::Client,
+}
+
+impl RealProvider {
+    /// Starts a provider on a free port whose API resource indicator is `api_resource` and
+    /// whose code-flow client `web-app` redirects to `<app_url>/auth/callback`.
+    pub async fn start(api_resource: &str, app_url: &str) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let jwks_file = std::env::temp_dir().join(format!(
+            "oidc-e2e-jwks-{}-{}.json",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&jwks_file);
+        let (proc, issuer) = Self::spawn(0, api_resource, app_url, &jwks_file, false).await;
+        let port = issuer
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("cannot read the port of issuer {issuer:?}"));
+        Self {
+            proc,
+            issuer,
+            port,
+            api_resource: api_resource.to_owned(),
+            app_url: app_url.to_owned(),
+            jwks_file,
+            http: http_client(),
+        }
+    }
+
+    async fn spawn(
+        port: u16,
+        api_resource: &str,
+        app_url: &str,
+        jwks_file: &Path,
+        rotate_keys: bool,
+    ) -> (Proc, String) {
+        ensure_node_modules();
+        let mut cmd = Command::new("node");
+        cmd.arg("server.mjs")
+            .current_dir(op_dir())
+            .env("PORT", port.to_string())
+            .env("HOST", "127.0.0.1")
+            .env("API_RESOURCE", api_resource)
+            .env("OTHER_RESOURCE", OTHER_RESOURCE)
+            .env("APP_URL", app_url)
+            .env("JWKS_FILE", jwks_file)
+            .env("ROTATE_KEYS", if rotate_keys { "1" } else { "0" });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut proc = Proc::spawn("oidc-provider", cmd, Some(tx));
+        match tokio::time::timeout(STARTUP_TIMEOUT, rx).await {
+            Ok(Ok(issuer)) => (proc, issuer),
+            Ok(Err(_)) => proc.fail("exited before printing READY"),
+            Err(_) => proc.fail(&format!("did not print READY within {STARTUP_TIMEOUT:?}")),
+        }
+    }
+
+    /// Stops the provider and starts it again on the same port (same issuer) with a newly
+    /// generated signing key in front of the previous ones (`ROTATE_KEYS=1`): new tokens carry
+    /// the new `kid`, tokens issued before stay verifiable.
+    pub async fn restart_rotating_keys(&mut self) {
+        self.proc.stop();
+        let (proc, issuer) = Self::spawn(
+            self.port,
+            &self.api_resource,
+            &self.app_url,
+            &self.jwks_file,
+            true,
+        )
+        .await;
+        assert_eq!(issuer, self.issuer, "issuer changed across restart");
+        // Replacing the old handle drops it; it is already stopped.
+        self.proc = proc;
+    }
+
+    /// The issuer, `http://localhost:<port>`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The resource indicator of the quickstart API (the `aud` of its access tokens).
+    pub fn api_resource(&self) -> &str {
+        &self.api_resource
+    }
+
+    /// Fetches and returns the discovery document.
+    pub async fn discovery(&self) -> Value {
+        self.get_json(&format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer
+        ))
+        .await
+    }
+
+    /// Fetches and returns the public JWKS.
+    pub async fn jwks(&self) -> Value {
+        let uri = self.discovery().await["jwks_uri"]
+            .as_str()
+            .expect("jwks_uri in discovery")
+            .to_owned();
+        self.get_json(&uri).await
+    }
+
+    async fn get_json(&self, url: &str) -> Value {
+        let res = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(res.status(), 200, "GET {url}");
+        res.json().await.expect("JSON body")
+    }
+
+    /// Performs a `client_credentials` grant and returns the whole token response.
+    ///
+    /// `scope` is omitted when empty, `resource` when `None`.
+    ///
+    /// # Panics
+    ///
+    /// If the token endpoint does not answer 200.
+    pub async fn token_response(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: &str,
+        resource: Option<&str>,
+    ) -> Value {
+        let token_endpoint = self.discovery().await["token_endpoint"]
+            .as_str()
+            .expect("token_endpoint in discovery")
+            .to_owned();
+        let mut form = vec![("grant_type", "client_credentials")];
+        if !scope.is_empty() {
+            form.push(("scope", scope));
+        }
+        if let Some(resource) = resource {
+            form.push(("resource", resource));
+        }
+        let res = self
+            .http
+            .post(&token_endpoint)
+            .basic_auth(client_id, Some(secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {token_endpoint}: {e}"));
+        let status = res.status();
+        let body: Value = res.json().await.expect("token response is JSON");
+        assert_eq!(status, 200, "token request for {client_id} failed: {body}");
+        body
+    }
+
+    /// Performs a `client_credentials` grant and returns the access token.
+    ///
+    /// With `resource: Some(..)` the provider issues an RFC 9068 JWT for that resource; the
+    /// `svc-opaque` client without a resource gets an opaque token.
+    pub async fn client_credentials_token(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: &str,
+        resource: Option<&str>,
+    ) -> String {
+        self.token_response(client_id, secret, scope, resource)
+            .await["access_token"]
+            .as_str()
+            .expect("access_token in token response")
+            .to_owned()
+    }
+}
+
+impl Drop for RealProvider {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.jwks_file);
+    }
+}
+
+/// Path of the `quickstart` binary, building it once per process.
+///
+/// `QUICKSTART_BIN` overrides the path (and skips the build). Otherwise runs
+/// `cargo build -p quickstart` in the workspace (a no-op when up to date, so the binary is
+/// never stale) and returns `<target dir>/debug/quickstart`, the target dir being
+/// `CARGO_TARGET_DIR` or `<workspace>/target`.
+///
+/// # Panics
+///
+/// If the build fails or the binary is missing afterwards.
+pub fn quickstart_binary() -> PathBuf {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let result = BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("QUICKSTART_BIN") {
+            return Ok(PathBuf::from(bin));
+        }
+        let root = workspace_root();
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|d| root.join(d)) // an absolute path replaces `root`
+            .unwrap_or_else(|| root.join("target"));
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(&cargo)
+            .args(["build", "-p", "quickstart", "--bin", "quickstart"])
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {cargo:?}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`cargo build -p quickstart` failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let bin = target_dir
+            .join("debug")
+            .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
+        if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(format!("{} missing after the build", bin.display()))
+        }
+    });
+    match result {
+        Ok(bin) => bin.clone(),
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// A running `quickstart` example, killed on drop.
+#[derive(Debug)]
+pub struct Quickstart {
+    proc: Proc,
+    base_url: String,
+    http: reqwest::Client,
+}
+
+impl Quickstart {
+    /// Starts the quickstart on `127.0.0.1:<port>` against `op`, with
+    /// `OIDC_AUDIENCE = op.api_resource()` and the `web-app` client, and waits until
+    /// `GET /healthz` answers 200.
+    pub async fn start(op: &RealProvider, port: u16) -> Self {
+        let (client_id, client_secret) = clients::WEB_APP;
+        Self::start_with_env(
+            port,
+            &[
+                ("BIND", &format!("127.0.0.1:{port}")),
+                ("APP_URL", &format!("http://localhost:{port}")),
+                ("OIDC_ISSUER", op.issuer()),
+                ("OIDC_AUDIENCE", op.api_resource()),
+                ("OIDC_CLIENT_ID", client_id),
+                ("OIDC_CLIENT_SECRET", client_secret),
+            ],
+        )
+        .await
+    }
+
+    /// Starts the quickstart listening on `127.0.0.1:<port>` with exactly these extra
+    /// environment variables (plus `RUST_LOG`), and waits for `GET /healthz` → 200.
+    pub async fn start_with_env(port: u16, env: &[(&str, &str)]) -> Self {
+        let bin = quickstart_binary();
+        let mut cmd = Command::new(&bin);
+        cmd.current_dir(workspace_root());
+        for key in [
+            "BIND",
+            "APP_URL",
+            "OIDC_ISSUER",
+            "OIDC_AUDIENCE",
+            "OIDC_CLIENT_ID",
+            "OIDC_CLIENT_SECRET",
+        ] {
+            cmd.env_remove(key);
+        }
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env(
+                "RUST_LOG",
+                "info,quickstart=debug,oidc_core=debug,oidc_tower=debug,oidc_axum=debug",
+            );
+        }
+        cmd.envs(env.iter().copied());
+        let mut proc = Proc::spawn("quickstart", cmd, None);
+        let base_url = format!("http://127.0.0.1:{port}");
+        let http = http_client();
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            proc.assert_running();
+            if let Ok(res) = http.get(format!("{base_url}/healthz")).send().await {
+                if res.status() == 200 {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                proc.fail(&format!(
+                    "did not answer GET /healthz with 200 within {STARTUP_TIMEOUT:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            proc,
+            base_url,
+            http,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// `GET path`, with `Authorization: Bearer <token>` when `bearer` is given.
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> reqwest::Response {
+        match bearer {
+            Some(token) => {
+                self.get_with_authorization(path, &format!("Bearer {token}"))
+                    .await
+            }
+            None => self.send(self.http.get(self.url(path)), path).await,
+        }
+    }
+
+    /// `GET path` with this exact `Authorization` header value.
+    pub async fn get_with_authorization(
+        &self,
+        path: &str,
+        authorization: &str,
+    ) -> reqwest::Response {
+        self.send(
+            self.http
+                .get(self.url(path))
+                .header("authorization", authorization),
+            path,
+        )
+        .await
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, path: &str) -> reqwest::Response {
+        req.send()
+            .await
+            .unwrap_or_else(|e| panic!("request to quickstart {path}: {e}"))
+    }
+
+    /// Output captured from the quickstart so far.
+    pub fn logs(&self) -> String {
+        self.proc.logs.snapshot()
+    }
+}
+
+/// A provider and a quickstart wired to it; both stopped on drop.
+#[derive(Debug)]
+pub struct Stack {
+    /// The quickstart API (dropped first).
+    pub app: Quickstart,
+    /// The OpenID Provider.
+    pub op: RealProvider,
+}
+
+impl Stack {
+    /// Starts a provider whose API resource is `http://localhost:<port>/api`, then a
+    /// quickstart on that port using it as its audience.
+    pub async fn start() -> Self {
+        let port = free_port();
+        let app_url = format!("http://localhost:{port}");
+        let op = RealProvider::start(&format!("{app_url}/api"), &app_url).await;
+        let app = Quickstart::start(&op, port).await;
+        Self { app, op }
+    }
+}
+
+/// Decodes one base64url segment of a compact JWS as JSON.
+///
+/// # Panics
+///
+/// If the token has no such segment or it is not base64url JSON.
+pub fn jwt_segment(token: &str, index: usize) -> Value {
+    let segment = token
+        .split('.')
+        .nth(index)
+        .unwrap_or_else(|| panic!("token has no segment {index}"));
+    let bytes = URL_SAFE_NO_PAD.decode(segment).expect("base64url segment");
+    serde_json::from_slice(&bytes).expect("JSON segment")
+}
+
+/// The JOSE header of a compact JWS.
+pub fn jwt_header(token: &str) -> Value {
+    jwt_segment(token, 0)
+}
+
+/// The claims of a compact JWS (not verified).
+pub fn jwt_claims(token: &str) -> Value {
+    jwt_segment(token, 1)
+}
+
+/// Re-encodes the claims after `edit` and keeps the original header and signature, so the
+/// signature no longer matches.
+pub fn with_edited_claims(token: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "compact JWS expected");
+    let mut claims = jwt_claims(token);
+    edit(&mut claims);
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+    format!("{}.{payload}.{}", parts[0], parts[2])
+}
+
+/// Replaces the character in the middle of segment `index` with another base64url character.
+///
+/// The middle (not the last) character is changed so that the decoded bytes always differ.
+pub fn flip_char_in_segment(token: &str, index: usize) -> String {
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let segment = &mut parts[index];
+    let mid = segment.len() / 2;
+    let old = segment.as_bytes()[mid];
+    let new = if old == b'A' { "B" } else { "A" };
+    segment.replace_range(mid..=mid, new);
+    parts.join(".")
+}
+
+/// Parses a `WWW-Authenticate` challenge such as
+/// `Bearer realm="api", error="invalid_token"` into its scheme and parameters.
+///
+/// Handles quoted strings with backslash escapes and bare tokens; parameter names are
+/// lowercased. Only the first challenge is read.
+pub fn parse_challenge(header: &str) -> (String, BTreeMap<String, String>) {
+    let header = header.trim();
+    let (scheme, mut rest) = header.split_once(' ').unwrap_or((header, ""));
+    let mut params = BTreeMap::new();
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        let Some((name, after)) = rest.split_once('=') else {
+            break;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            value.push(escaped);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            (value, &quoted[end..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        params.insert(name, value);
+        rest = remaining;
+    }
+    (scheme.to_owned(), params)
+}
+
+/// The `WWW-Authenticate` header of `res`, parsed with [`parse_challenge`].
+///
+/// # Panics
+///
+/// If the header is missing, repeated or not UTF-8.
+pub fn www_authenticate(res: &reqwest::Response) -> (String, BTreeMap<String, String>) {
+    let values: Vec<_> = res.headers().get_all("www-authenticate").iter().collect();
+    assert_eq!(
+        values.len(),
+        1,
+        "expected exactly one WWW-Authenticate header, got {values:?}"
+    );
+    parse_challenge(values[0].to_str().expect("ASCII WWW-Authenticate"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenges() {
+        let (scheme, p) = parse_challenge(
+            r#"Bearer realm="api", error="insufficient_scope", scope="api:write", error_description="a \"b\", c""#,
+        );
+        assert_eq!(scheme, "Bearer");
+        assert_eq!(p["realm"], "api");
+        assert_eq!(p["error"], "insufficient_scope");
+        assert_eq!(p["scope"], "api:write");
+        assert_eq!(p["error_description"], r#"a "b", c"#);
+
+        let (scheme, p) = parse_challenge("Bearer");
+        assert_eq!(scheme, "Bearer");
+        assert!(p.is_empty());
+
+        let (_, p) = parse_challenge("Bearer error=invalid_token,realm=x");
+        assert_eq!(p["error"], "invalid_token");
+        assert_eq!(p["realm"], "x");
+    }
+
+    #[test]
+    fn tampering_changes_the_token() {
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl";
+        assert_ne!(flip_char_in_segment(token, 1), token);
+        assert_ne!(flip_char_in_segment(token, 2), token);
+        let edited = with_edited_claims(token, |c| c["sub"] = "b".into());
+        assert_eq!(jwt_claims(&edited)["sub"], "b");
+        assert!(edited.ends_with(".c2lnbmF0dXJl"));
+    }
+}

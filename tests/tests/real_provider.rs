@@ -1,0 +1,338 @@
+//! The quickstart API against a real OpenID Provider (npm `oidc-provider`).
+//!
+//! Test names carry the case ids of `SECURITY-CASES.md` (groups AT and KEY). Each test starts
+//! its own provider and quickstart (see the `oidc_e2e` harness), so they run in parallel and
+//! the rotation test can restart its provider without disturbing the others.
+
+// Test code: panicking with a message is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use oidc_e2e::{
+    OTHER_RESOURCE, Stack, clients, flip_char_in_segment, jwt_claims, jwt_header,
+    with_edited_claims, www_authenticate,
+};
+use serde_json::Value;
+
+/// Asserts a 401 whose only challenge is `Bearer ... error="invalid_token"`.
+async fn assert_invalid_token(res: reqwest::Response, what: &str) {
+    assert_eq!(res.status(), 401, "{what}: status");
+    let (scheme, params) = www_authenticate(&res);
+    assert!(
+        scheme.eq_ignore_ascii_case("bearer"),
+        "{what}: scheme {scheme:?}"
+    );
+    assert_eq!(
+        params.get("error").map(String::as_str),
+        Some("invalid_token"),
+        "{what}: WWW-Authenticate params {params:?}"
+    );
+    assert!(
+        res.headers().get("location").is_none(),
+        "{what}: API must not redirect"
+    );
+    let body = res.text().await.unwrap();
+    assert!(!body.contains("eyJ"), "{what}: body echoes a token: {body}");
+}
+
+/// Asserts 200 with a JSON body and no challenge, and returns the body.
+async fn assert_ok_json(res: reqwest::Response, what: &str) -> Value {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    assert_eq!(status, 200, "{what}: status, headers {headers:?}, body {text}");
+    assert!(
+        headers.get("www-authenticate").is_none(),
+        "{what}: unexpected challenge {headers:?}"
+    );
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{what}: content-type {content_type:?}"
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: body {text:?} is not JSON: {e}"))
+}
+
+fn scopes(body: &Value) -> Vec<&str> {
+    body["scopes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("`scopes` is not an array in {body}"))
+        .iter()
+        .map(|s| s.as_str().expect("scope is a string"))
+        .collect()
+}
+
+async fn reader_token(stack: &Stack) -> String {
+    let (id, secret) = clients::READER;
+    stack
+        .op
+        .client_credentials_token(id, secret, "api:read", Some(stack.op.api_resource()))
+        .await
+}
+
+async fn writer_token(stack: &Stack) -> String {
+    let (id, secret) = clients::WRITER;
+    stack
+        .op
+        .client_credentials_token(
+            id,
+            secret,
+            "api:read api:write",
+            Some(stack.op.api_resource()),
+        )
+        .await
+}
+
+/// AT-01: a real RFC 9068 access token (`client_credentials`, `api:read`) is accepted and its
+/// claims reach the handler.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_01_real_provider_token_accepted() {
+    let stack = Stack::start().await;
+    let token = reader_token(&stack).await;
+
+    // What the real provider sends (RFC 9068): typ at+jwt, RS256, aud = the resource,
+    // sub = client_id for client_credentials.
+    let header = jwt_header(&token);
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "RS256");
+    let claims = jwt_claims(&token);
+    assert_eq!(claims["aud"], stack.op.api_resource());
+    assert_eq!(claims["iss"], stack.op.issuer());
+    assert_eq!(claims["sub"], "svc-reader");
+    assert_eq!(claims["client_id"], "svc-reader");
+    assert_eq!(claims["scope"], "api:read");
+
+    let body = assert_ok_json(stack.app.get("/api/me", Some(&token)).await, "/api/me").await;
+    assert_eq!(body["sub"], "svc-reader", "body {body}");
+    let scopes = scopes(&body);
+    assert!(scopes.contains(&"api:read"), "scopes {scopes:?}");
+    assert!(!scopes.contains(&"api:write"), "scopes {scopes:?}");
+}
+
+/// AT-01 / AT-10 positive: a token with `api:write` reaches the admin route.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_01_write_scope_reaches_admin() {
+    let stack = Stack::start().await;
+    let token = writer_token(&stack).await;
+
+    let res = stack.app.get("/api/admin", Some(&token)).await;
+    let headers = res.headers().clone();
+    assert_eq!(res.status(), 200, "headers {headers:?}: {}", res.text().await.unwrap());
+    assert!(headers.get("www-authenticate").is_none(), "{headers:?}");
+
+    let body = assert_ok_json(stack.app.get("/api/me", Some(&token)).await, "/api/me").await;
+    assert_eq!(body["sub"], "svc-writer", "body {body}");
+    let scopes = scopes(&body);
+    assert!(
+        scopes.contains(&"api:read") && scopes.contains(&"api:write"),
+        "scopes {scopes:?}"
+    );
+}
+
+/// AT-02: no credentials → 401 `Bearer realm="…"` without `error`; public routes stay public.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_02_no_token_401_without_error() {
+    let stack = Stack::start().await;
+
+    for path in ["/api/me", "/api/admin"] {
+        let res = stack.app.get(path, None).await;
+        assert_eq!(res.status(), 401, "{path}");
+        assert!(res.headers().get("location").is_none(), "{path}: redirect");
+        let (scheme, params) = www_authenticate(&res);
+        assert!(scheme.eq_ignore_ascii_case("bearer"), "{path}: {scheme:?}");
+        assert!(
+            params.get("realm").is_some_and(|r| !r.is_empty()),
+            "{path}: realm missing in {params:?}"
+        );
+        assert!(
+            !params.contains_key("error"),
+            "{path}: no error attribute expected without credentials, got {params:?}"
+        );
+    }
+
+    for path in ["/", "/healthz"] {
+        let res = stack.app.get(path, None).await;
+        assert_eq!(res.status(), 200, "{path} is public");
+        assert!(res.headers().get("www-authenticate").is_none(), "{path}");
+    }
+}
+
+/// AT-03: malformed credentials are rejected (401 `invalid_token`, or 400 `invalid_request`
+/// for a syntax error); the scheme name is case-insensitive.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_03_malformed_credentials_rejected() {
+    let stack = Stack::start().await;
+    let token = reader_token(&stack).await;
+
+    // Not a JWT at all, or the wrong number of segments: an invalid token.
+    let four_segments = format!("{token}.AAAA");
+    let two_segments = token.rsplit_once('.').unwrap().0.to_owned();
+    for (what, value) in [
+        ("opaque string", "Bearer not-a-jwt".to_owned()),
+        ("2 segments", format!("Bearer {two_segments}")),
+        ("4 segments", format!("Bearer {four_segments}")),
+    ] {
+        let res = stack.app.get_with_authorization("/api/me", &value).await;
+        assert_invalid_token(res, what).await;
+    }
+
+    // Syntax errors: either answer of RFC 6750 §3.1 is fine, but it must be consistent.
+    for (what, value) in [("empty token", "Bearer "), ("two tokens", "Bearer a b")] {
+        let res = stack.app.get_with_authorization("/api/me", value).await;
+        let status = res.status();
+        let (_, params) = www_authenticate(&res);
+        let error = params.get("error").map(String::as_str);
+        assert!(
+            (status == 401 && error == Some("invalid_token"))
+                || (status == 400 && error == Some("invalid_request")),
+            "{what}: got {status} with {params:?}"
+        );
+    }
+
+    // `bearer` in lower case is the same scheme (RFC 9110 §11.1).
+    let res = stack
+        .app
+        .get_with_authorization("/api/me", &format!("bearer {token}"))
+        .await;
+    assert_ok_json(res, "lower-case scheme").await;
+}
+
+/// AT-07 (signature): a real token with a modified payload or signature is rejected as
+/// `invalid_token`, including a self-granted `api:write` (never a 403 or a 200).
+#[tokio::test(flavor = "multi_thread")]
+async fn at_07_tampered_token_401() {
+    let stack = Stack::start().await;
+    let token = reader_token(&stack).await;
+    // Sanity check: the untouched token works.
+    assert_ok_json(stack.app.get("/api/me", Some(&token)).await, "untouched").await;
+
+    let flipped_payload = flip_char_in_segment(&token, 1);
+    let flipped_signature = flip_char_in_segment(&token, 2);
+    let escalated = with_edited_claims(&token, |claims| {
+        claims["scope"] = "api:read api:write".into();
+    });
+    let other_sub = with_edited_claims(&token, |claims| {
+        claims["sub"] = "svc-writer".into();
+    });
+    let no_signature = format!("{}.", token.rsplit_once('.').unwrap().0);
+
+    for (what, path, bad) in [
+        ("payload char flipped", "/api/me", &flipped_payload),
+        ("signature char flipped", "/api/me", &flipped_signature),
+        ("scope escalated", "/api/admin", &escalated),
+        ("sub changed", "/api/me", &other_sub),
+        ("signature removed", "/api/me", &no_signature),
+    ] {
+        assert_ne!(bad, &token);
+        assert_invalid_token(stack.app.get(path, Some(bad)).await, what).await;
+    }
+}
+
+/// AT-07 (audience): a real token for another resource server, and the provider's opaque
+/// access token, are rejected as `invalid_token`.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_07_opaque_or_wrong_audience_token_401() {
+    let stack = Stack::start().await;
+
+    let (id, secret) = clients::READER;
+    let other = stack
+        .op
+        .client_credentials_token(id, secret, "api:read", Some(OTHER_RESOURCE))
+        .await;
+    assert_eq!(jwt_header(&other)["typ"], "at+jwt");
+    assert_eq!(jwt_claims(&other)["aud"], OTHER_RESOURCE);
+    assert_eq!(jwt_claims(&other)["iss"], stack.op.issuer());
+    assert_invalid_token(
+        stack.app.get("/api/me", Some(&other)).await,
+        "token for another resource",
+    )
+    .await;
+
+    let (id, secret) = clients::OPAQUE;
+    let opaque = stack
+        .op
+        .client_credentials_token(id, secret, "api:read", None)
+        .await;
+    assert!(
+        !opaque.contains('.'),
+        "the provider should issue an opaque token here, got {opaque}"
+    );
+    assert_invalid_token(
+        stack.app.get("/api/me", Some(&opaque)).await,
+        "opaque token",
+    )
+    .await;
+}
+
+/// AT-10: a valid token without the route's scope → 403 `insufficient_scope`, `scope="api:write"`.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_10_missing_scope_is_403() {
+    let stack = Stack::start().await;
+    let token = reader_token(&stack).await;
+
+    let res = stack.app.get("/api/admin", Some(&token)).await;
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("location").is_none());
+    let (scheme, params) = www_authenticate(&res);
+    assert!(scheme.eq_ignore_ascii_case("bearer"), "{scheme:?}");
+    assert_eq!(
+        params.get("error").map(String::as_str),
+        Some("insufficient_scope"),
+        "{params:?}"
+    );
+    assert_eq!(
+        params.get("scope").map(String::as_str),
+        Some("api:write"),
+        "{params:?}"
+    );
+
+    // The same token is fine where only authentication is required.
+    assert_ok_json(stack.app.get("/api/me", Some(&token)).await, "/api/me").await;
+}
+
+/// KEY-03: the provider restarts with a new signing key (same issuer, old key still
+/// published). A token with the new `kid` is accepted after one JWKS refetch, and tokens
+/// signed before the rotation keep working.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_03_real_provider_rotation() {
+    let mut stack = Stack::start().await;
+    let old_token = reader_token(&stack).await;
+    let old_kid = jwt_header(&old_token)["kid"].as_str().unwrap().to_owned();
+    // The quickstart has now cached the JWKS with the old key only.
+    assert_ok_json(stack.app.get("/api/me", Some(&old_token)).await, "before").await;
+
+    stack.op.restart_rotating_keys().await;
+
+    let jwks = stack.op.jwks().await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 2, "old and new key published: {kids:?}");
+    assert_eq!(kids[1], old_kid);
+
+    let new_token = reader_token(&stack).await;
+    let new_kid = jwt_header(&new_token)["kid"].as_str().unwrap().to_owned();
+    assert_eq!(new_kid, kids[0], "the provider signs with the new key");
+    assert_ne!(new_kid, old_kid);
+
+    assert_ok_json(
+        stack.app.get("/api/me", Some(&new_token)).await,
+        "token signed with the new key",
+    )
+    .await;
+    assert_ok_json(
+        stack.app.get("/api/me", Some(&old_token)).await,
+        "token signed with the old, still published key",
+    )
+    .await;
+}
