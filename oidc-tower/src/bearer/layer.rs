@@ -18,6 +18,7 @@ pub struct BearerAuthLayer<C = AdditionalClaims, R = DefaultRejection> {
     pub(crate) verifier: AccessTokenVerifier,
     pub(crate) realm: Arc<str>,
     pub(crate) rejection: R,
+    pub(crate) allow_anonymous: bool,
     pub(crate) claims: PhantomData<fn() -> C>,
 }
 
@@ -29,6 +30,7 @@ impl BearerAuthLayer {
             verifier,
             realm: Arc::from("api"),
             rejection: DefaultRejection,
+            allow_anonymous: false,
             claims: PhantomData,
         }
     }
@@ -66,6 +68,7 @@ impl<C, R> BearerAuthLayer<C, R> {
             verifier: self.verifier,
             realm: self.realm,
             rejection: self.rejection,
+            allow_anonymous: self.allow_anonymous,
             claims: PhantomData,
         }
     }
@@ -77,8 +80,26 @@ impl<C, R> BearerAuthLayer<C, R> {
             verifier: self.verifier,
             realm: self.realm,
             rejection,
+            allow_anonymous: self.allow_anonymous,
             claims: PhantomData,
         }
+    }
+
+    /// Lets requests without bearer credentials through, without an identity: for routes open
+    /// to everyone that greet a signed-in caller (`Option<Claims>` in axum). Requests that do
+    /// carry credentials must still be valid: a bad token is refused with 401, never ignored.
+    /// The default value is `false`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let p = oidc_core::Provider::builder("https://id.example.com").build().unwrap();
+    /// # let verifier = oidc_core::AccessTokenVerifier::new(p, "api");
+    /// let public = oidc_tower::BearerAuthLayer::new(verifier).allow_anonymous(true);
+    /// ```
+    pub fn allow_anonymous(mut self, allow: bool) -> Self {
+        self.allow_anonymous = allow;
+        self
     }
 
     /// The verifier used.
@@ -93,6 +114,7 @@ impl<C, R: Clone> Clone for BearerAuthLayer<C, R> {
             verifier: self.verifier.clone(),
             realm: self.realm.clone(),
             rejection: self.rejection.clone(),
+            allow_anonymous: self.allow_anonymous,
             claims: PhantomData,
         }
     }
@@ -104,6 +126,7 @@ impl<C, R: std::fmt::Debug> std::fmt::Debug for BearerAuthLayer<C, R> {
             .field("verifier", &self.verifier)
             .field("realm", &self.realm)
             .field("rejection", &self.rejection)
+            .field("allow_anonymous", &self.allow_anonymous)
             .field("claims", &std::any::type_name::<C>())
             .finish()
     }

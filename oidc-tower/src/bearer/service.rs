@@ -70,6 +70,9 @@ where
         };
         let token = match bearer_token(req.headers(), req.uri().query()) {
             Ok(Some(token)) => token.to_owned(),
+            Ok(None) if self.layer.allow_anonymous => {
+                return ResponseFuture::new(self.inner.call(req));
+            }
             Ok(None) => {
                 let res = reject(AuthError::new(AuthErrorKind::MissingToken, realm));
                 return ResponseFuture::new(async move { Ok(res) });

@@ -1,0 +1,74 @@
+//! Rejections of the extractors: responses, with a status and a text.
+
+use axum_core::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+/// Why [`Claims`](crate::Claims), [`Authenticated`](crate::Authenticated) or
+/// [`RequireScopes`](crate::RequireScopes) could not be extracted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClaimsRejection {
+    /// No verified claims of this type are in the request: the authentication layer is
+    /// missing, or it inserts another claim type. **500**: a bug in the application.
+    MissingLayer {
+        /// The claim type that was asked for.
+        claims_type: &'static str,
+    },
+    /// The token lacks a scope the handler requires. **403** `insufficient_scope`.
+    InsufficientScope {
+        /// The scopes the handler requires, space separated.
+        required: String,
+    },
+}
+
+impl ClaimsRejection {
+    /// The status code of the response.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingLayer { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+        }
+    }
+
+    /// The text of the response body.
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for ClaimsRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingLayer { claims_type } => write!(
+                f,
+                "missing verified claims of type `{claims_type}`: is `oidc_tower::BearerAuthLayer` \
+                 added around this route (with `.with_claims::<C>()` for a custom claim type)?"
+            ),
+            Self::InsufficientScope { required } => write!(f, "insufficient scope: requires {required}"),
+        }
+    }
+}
+
+impl std::error::Error for ClaimsRejection {}
+
+impl IntoResponse for ClaimsRejection {
+    fn into_response(self) -> Response {
+        tracing::trace!(target: "oidc::rejection", status = %self.status(), "{self}");
+        let status = self.status();
+        let challenge = match &self {
+            Self::InsufficientScope { required } => {
+                HeaderValue::from_str(&format!(
+                    "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+                    required.replace(['"', '\\'], "")
+                ))
+                .ok()
+            }
+            Self::MissingLayer { .. } => None,
+        };
+        let mut res = (status, self.body_text()).into_response();
+        if let Some(challenge) = challenge {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        res
+    }
+}
