@@ -23,7 +23,7 @@
 //!   fetch.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -219,10 +219,10 @@ fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, &'static str> {
         alg,
         key,
     };
-    if let Some(a) = alg {
-        if !parsed.fits(a) {
-            return Err("alg does not fit the key type");
-        }
+    if let Some(a) = alg
+        && !parsed.fits(a)
+    {
+        return Err("alg does not fit the key type");
     }
     Ok(parsed)
 }
@@ -236,11 +236,11 @@ pub(crate) fn parse_set(body: &[u8]) -> Result<Vec<Arc<VerifyingKey>>, JwksError
     for (index, value) in set.keys.into_iter().take(MAX_KEYS).enumerate() {
         match parse_key(value) {
             Ok(key) => {
-                if let Some(kid) = key.kid.clone() {
-                    if !seen.insert(kid) {
-                        tracing::debug!(index, "skipping jwk with a duplicate kid");
-                        continue;
-                    }
+                if let Some(kid) = key.kid.clone()
+                    && !seen.insert(kid)
+                {
+                    tracing::debug!(index, "skipping jwk with a duplicate kid");
+                    continue;
                 }
                 keys.push(Arc::new(key));
             }
@@ -304,8 +304,6 @@ pub(crate) struct JwksCache {
     /// Whether a background refresh is under way.
     pub(crate) refreshing: std::sync::atomic::AtomicBool,
     timings: JwksTimings,
-    /// Called with the kids that left the set.
-    removed_hook: RwLock<Option<Arc<dyn Fn(&str) + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -344,17 +342,7 @@ impl JwksCache {
             }),
             refreshing: std::sync::atomic::AtomicBool::new(false),
             timings,
-            removed_hook: RwLock::new(None),
         }
-    }
-
-    /// Registers a function called with each `kid` that leaves the provider's set.
-    #[allow(dead_code)]
-    pub(crate) fn on_key_removed(&self, hook: Arc<dyn Fn(&str) + Send + Sync>) {
-        *self
-            .removed_hook
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hook);
     }
 
     /// The key named `kid`, if the current set has it.
@@ -464,16 +452,8 @@ impl JwksCache {
                         self.by_kid.insert(kid.clone(), key.clone());
                     }
                 }
-                let hook = self
-                    .removed_hook
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone();
                 for kid in gone {
                     self.by_kid.invalidate(&kid);
-                    if let Some(hook) = &hook {
-                        hook(&kid);
-                    }
                 }
                 tracing::debug!(keys = fetched.keys.len(), ?interval, "jwks loaded");
                 st.all = Arc::from(fetched.keys);

@@ -242,11 +242,6 @@ impl Provider {
         let keys = jwks::parse_set(response.body())?;
         Ok(Fetched { keys, max_age })
     }
-
-    #[allow(dead_code)]
-    pub(crate) fn on_key_removed(&self, hook: Arc<dyn Fn(&str) + Send + Sync>) {
-        self.inner.jwks.on_key_removed(hook);
-    }
 }
 
 /// The outcome of a key lookup.

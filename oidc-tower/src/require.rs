@@ -2,7 +2,7 @@
 //!
 //! [`RequireLayer`] goes inside an authentication layer (such as
 //! [`BearerAuthLayer`](crate::BearerAuthLayer)) and checks the verified
-//! [`Identity`](oidc_core::Identity) it finds in the request extensions. A request that lacks
+//! [`Identity`] it finds in the request extensions. A request that lacks
 //! what is required gets **403** with `WWW-Authenticate: Bearer error="insufficient_scope"`
 //! and, for scopes, the `scope` attribute listing what the route requires (RFC 6750 §3.1).
 //! A request without any identity gets **500**: the authentication layer is missing, which is

@@ -280,12 +280,11 @@ impl AccessTokenVerifier {
         if !key.fits(alg) {
             return Err(VerifyError::KeyAlgorithmMismatch);
         }
-        if let Ok(metadata) = c.provider.metadata().await {
-            if let Some(supported) = metadata.id_token_signing_alg_values_supported() {
-                if !supported.iter().any(|s| s == alg.as_str()) {
-                    return Err(VerifyError::DisallowedAlgorithm);
-                }
-            }
+        if let Ok(metadata) = c.provider.metadata().await
+            && let Some(supported) = metadata.id_token_signing_alg_values_supported()
+            && !supported.iter().any(|s| s == alg.as_str())
+        {
+            return Err(VerifyError::DisallowedAlgorithm);
         }
         if !key.verify(alg, segments.signing_input.as_bytes(), segments.signature) {
             return Err(VerifyError::InvalidSignature);
@@ -349,10 +348,10 @@ impl AccessTokenVerifier {
         if now.saturating_sub(c.leeway) >= exp {
             return Err(VerifyError::Expired);
         }
-        if let Some(nbf) = time("nbf")? {
-            if nbf > now.saturating_add(c.leeway) {
-                return Err(VerifyError::NotYetValid);
-            }
+        if let Some(nbf) = time("nbf")?
+            && nbf > now.saturating_add(c.leeway)
+        {
+            return Err(VerifyError::NotYetValid);
         }
         match time("iat")? {
             Some(iat) if iat > now.saturating_add(c.leeway) => {

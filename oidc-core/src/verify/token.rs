@@ -66,6 +66,11 @@ pub(crate) fn decode_b64(segment: &str) -> Option<Vec<u8>> {
 /// Decodes and parses the header segment.
 pub(crate) fn header(segment: &str) -> Result<Header, VerifyError> {
     let bytes = decode_b64(segment).ok_or(VerifyError::InvalidHeader)?;
+    // A JOSE header is a JSON object (RFC 7515 §4); serde's derived struct visitor would
+    // also take a JSON array (`["RS256"]`) as the fields in order.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(VerifyError::InvalidHeader);
+    }
     serde_json::from_slice(&bytes).map_err(|_| VerifyError::InvalidHeader)
 }
 
