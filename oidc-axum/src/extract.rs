@@ -60,7 +60,11 @@ where
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<oidc_core::Claims<C>>().cloned().map(Claims))
+        Ok(parts
+            .extensions
+            .get::<oidc_core::Claims<C>>()
+            .cloned()
+            .map(Claims))
     }
 }
 
@@ -101,7 +105,11 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Identity>().cloned().map(Authenticated))
+        Ok(parts
+            .extensions
+            .get::<Identity>()
+            .cloned()
+            .map(Authenticated))
     }
 }
 
@@ -125,7 +133,10 @@ pub trait ScopeSet: Send + Sync + 'static {
 ///     format!("hello {}", claims.subject())
 /// }
 /// ```
-pub struct RequireScopes<R: ScopeSet, C = AdditionalClaims>(pub oidc_core::Claims<C>, pub PhantomData<R>);
+pub struct RequireScopes<R: ScopeSet, C = AdditionalClaims>(
+    pub oidc_core::Claims<C>,
+    pub PhantomData<R>,
+);
 
 impl<R: ScopeSet, C: std::fmt::Debug> std::fmt::Debug for RequireScopes<R, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -159,7 +170,8 @@ where
     type Rejection = ClaimsRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Claims(claims) = <Claims<C> as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        let Claims(claims) =
+            <Claims<C> as FromRequestParts<S>>::from_request_parts(parts, state).await?;
         if R::SCOPES.iter().all(|s| claims.scopes().contains(s)) {
             Ok(Self(claims, PhantomData))
         } else {

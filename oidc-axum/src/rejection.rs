@@ -44,7 +44,9 @@ impl std::fmt::Display for ClaimsRejection {
                 "missing verified claims of type `{claims_type}`: is `oidc_tower::BearerAuthLayer` \
                  added around this route (with `.with_claims::<C>()` for a custom claim type)?"
             ),
-            Self::InsufficientScope { required } => write!(f, "insufficient scope: requires {required}"),
+            Self::InsufficientScope { required } => {
+                write!(f, "insufficient scope: requires {required}")
+            }
         }
     }
 }
@@ -56,18 +58,17 @@ impl IntoResponse for ClaimsRejection {
         tracing::trace!(target: "oidc::rejection", status = %self.status(), "{self}");
         let status = self.status();
         let challenge = match &self {
-            Self::InsufficientScope { required } => {
-                HeaderValue::from_str(&format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"{}\"",
-                    required.replace(['"', '\\'], "")
-                ))
-                .ok()
-            }
+            Self::InsufficientScope { required } => HeaderValue::from_str(&format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+                required.replace(['"', '\\'], "")
+            ))
+            .ok(),
             Self::MissingLayer { .. } => None,
         };
         let mut res = (status, self.body_text()).into_response();
         if let Some(challenge) = challenge {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         res
     }

@@ -196,13 +196,25 @@ mod tests {
     fn challenges_per_kind() {
         let realm: Arc<str> = Arc::from("api");
         let h = |e: AuthError| e.www_authenticate().unwrap().to_str().unwrap().to_owned();
-        assert_eq!(h(AuthError::new(AuthErrorKind::MissingToken, realm.clone())), "Bearer realm=\"api\"");
-        assert!(h(AuthError::new(AuthErrorKind::InvalidToken, realm.clone())).contains("error=\"invalid_token\""));
         assert_eq!(
-            h(AuthError::new(AuthErrorKind::InsufficientScope, realm.clone())
-                .with_scopes(Arc::from(vec!["a".to_owned(), "b".to_owned()]))),
+            h(AuthError::new(AuthErrorKind::MissingToken, realm.clone())),
+            "Bearer realm=\"api\""
+        );
+        assert!(
+            h(AuthError::new(AuthErrorKind::InvalidToken, realm.clone()))
+                .contains("error=\"invalid_token\"")
+        );
+        assert_eq!(
+            h(
+                AuthError::new(AuthErrorKind::InsufficientScope, realm.clone())
+                    .with_scopes(Arc::from(vec!["a".to_owned(), "b".to_owned()]))
+            ),
             "Bearer realm=\"api\", error=\"insufficient_scope\", scope=\"a b\""
         );
-        assert!(AuthError::new(AuthErrorKind::MissingLayer, realm).www_authenticate().is_none());
+        assert!(
+            AuthError::new(AuthErrorKind::MissingLayer, realm)
+                .www_authenticate()
+                .is_none()
+        );
     }
 }

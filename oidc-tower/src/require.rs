@@ -222,7 +222,10 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let layer = &self.layer;
         let outcome = match req.extensions().get::<Identity>() {
-            None => Err(AuthError::new(AuthErrorKind::MissingLayer, layer.realm.clone())),
+            None => Err(AuthError::new(
+                AuthErrorKind::MissingLayer,
+                layer.realm.clone(),
+            )),
             Some(id) => layer.requirements.check(id).map_err(|description| {
                 AuthError::new(AuthErrorKind::InsufficientScope, layer.realm.clone())
                     .with_scopes(layer.scopes.clone())

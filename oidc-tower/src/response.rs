@@ -66,7 +66,9 @@ impl<B: Default> OnRejection<B> for DefaultRejection {
 pub(crate) fn log(error: &AuthError) {
     use crate::error::AuthErrorKind::*;
     match error.kind() {
-        Unavailable => tracing::error!(target: "oidc::rejection", cause = ?error.verify_error(), "{error}"),
+        Unavailable => {
+            tracing::error!(target: "oidc::rejection", cause = ?error.verify_error(), "{error}")
+        }
         MissingLayer => tracing::error!(target: "oidc::rejection", "{error}"),
         _ => tracing::debug!(target: "oidc::rejection", cause = ?error.verify_error(), "{error}"),
     }

@@ -99,9 +99,9 @@ pub(crate) fn bearer_token<'a>(
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 #[cfg(test)]
@@ -126,9 +126,20 @@ mod tests {
             ("Bearer  abc ", "abc"),
         ];
         for (value, want) in ok {
-            assert_eq!(bearer_token(&headers(&[value]), None), Ok(Some(want)), "{value}");
+            assert_eq!(
+                bearer_token(&headers(&[value]), None),
+                Ok(Some(want)),
+                "{value}"
+            );
         }
-        for value in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearer ===", "Bearer a\"b"] {
+        for value in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearer a,b",
+            "Bearer ===",
+            "Bearer a\"b",
+        ] {
             assert!(bearer_token(&headers(&[value]), None).is_err(), "{value}");
         }
         for value in ["Basic dXNlcjpwYXNz", "Token abc", "Bearerabc"] {
@@ -138,6 +149,9 @@ mod tests {
         assert!(bearer_token(&headers(&["Bearer a", "Bearer b"]), None).is_err());
         assert!(bearer_token(&headers(&["Bearer a"]), Some("x=1&access_token=a")).is_err());
         assert!(bearer_token(&HeaderMap::new(), Some("access_token=a")).is_err());
-        assert_eq!(bearer_token(&headers(&["Bearer a"]), Some("access_tokens=1")), Ok(Some("a")));
+        assert_eq!(
+            bearer_token(&headers(&["Bearer a"]), Some("access_tokens=1")),
+            Ok(Some("a"))
+        );
     }
 }

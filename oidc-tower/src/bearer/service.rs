@@ -78,8 +78,8 @@ where
                 return ResponseFuture::new(async move { Ok(res) });
             }
             Err(description) => {
-                let error =
-                    AuthError::new(AuthErrorKind::InvalidRequest, realm).with_description(description);
+                let error = AuthError::new(AuthErrorKind::InvalidRequest, realm)
+                    .with_description(description);
                 let res = reject(error);
                 return ResponseFuture::new(async move { Ok(res) });
             }
