@@ -9,13 +9,24 @@ use oidc_core::{AdditionalClaims, Identity};
 
 use crate::rejection::ClaimsRejection;
 
+/// The rejection when no identity is present: 401 if a layer let the request through
+/// anonymously, else 500 (no layer).
+fn missing(parts: &Parts, claims_type: &'static str) -> ClaimsRejection {
+    match parts.extensions.get::<oidc_tower::Anonymous>() {
+        Some(anonymous) => ClaimsRejection::Unauthenticated(anonymous.clone()),
+        None => ClaimsRejection::MissingLayer { claims_type },
+    }
+}
+
 /// The verified claims of the request, with the application's claims as `C`.
 ///
 /// Inserted by [`BearerAuthLayer`](oidc_tower::BearerAuthLayer) (use
 /// `.with_claims::<C>()` there for a custom `C`). Dereferences to
 /// [`oidc_core::Claims<C>`] and so to [`Identity`].
 ///
-/// Without the layer, extraction fails with [`ClaimsRejection::MissingLayer`] (500).
+/// Without the layer, extraction fails with [`ClaimsRejection::MissingLayer`] (500); behind a
+/// layer that let the request through anonymously, with
+/// [`ClaimsRejection::Unauthenticated`] (401).
 /// `Option<Claims<C>>` gives `None` instead, for routes open to everyone.
 ///
 /// See the [crate docs](crate) for an example.
@@ -43,9 +54,7 @@ where
             .get::<oidc_core::Claims<C>>()
             .cloned()
             .map(Claims)
-            .ok_or(ClaimsRejection::MissingLayer {
-                claims_type: std::any::type_name::<C>(),
-            })
+            .ok_or_else(|| missing(parts, std::any::type_name::<C>()))
     }
 }
 
@@ -92,9 +101,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             .get::<Identity>()
             .cloned()
             .map(Authenticated)
-            .ok_or(ClaimsRejection::MissingLayer {
-                claims_type: "oidc_core::Identity",
-            })
+            .ok_or_else(|| missing(parts, "oidc_core::Identity"))
     }
 }
 

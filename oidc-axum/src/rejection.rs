@@ -2,12 +2,17 @@
 
 use axum_core::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
+use oidc_tower::OnRejection;
 
 /// Why [`Claims`](crate::Claims), [`Authenticated`](crate::Authenticated) or
 /// [`RequireScopes`](crate::RequireScopes) could not be extracted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ClaimsRejection {
+    /// The authentication layer let the request through without credentials
+    /// ([`allow_anonymous`](oidc_tower::BearerAuthLayer::allow_anonymous)), and this handler
+    /// needs an identity. **401** with the layer's `WWW-Authenticate` challenge.
+    Unauthenticated(oidc_tower::Anonymous),
     /// No verified claims of this type are in the request: the authentication layer is
     /// missing, or it inserts another claim type. **500**: a bug in the application.
     MissingLayer {
@@ -25,6 +30,7 @@ impl ClaimsRejection {
     /// The status code of the response.
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::MissingLayer { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
         }
@@ -39,6 +45,7 @@ impl ClaimsRejection {
 impl std::fmt::Display for ClaimsRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::Unauthenticated(_) => f.write_str("authentication required"),
             Self::MissingLayer { claims_type } => write!(
                 f,
                 "missing verified claims of type `{claims_type}`: is `oidc_tower::BearerAuthLayer` \
@@ -56,6 +63,9 @@ impl std::error::Error for ClaimsRejection {}
 impl IntoResponse for ClaimsRejection {
     fn into_response(self) -> Response {
         tracing::trace!(target: "oidc::rejection", status = %self.status(), "{self}");
+        if let Self::Unauthenticated(anonymous) = &self {
+            return oidc_tower::DefaultRejection.on_rejection(&anonymous.error());
+        }
         let status = self.status();
         let challenge = match &self {
             Self::InsufficientScope { required } => HeaderValue::from_str(&format!(
@@ -63,7 +73,7 @@ impl IntoResponse for ClaimsRejection {
                 required.replace(['"', '\\'], "")
             ))
             .ok(),
-            Self::MissingLayer { .. } => None,
+            Self::MissingLayer { .. } | Self::Unauthenticated(_) => None,
         };
         let mut res = (status, self.body_text()).into_response();
         if let Some(challenge) = challenge {

@@ -404,7 +404,6 @@ async fn anonymous_request_to_a_claims_route_fails_closed() {
 }
 
 #[tokio::test]
-#[ignore = "known bug: an anonymous request (allow_anonymous) to a Claims handler gets 500 MissingLayer instead of 401"]
 async fn anonymous_request_to_a_claims_route_401() {
     let tp = TestProvider::start().await;
     let app = Router::new()

@@ -6,6 +6,33 @@ use std::time::Duration;
 use http::{HeaderValue, StatusCode};
 use oidc_core::error::VerifyError;
 
+/// Marks a request that an authentication layer let through without credentials
+/// ([`BearerAuthLayer::allow_anonymous`](crate::BearerAuthLayer::allow_anonymous)).
+///
+/// Found in the request extensions instead of an [`Identity`](oidc_core::Identity). Layers
+/// and extractors further in that need an identity answer **401** with this realm's
+/// challenge, rather than the **500** they give when no authentication layer ran at all.
+#[derive(Debug, Clone)]
+pub struct Anonymous {
+    realm: Arc<str>,
+}
+
+impl Anonymous {
+    pub(crate) fn new(realm: Arc<str>) -> Self {
+        Self { realm }
+    }
+
+    /// The realm of the layer that let the request through.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The error for a route that needs an identity: no credentials (401).
+    pub fn error(&self) -> AuthError {
+        AuthError::new(AuthErrorKind::MissingToken, self.realm.clone())
+    }
+}
+
 /// The category of an [`AuthError`], for matching. It will grow: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -107,7 +134,11 @@ impl AuthError {
                 self.source
                     .as_ref()
                     .and_then(VerifyError::retry_after)
-                    .map_or(Duration::from_secs(5), |d| d.max(Duration::from_secs(1))),
+                    .map_or(Duration::from_secs(5), |d| {
+                        // Whole seconds, rounded up, at least one.
+                        Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0))
+                            .max(Duration::from_secs(1))
+                    }),
             ),
             _ => None,
         }

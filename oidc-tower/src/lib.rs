@@ -50,7 +50,7 @@ pub mod require;
 mod response;
 
 pub use crate::bearer::{BearerAuth, BearerAuthLayer};
-pub use crate::error::{AuthError, AuthErrorKind};
+pub use crate::error::{Anonymous, AuthError, AuthErrorKind};
 pub use crate::future::ResponseFuture;
 pub use crate::require::{Require, RequireLayer};
 pub use crate::response::{DefaultRejection, OnRejection};

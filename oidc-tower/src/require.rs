@@ -5,8 +5,9 @@
 //! [`Identity`] it finds in the request extensions. A request that lacks
 //! what is required gets **403** with `WWW-Authenticate: Bearer error="insufficient_scope"`
 //! and, for scopes, the `scope` attribute listing what the route requires (RFC 6750 §3.1).
-//! A request without any identity gets **500**: the authentication layer is missing, which is
-//! a bug in the application, not the client's fault; nothing is let through.
+//! A request that an authentication layer let through anonymously gets **401** with that
+//! layer's challenge. A request without any identity gets **500**: the authentication layer is
+//! missing, which is a bug in the application, not the client's fault; nothing is let through.
 //!
 //! # Example
 //!
@@ -35,7 +36,7 @@ use oidc_core::Identity;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::{AuthError, AuthErrorKind};
+use crate::error::{Anonymous, AuthError, AuthErrorKind};
 use crate::future::ResponseFuture;
 use crate::response::{DefaultRejection, OnRejection, log};
 
@@ -222,10 +223,10 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let layer = &self.layer;
         let outcome = match req.extensions().get::<Identity>() {
-            None => Err(AuthError::new(
-                AuthErrorKind::MissingLayer,
-                layer.realm.clone(),
-            )),
+            None => Err(match req.extensions().get::<Anonymous>() {
+                Some(anonymous) => anonymous.error(),
+                None => AuthError::new(AuthErrorKind::MissingLayer, layer.realm.clone()),
+            }),
             Some(id) => layer.requirements.check(id).map_err(|description| {
                 AuthError::new(AuthErrorKind::InsufficientScope, layer.realm.clone())
                     .with_scopes(layer.scopes.clone())

@@ -428,7 +428,6 @@ async fn at_02_anonymous_request_to_a_required_route_fails_closed() {
 }
 
 #[tokio::test]
-#[ignore = "known bug: an anonymous request (allow_anonymous) reaching RequireLayer gets 500 MissingLayer instead of 401"]
 async fn at_02_anonymous_request_to_a_required_route_401() {
     let tp = TestProvider::start().await;
     let calls = Calls::default();

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use tower_service::Service;
 
 use super::{BearerAuthLayer, bearer_token};
-use crate::error::{AuthError, AuthErrorKind};
+use crate::error::{Anonymous, AuthError, AuthErrorKind};
 use crate::future::ResponseFuture;
 use crate::response::{DefaultRejection, OnRejection, log};
 
@@ -71,6 +71,7 @@ where
         let token = match bearer_token(req.headers(), req.uri().query()) {
             Ok(Some(token)) => token.to_owned(),
             Ok(None) if self.layer.allow_anonymous => {
+                req.extensions_mut().insert(Anonymous::new(realm));
                 return ResponseFuture::new(self.inner.call(req));
             }
             Ok(None) => {
