@@ -229,3 +229,112 @@ impl VerifyError {
         }
     }
 }
+
+/// A step of the login flow failed (authorization request, callback, code exchange, refresh,
+/// UserInfo).
+///
+/// [`FlowError::kind`] sorts failures the way an HTTP layer answers them.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlowError {
+    /// The callback is not bound to this transaction (state missing or different, duplicate
+    /// parameters, RFC 9207 `iss` mismatch or missing when advertised).
+    #[error("callback does not match the login transaction: {0}")]
+    Unbound(&'static str),
+    /// The provider answered the authorization request with an error (`access_denied`…).
+    /// The description is kept out of the message: it is attacker-controlled text.
+    #[error("the provider refused the authorization request: {error}")]
+    AuthorizationDenied {
+        /// The `error` code.
+        error: String,
+        /// The `error_description`, unescaped: never put it in HTML without escaping.
+        description: Option<String>,
+    },
+    /// The token endpoint answered with an OAuth error (`invalid_grant`…).
+    #[error("the token endpoint refused the request: {error}")]
+    TokenEndpoint {
+        /// The `error` code.
+        error: String,
+    },
+    /// The ID token failed validation, or no ID token was returned.
+    #[error("id token rejected")]
+    IdToken(#[source] VerifyError),
+    /// The token response has no `id_token` although `openid` was requested (IDT-15).
+    #[error("the token response has no id token")]
+    MissingIdToken,
+    /// The UserInfo endpoint refused the access token (the grant was revoked).
+    #[error("userinfo refused the access token with status {status}")]
+    UserInfoRefused {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// UserInfo's `sub` differs from the ID token's (OIDC Core §5.3.4).
+    #[error("userinfo subject does not match the id token")]
+    UserInfoSubjectMismatch,
+    /// A refreshed ID token changed `iss`, `sub`, `aud` or added `azp` (OIDC Core §12.2).
+    #[error("refreshed id token does not match the original")]
+    RefreshMismatch,
+    /// The provider's answer is malformed (not JSON, missing fields, a redirect, `token_type`
+    /// not `Bearer`…).
+    #[error("invalid response from the provider: {0}")]
+    InvalidResponse(&'static str),
+    /// The provider could not be reached or failed (timeouts are [`HttpError::Timeout`]).
+    #[error("provider request failed")]
+    Http(#[source] HttpError),
+    /// Provider metadata is unavailable.
+    #[error("provider metadata unavailable")]
+    Discovery(#[source] DiscoveryError),
+    /// The provider does not publish an endpoint this step needs.
+    #[error("the provider has no {0}")]
+    MissingEndpoint(&'static str),
+}
+
+/// How an HTTP layer should answer a [`FlowError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlowErrorKind {
+    /// The callback is not bound to this browser: 400, no token request made.
+    Unbound,
+    /// Authentication failed: 401.
+    Rejected,
+    /// The provider is broken or unreachable: 502.
+    ProviderFailure,
+    /// The provider did not answer in time: 504.
+    Timeout,
+}
+
+impl FlowError {
+    /// The category, for choosing a status code.
+    pub fn kind(&self) -> FlowErrorKind {
+        match self {
+            Self::Unbound(_) => FlowErrorKind::Unbound,
+            Self::AuthorizationDenied { .. }
+            | Self::TokenEndpoint { .. }
+            | Self::UserInfoSubjectMismatch
+            | Self::MissingIdToken
+            | Self::UserInfoRefused { .. }
+            | Self::RefreshMismatch => FlowErrorKind::Rejected,
+            Self::IdToken(VerifyError::KeysUnavailable(e)) => match e {
+                JwksError::Http(h) | JwksError::Discovery(DiscoveryError::Http(h))
+                    if h.is_timeout() =>
+                {
+                    FlowErrorKind::Timeout
+                }
+                _ => FlowErrorKind::ProviderFailure,
+            },
+            Self::IdToken(_) => FlowErrorKind::Rejected,
+            Self::Http(h) | Self::Discovery(DiscoveryError::Http(h)) if h.is_timeout() => {
+                FlowErrorKind::Timeout
+            }
+            Self::InvalidResponse(_) | Self::Http(_) | Self::Discovery(_) | Self::MissingEndpoint(_) => {
+                FlowErrorKind::ProviderFailure
+            }
+        }
+    }
+
+    /// Whether the token endpoint said the grant is no longer valid (`invalid_grant`): the
+    /// session built on it should end.
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(self, Self::TokenEndpoint { error } if error == "invalid_grant")
+    }
+}

@@ -49,6 +49,7 @@ mod backoff;
 pub mod claims;
 pub mod discovery;
 pub mod error;
+pub mod flow;
 pub mod http;
 pub mod jwks;
 mod provider;

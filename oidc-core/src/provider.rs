@@ -99,6 +99,16 @@ impl Provider {
         &self.inner.issuer
     }
 
+    /// Whether `http` URLs are allowed on non-loopback hosts.
+    pub(crate) fn allows_http(&self) -> bool {
+        self.inner.allow_http
+    }
+
+    /// The HTTP client used for this provider.
+    pub(crate) fn http_client(&self) -> Arc<dyn HttpClient> {
+        self.inner.http.clone()
+    }
+
     /// What has been loaded so far. Does no I/O.
     pub fn readiness(&self) -> Readiness {
         Readiness {

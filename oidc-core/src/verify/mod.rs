@@ -37,7 +37,8 @@
 //! own (not a client id), or turn on [`AccessTokenVerifier::require_at_jwt`] when the
 //! provider issues RFC 9068 tokens.
 
-mod token;
+pub(crate) mod jws;
+pub(crate) mod token;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -48,7 +49,7 @@ use serde_json::{Map, Value};
 use crate::algorithm::Algorithm;
 use crate::claims::{Claims, Identity, RoleSources};
 use crate::error::{ConfigError, VerifyError};
-use crate::provider::{KeyLookup, Provider};
+use crate::provider::Provider;
 
 use self::token::TokenType;
 
@@ -247,51 +248,19 @@ impl AccessTokenVerifier {
     /// [`VerifyError::KeysUnavailable`] does not mean the token is bad.
     pub async fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, VerifyError> {
         let c = &*self.inner;
-        if token.len() > c.max_token_size {
-            return Err(VerifyError::TooLarge {
-                limit: c.max_token_size,
-            });
-        }
-        let segments = token::split(token)?;
-        let header = token::header(segments.header)?;
-        if header.crit.is_some() {
-            return Err(VerifyError::CriticalHeader);
-        }
-        let alg = Algorithm::from_name(&header.alg)
-            .filter(|a| c.algorithms.contains(a))
-            .ok_or(VerifyError::DisallowedAlgorithm)?;
-        let typ = token::token_type(header.typ.as_deref());
-        match typ {
-            TokenType::AccessToken => {}
-            TokenType::Generic if !c.require_at_jwt => {}
-            TokenType::Generic | TokenType::Other => return Err(VerifyError::WrongTokenType),
-        }
-        let key = match c
-            .provider
-            .key_for(header.kid.as_deref(), alg)
-            .await
-            .map_err(VerifyError::KeysUnavailable)?
-        {
-            KeyLookup::Found(key) => key,
-            KeyLookup::Ambiguous => return Err(VerifyError::NoMatchingKey),
-            KeyLookup::Missing if header.kid.is_some() => return Err(VerifyError::UnknownKey),
-            KeyLookup::Missing => return Err(VerifyError::NoMatchingKey),
-        };
-        if !key.fits(alg) {
-            return Err(VerifyError::KeyAlgorithmMismatch);
-        }
-        if let Ok(metadata) = c.provider.metadata().await
-            && let Some(supported) = metadata.id_token_signing_alg_values_supported()
-            && !supported.iter().any(|s| s == alg.as_str())
-        {
-            return Err(VerifyError::DisallowedAlgorithm);
-        }
-        if !key.verify(alg, segments.signing_input.as_bytes(), segments.signature) {
-            return Err(VerifyError::InvalidSignature);
-        }
-        let payload = token::decode_b64(segments.payload).ok_or(VerifyError::InvalidPayload)?;
-        let claims: Map<String, Value> =
-            serde_json::from_slice(&payload).map_err(|_| VerifyError::InvalidPayload)?;
+        let strict = c.require_at_jwt;
+        let jws::Signed { claims, typ, .. } = jws::verify_signature(
+            &c.provider,
+            &c.algorithms,
+            c.max_token_size,
+            token,
+            |typ| match typ {
+                TokenType::AccessToken => true,
+                TokenType::Generic => !strict,
+                TokenType::Other => false,
+            },
+        )
+        .await?;
         let (audience, expires_at) = self.check_claims(&claims, typ)?;
         let identity = Identity::from_verified(&claims, audience, expires_at, &c.roles);
         let custom = C::deserialize(Value::Object(claims))
@@ -308,58 +277,16 @@ impl AccessTokenVerifier {
         let c = &*self.inner;
         let now = self.now();
 
-        match claims.get("iss") {
-            None => return Err(VerifyError::MissingClaim("iss")),
-            Some(Value::String(iss)) if iss == c.provider.issuer() => {}
-            Some(_) => return Err(VerifyError::InvalidIssuer),
-        }
-
-        let audience: Vec<String> = match claims.get("aud") {
-            None => return Err(VerifyError::MissingClaim("aud")),
-            Some(Value::String(a)) => vec![a.clone()],
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Option<_>>()
-                .ok_or(VerifyError::InvalidClaim("aud"))?,
-            Some(_) => return Err(VerifyError::InvalidClaim("aud")),
-        };
+        jws::check_issuer(claims, c.provider.issuer())?;
+        let audience = jws::audiences(claims)?;
         if !audience
             .iter()
             .any(|a| !a.is_empty() && c.audiences.iter().any(|want| want == a))
         {
             return Err(VerifyError::InvalidAudience);
         }
-
-        match claims.get("sub") {
-            None => return Err(VerifyError::MissingClaim("sub")),
-            Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 255 => {}
-            Some(_) => return Err(VerifyError::InvalidClaim("sub")),
-        }
-
-        let time = |name: &'static str| -> Result<Option<i64>, VerifyError> {
-            match claims.get(name) {
-                None => Ok(None),
-                Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(VerifyError::InvalidClaim(name)),
-                Some(_) => Err(VerifyError::InvalidClaim(name)),
-            }
-        };
-        let exp = time("exp")?.ok_or(VerifyError::MissingClaim("exp"))?;
-        if now.saturating_sub(c.leeway) >= exp {
-            return Err(VerifyError::Expired);
-        }
-        if let Some(nbf) = time("nbf")?
-            && nbf > now.saturating_add(c.leeway)
-        {
-            return Err(VerifyError::NotYetValid);
-        }
-        match time("iat")? {
-            Some(iat) if iat > now.saturating_add(c.leeway) => {
-                return Err(VerifyError::IssuedInFuture);
-            }
-            None if c.require_iat => return Err(VerifyError::MissingClaim("iat")),
-            _ => {}
-        }
+        jws::check_subject(claims)?;
+        let exp = jws::check_times(claims, now, c.leeway, c.require_iat)?;
 
         if claims.contains_key("events") {
             return Err(VerifyError::NotAnAccessToken);

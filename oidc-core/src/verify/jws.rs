@@ -1,0 +1,134 @@
+//! The part of verification shared by every kind of token: form, header, key, signature, and
+//! the registered claims every kind checks the same way.
+
+use serde_json::{Map, Value};
+
+use super::token::{self, TokenType};
+use crate::algorithm::Algorithm;
+use crate::error::VerifyError;
+use crate::provider::{KeyLookup, Provider};
+
+/// A token whose signature holds, with its (not yet checked) claims.
+#[derive(Debug)]
+pub(crate) struct Signed {
+    pub(crate) claims: Map<String, Value>,
+    pub(crate) typ: TokenType,
+    pub(crate) alg: Algorithm,
+}
+
+/// Checks size, form, header, algorithm, type, key and signature, in that order.
+///
+/// `accept_typ` decides which header `typ` values this kind of token allows.
+pub(crate) async fn verify_signature(
+    provider: &Provider,
+    algorithms: &[Algorithm],
+    max_size: usize,
+    token: &str,
+    accept_typ: impl Fn(TokenType) -> bool,
+) -> Result<Signed, VerifyError> {
+    if token.len() > max_size {
+        return Err(VerifyError::TooLarge { limit: max_size });
+    }
+    let segments = token::split(token)?;
+    let header = token::header(segments.header)?;
+    if header.crit.is_some() {
+        return Err(VerifyError::CriticalHeader);
+    }
+    let alg = Algorithm::from_name(&header.alg)
+        .filter(|a| algorithms.contains(a))
+        .ok_or(VerifyError::DisallowedAlgorithm)?;
+    let typ = token::token_type(header.typ.as_deref());
+    if !accept_typ(typ) {
+        return Err(VerifyError::WrongTokenType);
+    }
+    let key = match provider
+        .key_for(header.kid.as_deref(), alg)
+        .await
+        .map_err(VerifyError::KeysUnavailable)?
+    {
+        KeyLookup::Found(key) => key,
+        KeyLookup::Ambiguous => return Err(VerifyError::NoMatchingKey),
+        KeyLookup::Missing if header.kid.is_some() => return Err(VerifyError::UnknownKey),
+        KeyLookup::Missing => return Err(VerifyError::NoMatchingKey),
+    };
+    if !key.fits(alg) {
+        return Err(VerifyError::KeyAlgorithmMismatch);
+    }
+    if let Ok(metadata) = provider.metadata().await
+        && let Some(supported) = metadata.id_token_signing_alg_values_supported()
+        && !supported.iter().any(|s| s == alg.as_str())
+    {
+        return Err(VerifyError::DisallowedAlgorithm);
+    }
+    if !key.verify(alg, segments.signing_input.as_bytes(), segments.signature) {
+        return Err(VerifyError::InvalidSignature);
+    }
+    let payload = token::decode_b64(segments.payload).ok_or(VerifyError::InvalidPayload)?;
+    let claims: Map<String, Value> =
+        serde_json::from_slice(&payload).map_err(|_| VerifyError::InvalidPayload)?;
+    Ok(Signed { claims, typ, alg })
+}
+
+/// `iss` must be exactly `issuer`.
+pub(crate) fn check_issuer(claims: &Map<String, Value>, issuer: &str) -> Result<(), VerifyError> {
+    match claims.get("iss") {
+        None => Err(VerifyError::MissingClaim("iss")),
+        Some(Value::String(iss)) if iss == issuer => Ok(()),
+        Some(_) => Err(VerifyError::InvalidIssuer),
+    }
+}
+
+/// `aud` as a list of strings.
+pub(crate) fn audiences(claims: &Map<String, Value>) -> Result<Vec<String>, VerifyError> {
+    match claims.get("aud") {
+        None => Err(VerifyError::MissingClaim("aud")),
+        Some(Value::String(a)) => Ok(vec![a.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or(VerifyError::InvalidClaim("aud")),
+        Some(_) => Err(VerifyError::InvalidClaim("aud")),
+    }
+}
+
+/// `sub`: a non-empty string of at most 255 characters (OIDC Core §2).
+pub(crate) fn check_subject(claims: &Map<String, Value>) -> Result<(), VerifyError> {
+    match claims.get("sub") {
+        None => Err(VerifyError::MissingClaim("sub")),
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 255 => Ok(()),
+        Some(_) => Err(VerifyError::InvalidClaim("sub")),
+    }
+}
+
+/// A time claim: absent, or an integer number of seconds.
+pub(crate) fn time(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, VerifyError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(VerifyError::InvalidClaim(name)),
+        Some(_) => Err(VerifyError::InvalidClaim(name)),
+    }
+}
+
+/// `exp` (required), `nbf` and `iat` against `now` with `leeway`; returns `exp`.
+pub(crate) fn check_times(
+    claims: &Map<String, Value>,
+    now: i64,
+    leeway: i64,
+    require_iat: bool,
+) -> Result<i64, VerifyError> {
+    let exp = time(claims, "exp")?.ok_or(VerifyError::MissingClaim("exp"))?;
+    if now.saturating_sub(leeway) >= exp {
+        return Err(VerifyError::Expired);
+    }
+    if let Some(nbf) = time(claims, "nbf")?
+        && nbf > now.saturating_add(leeway)
+    {
+        return Err(VerifyError::NotYetValid);
+    }
+    match time(claims, "iat")? {
+        Some(iat) if iat > now.saturating_add(leeway) => Err(VerifyError::IssuedInFuture),
+        None if require_iat => Err(VerifyError::MissingClaim("iat")),
+        _ => Ok(exp),
+    }
+}
