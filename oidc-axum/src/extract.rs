@@ -13,7 +13,7 @@ use crate::rejection::ClaimsRejection;
 /// anonymously, else 500 (no layer).
 fn missing(parts: &Parts, claims_type: &'static str) -> ClaimsRejection {
     match parts.extensions.get::<oidc_tower::Anonymous>() {
-        Some(anonymous) => ClaimsRejection::Unauthenticated(anonymous.clone()),
+        Some(anonymous) => ClaimsRejection::Unauthenticated(anonymous.error_for(parts)),
         None => ClaimsRejection::MissingLayer { claims_type },
     }
 }
@@ -201,4 +201,50 @@ macro_rules! scope_set {
             const SCOPES: &'static [&'static str] = &[$($scope),+];
         }
     };
+}
+
+/// The logged-in browser user: the [`LoginSession`](oidc_tower::login::LoginSession) of a
+/// [`LoginLayer`](oidc_tower::login::LoginLayer), with the ID token and UserInfo claims, the
+/// app's own user id from the login hook, and a fresh access token for downstream calls.
+///
+/// Behind a login layer that does not require login, a request without a session gets **303**
+/// to the login (browser navigation) or **401**; `Option<User>` gives `None` instead. Without
+/// a login layer: **500**.
+#[derive(Debug, Clone)]
+pub struct User(pub oidc_tower::login::LoginSession);
+
+impl Deref for User {
+    type Target = oidc_tower::login::LoginSession;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for User {
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<oidc_tower::login::LoginSession>()
+            .cloned()
+            .map(User)
+            .ok_or_else(|| missing(parts, "oidc_tower::login::LoginSession"))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for User {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<oidc_tower::login::LoginSession>()
+            .cloned()
+            .map(User))
+    }
 }

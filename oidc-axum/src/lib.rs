@@ -5,6 +5,8 @@
 //! - [`Claims<C>`]: the verified claims (standard part plus the application's `C`);
 //!   `Option<Claims<C>>` for routes open to everyone.
 //! - [`Authenticated`]: the verified [`Identity`](oidc_core::Identity) alone.
+//! - [`User`]: the logged-in browser user of a `LoginLayer` (claims, app user id, fresh
+//!   access token); `Option<User>` on public pages.
 //! - [`RequireScopes<R>`]: the claims, only when the token has every scope of the
 //!   [`ScopeSet`] `R` (defined with [`scope_set!`]); 403 otherwise.
 //!
@@ -52,5 +54,5 @@
 mod extract;
 mod rejection;
 
-pub use crate::extract::{Authenticated, Claims, RequireScopes, ScopeSet};
+pub use crate::extract::{Authenticated, Claims, RequireScopes, ScopeSet, User};
 pub use crate::rejection::ClaimsRejection;

@@ -10,9 +10,11 @@ use oidc_tower::OnRejection;
 #[non_exhaustive]
 pub enum ClaimsRejection {
     /// The authentication layer let the request through without credentials
-    /// ([`allow_anonymous`](oidc_tower::BearerAuthLayer::allow_anonymous)), and this handler
-    /// needs an identity. **401** with the layer's `WWW-Authenticate` challenge.
-    Unauthenticated(oidc_tower::Anonymous),
+    /// ([`allow_anonymous`](oidc_tower::BearerAuthLayer::allow_anonymous), or a login layer
+    /// that does not require login), and this handler needs an identity. **401** with the
+    /// layer's `WWW-Authenticate` challenge, or **303** to the login for a browser navigation
+    /// behind a login layer (see [`Anonymous::error_for`](oidc_tower::Anonymous::error_for)).
+    Unauthenticated(oidc_tower::AuthError),
     /// No verified claims of this type are in the request: the authentication layer is
     /// missing, or it inserts another claim type. **500**: a bug in the application.
     MissingLayer {
@@ -30,7 +32,7 @@ impl ClaimsRejection {
     /// The status code of the response.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated(error) => error.status(),
             Self::MissingLayer { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
         }
@@ -63,8 +65,8 @@ impl std::error::Error for ClaimsRejection {}
 impl IntoResponse for ClaimsRejection {
     fn into_response(self) -> Response {
         tracing::trace!(target: "oidc::rejection", status = %self.status(), "{self}");
-        if let Self::Unauthenticated(anonymous) = &self {
-            return oidc_tower::DefaultRejection.on_rejection(&anonymous.error());
+        if let Self::Unauthenticated(error) = &self {
+            return oidc_tower::DefaultRejection.on_rejection(error);
         }
         let status = self.status();
         let challenge = match &self {

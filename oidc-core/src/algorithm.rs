@@ -98,7 +98,9 @@ mod tests {
         for a in Algorithm::ALL {
             assert_eq!(Algorithm::from_name(a.as_str()), Some(a));
         }
-        for bad in ["none", "None", "NONE", "HS256", "HS384", "HS512", "rs256", "", "RS256 "] {
+        for bad in [
+            "none", "None", "NONE", "HS256", "HS384", "HS512", "rs256", "", "RS256 ",
+        ] {
             assert_eq!(Algorithm::from_name(bad), None, "{bad}");
         }
     }

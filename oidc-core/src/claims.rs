@@ -183,6 +183,26 @@ impl Identity {
         }
     }
 
+    /// Builds an identity from claims that were already verified (a validated ID token, or
+    /// claims stored after a login). Reads `iss`, `sub`, `aud`, the times, `scope`/`scp` and
+    /// the default role claims; nothing is checked here.
+    pub fn from_verified_claims(claims: &Map<String, Value>) -> Self {
+        let audience = match claims.get("aud") {
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .unwrap_or_default();
+        Self::from_verified(claims, audience, expires_at, &RoleSources::default())
+    }
+
     /// The issuer (`iss`), equal to the configured provider's issuer.
     pub fn issuer(&self) -> &str {
         &self.inner.issuer
@@ -264,7 +284,8 @@ pub struct Claims<C = AdditionalClaims> {
 }
 
 impl<C> Claims<C> {
-    pub(crate) fn new(identity: Identity, custom: C) -> Self {
+    /// Pairs an identity with the application's claims (both already verified).
+    pub fn new(identity: Identity, custom: C) -> Self {
         Self { identity, custom }
     }
 
@@ -337,6 +358,10 @@ mod tests {
             roles_from(&claims, &sources),
             ["admin", "x", "g1", "realm-r", "client-r", "p1"]
         );
-        assert!(roles_from(&claims, &RoleSources::default()).iter().all(|r| r != "client-r"));
+        assert!(
+            roles_from(&claims, &RoleSources::default())
+                .iter()
+                .all(|r| r != "client-r")
+        );
     }
 }

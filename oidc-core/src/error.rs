@@ -18,7 +18,9 @@ pub enum ConfigError {
     #[error("invalid issuer url")]
     InvalidIssuer(#[source] BoxError),
     /// The URL is `http` on a non-loopback host and the insecure setting was not given.
-    #[error("url {url:?} must use https (http is only allowed for loopback hosts or with the insecure setting)")]
+    #[error(
+        "url {url:?} must use https (http is only allowed for loopback hosts or with the insecure setting)"
+    )]
     InsecureUrl {
         /// The refused URL.
         url: String,
@@ -131,9 +133,8 @@ impl JwksError {
     /// How long a caller should wait before trying again, when known.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Backoff { retry_after } | Self::Discovery(DiscoveryError::Backoff { retry_after }) => {
-                Some(*retry_after)
-            }
+            Self::Backoff { retry_after }
+            | Self::Discovery(DiscoveryError::Backoff { retry_after }) => Some(*retry_after),
             _ => None,
         }
     }
@@ -326,9 +327,10 @@ impl FlowError {
             Self::Http(h) | Self::Discovery(DiscoveryError::Http(h)) if h.is_timeout() => {
                 FlowErrorKind::Timeout
             }
-            Self::InvalidResponse(_) | Self::Http(_) | Self::Discovery(_) | Self::MissingEndpoint(_) => {
-                FlowErrorKind::ProviderFailure
-            }
+            Self::InvalidResponse(_)
+            | Self::Http(_)
+            | Self::Discovery(_)
+            | Self::MissingEndpoint(_) => FlowErrorKind::ProviderFailure,
         }
     }
 

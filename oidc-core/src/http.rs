@@ -123,8 +123,8 @@ mod reqwest_client {
     #[async_trait]
     impl HttpClient for ReqwestClient {
         async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-            let request =
-                reqwest::Request::try_from(request).map_err(|e| HttpError::Other(std::sync::Arc::new(e)))?;
+            let request = reqwest::Request::try_from(request)
+                .map_err(|e| HttpError::Other(std::sync::Arc::new(e)))?;
             let mut response = self.client.execute(request).await.map_err(map_err)?;
             if response
                 .content_length()
@@ -147,7 +147,9 @@ mod reqwest_client {
                 }
                 body.extend_from_slice(&chunk);
             }
-            builder.body(body).map_err(|e| HttpError::Other(std::sync::Arc::new(e)))
+            builder
+                .body(body)
+                .map_err(|e| HttpError::Other(std::sync::Arc::new(e)))
         }
     }
 }

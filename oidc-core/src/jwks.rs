@@ -9,8 +9,10 @@
 //!   clamped to bounds (default 1 min to 1 h; 15 min without the header). A due refresh runs in
 //!   the background: requests keep using the current keys meanwhile.
 //! - A token with an unknown `kid` forces one refetch, at most once per cooldown (default 30 s),
-//!   also when the cached set is empty. The cooldown is tracked by time, not by the contents of
-//!   the set, so random `kid`s cannot cause a refetch storm.
+//!   also when the cached set is empty. The cooldown counts from the last *forced* refetch, so
+//!   the first token signed with a freshly rotated key is accepted at once (KEY-03), and it is
+//!   tracked by time, not by the contents of the set, so random `kid`s cannot cause a refetch
+//!   storm (KEY-04). A request that has just loaded the set itself does not force another.
 //! - Refreshes are single-flight: any number of concurrent callers share one fetch (moka's
 //!   coalescing `try_get_with`). No lock is held while the fetch is under way.
 //! - Failed fetches are retried with exponential backoff (1 s doubling to 60 s). While the
@@ -170,7 +172,9 @@ fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, &'static str> {
     }
     let alg = match raw.alg.as_deref() {
         None => None,
-        Some(name) => Some(Algorithm::from_name(name).ok_or("alg is not a supported signature algorithm")?),
+        Some(name) => {
+            Some(Algorithm::from_name(name).ok_or("alg is not a supported signature algorithm")?)
+        }
     };
     let (shape, key) = match (raw.kty.as_str(), raw.crv.as_deref()) {
         ("RSA", _) => {
@@ -258,7 +262,11 @@ pub(crate) fn max_age(cache_control: Option<&http::HeaderValue>) -> Option<Durat
         if !name.trim().eq_ignore_ascii_case("max-age") {
             return None;
         }
-        secs.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs)
+        secs.trim()
+            .trim_matches('"')
+            .parse::<u64>()
+            .ok()
+            .map(Duration::from_secs)
     })
 }
 
@@ -286,8 +294,8 @@ struct State {
     loaded_at: Option<Instant>,
     /// When the current set should be refreshed.
     fresh_until: Option<Instant>,
-    /// When the last fetch started, whatever its outcome.
-    last_attempt: Option<Instant>,
+    /// When the last fetch forced by an unknown `kid` started, whatever its outcome.
+    last_forced: Option<Instant>,
     backoff: Backoff,
     /// Bumped when a fetch completes; callers that saw an older value do not fetch again.
     generation: u64,
@@ -334,7 +342,7 @@ impl JwksCache {
             state: Mutex::new(State {
                 loaded_at: None,
                 fresh_until: None,
-                last_attempt: None,
+                last_forced: None,
                 backoff: Backoff::new(timings.retry_base, timings.retry_max),
                 generation: 0,
                 last_error: None,
@@ -391,10 +399,9 @@ impl JwksCache {
             }
             match reason {
                 Reason::UnknownKid => {
-                    if st
-                        .last_attempt
-                        .is_some_and(|at| now.duration_since(at) < self.timings.unknown_kid_cooldown)
-                    {
+                    if st.last_forced.is_some_and(|at| {
+                        now.duration_since(at) < self.timings.unknown_kid_cooldown
+                    }) {
                         return Ok(false);
                     }
                 }
@@ -403,7 +410,15 @@ impl JwksCache {
                         return Ok(true);
                     }
                 }
-                Reason::Load => {}
+                Reason::Load => {
+                    // Loaded by a concurrent caller since ours saw no set: share its fetch.
+                    if st
+                        .loaded_at
+                        .is_some_and(|at| now.duration_since(at) < self.timings.max_stale)
+                    {
+                        return Ok(true);
+                    }
+                }
             }
             st.generation
         };
@@ -419,7 +434,9 @@ impl JwksCache {
                         };
                     }
                     let now = Instant::now();
-                    st.last_attempt = Some(now);
+                    if reason == Reason::UnknownKid {
+                        st.last_forced = Some(now);
+                    }
                     now
                 };
                 let result = load().await;
@@ -430,7 +447,11 @@ impl JwksCache {
             .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone()))
     }
 
-    fn finish(&self, started: Instant, result: Result<Fetched, JwksError>) -> Result<(), JwksError> {
+    fn finish(
+        &self,
+        started: Instant,
+        result: Result<Fetched, JwksError>,
+    ) -> Result<(), JwksError> {
         let mut st = lock(&self.state);
         st.generation = st.generation.wrapping_add(1);
         match result {

@@ -179,13 +179,18 @@ impl Provider {
         alg: crate::Algorithm,
     ) -> Result<KeyLookup, JwksError> {
         let jwks = &self.inner.jwks;
-        if !jwks.is_loaded() {
+        let just_loaded = !jwks.is_loaded();
+        if just_loaded {
             self.refresh_keys(Reason::Load).await?;
         } else if jwks.refresh_due() {
             self.spawn_refresh();
         }
         if let Some(found) = self.lookup(kid, alg) {
             return Ok(found);
+        }
+        if just_loaded {
+            // The set is as fresh as it gets: a refetch could not know this key either.
+            return Ok(KeyLookup::Missing);
         }
         // Unknown kid (or no fitting key): one forced refetch per cooldown.
         match self.refresh_keys(Reason::UnknownKid).await {
@@ -221,7 +226,11 @@ impl Provider {
         let provider = self.clone();
         handle.spawn(async move {
             let _ = provider.refresh_keys(Reason::Due).await;
-            provider.inner.jwks.refreshing.store(false, Ordering::Release);
+            provider
+                .inner
+                .jwks
+                .refreshing
+                .store(false, Ordering::Release);
         });
     }
 

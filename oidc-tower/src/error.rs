@@ -7,19 +7,32 @@ use http::{HeaderValue, StatusCode};
 use oidc_core::error::VerifyError;
 
 /// Marks a request that an authentication layer let through without credentials
-/// ([`BearerAuthLayer::allow_anonymous`](crate::BearerAuthLayer::allow_anonymous)).
+/// ([`BearerAuthLayer::allow_anonymous`](crate::BearerAuthLayer::allow_anonymous), or a
+/// [`LoginLayer`](crate::login::LoginLayer) that does not require login).
 ///
 /// Found in the request extensions instead of an [`Identity`](oidc_core::Identity). Layers
-/// and extractors further in that need an identity answer **401** with this realm's
-/// challenge, rather than the **500** they give when no authentication layer ran at all.
+/// and extractors further in that need an identity answer with [`Anonymous::error_for`]:
+/// **401** with this realm's challenge, or, behind a login layer, **303** to the login for a
+/// browser navigation; rather than the **500** they give when no authentication layer ran.
 #[derive(Debug, Clone)]
 pub struct Anonymous {
     realm: Arc<str>,
+    login_path: Option<Arc<str>>,
 }
 
 impl Anonymous {
     pub(crate) fn new(realm: Arc<str>) -> Self {
-        Self { realm }
+        Self {
+            realm,
+            login_path: None,
+        }
+    }
+
+    pub(crate) fn with_login(realm: Arc<str>, login_path: Arc<str>) -> Self {
+        Self {
+            realm,
+            login_path: Some(login_path),
+        }
     }
 
     /// The realm of the layer that let the request through.
@@ -30,6 +43,25 @@ impl Anonymous {
     /// The error for a route that needs an identity: no credentials (401).
     pub fn error(&self) -> AuthError {
         AuthError::new(AuthErrorKind::MissingToken, self.realm.clone())
+    }
+
+    /// The error for a route that needs an identity, for this request: behind a login layer
+    /// a browser navigation is sent to the login ([`AuthErrorKind::LoginRequired`], 303 with
+    /// `return_to` set to this request's path); anything else gets [`Anonymous::error`].
+    pub fn error_for(&self, parts: &http::request::Parts) -> AuthError {
+        match &self.login_path {
+            Some(login)
+                if crate::login::default_policy(parts) == crate::login::Unauthenticated::Redirect =>
+            {
+                let return_to = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+                let encoded: String =
+                    url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+                let mut error = AuthError::new(AuthErrorKind::LoginRequired, self.realm.clone());
+                error.location = Some(format!("{login}?return_to={encoded}"));
+                error
+            }
+            _ => self.error(),
+        }
     }
 }
 
@@ -52,6 +84,8 @@ pub enum AuthErrorKind {
     /// A requirement layer found no verified identity: the authentication layer is missing
     /// in front of it. **500**.
     MissingLayer,
+    /// A browser navigation needs a login: **303** to [`AuthError::location`].
+    LoginRequired,
 }
 
 /// Why a request was refused: a category, the challenge parameters and the underlying cause.
@@ -65,6 +99,7 @@ pub struct AuthError {
     description: Option<&'static str>,
     scopes: Arc<[String]>,
     source: Option<VerifyError>,
+    location: Option<String>,
 }
 
 impl AuthError {
@@ -75,6 +110,7 @@ impl AuthError {
             description: None,
             scopes: Arc::from(Vec::new()),
             source: None,
+            location: None,
         }
     }
 
@@ -115,6 +151,11 @@ impl AuthError {
         &self.scopes
     }
 
+    /// Where to send the browser, for [`AuthErrorKind::LoginRequired`].
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
     /// The status code RFC 6750 gives this error.
     pub fn status(&self) -> StatusCode {
         match self.kind {
@@ -123,6 +164,7 @@ impl AuthError {
             AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
             AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AuthErrorKind::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
+            AuthErrorKind::LoginRequired => StatusCode::SEE_OTHER,
         }
     }
 
@@ -172,7 +214,7 @@ impl AuthError {
                 }
                 v
             }
-            AuthErrorKind::MissingLayer => return None,
+            AuthErrorKind::MissingLayer | AuthErrorKind::LoginRequired => return None,
         };
         HeaderValue::from_str(&value).ok()
     }
@@ -200,6 +242,7 @@ impl std::fmt::Display for AuthError {
             AuthErrorKind::InvalidToken => f.write_str("invalid bearer token"),
             AuthErrorKind::InsufficientScope => f.write_str("insufficient scope"),
             AuthErrorKind::Unavailable => f.write_str("verification keys unavailable"),
+            AuthErrorKind::LoginRequired => f.write_str("login required"),
             AuthErrorKind::MissingLayer => {
                 f.write_str("no verified identity: add an authentication layer (BearerAuthLayer) in front of this one")
             }

@@ -46,6 +46,7 @@ mod macros;
 pub mod bearer;
 mod error;
 mod future;
+pub mod login;
 pub mod require;
 mod response;
 

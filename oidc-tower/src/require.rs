@@ -220,11 +220,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let layer = &self.layer;
-        let outcome = match req.extensions().get::<Identity>() {
-            None => Err(match req.extensions().get::<Anonymous>() {
-                Some(anonymous) => anonymous.error(),
+        let identity = req.extensions().get::<Identity>().cloned();
+        let anonymous = req.extensions().get::<Anonymous>().cloned();
+        let outcome = match identity.as_ref() {
+            None => Err(match anonymous {
+                Some(anonymous) => {
+                    let (parts, body) = req.into_parts();
+                    let error = anonymous.error_for(&parts);
+                    req = Request::from_parts(parts, body);
+                    error
+                }
                 None => AuthError::new(AuthErrorKind::MissingLayer, layer.realm.clone()),
             }),
             Some(id) => layer.requirements.check(id).map_err(|description| {

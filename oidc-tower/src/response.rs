@@ -40,7 +40,7 @@ where
 }
 
 /// The RFC 6750 rejection: the status of [`AuthError::status`], its `WWW-Authenticate`
-/// challenge, `Retry-After` for 503, `Cache-Control: no-store`, an empty body, and the
+/// challenge, `Location` for a login redirect, `Retry-After` for 503, `Cache-Control: no-store`, an empty body, and the
 /// [`AuthError`] in the response extensions.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRejection;
@@ -52,6 +52,9 @@ impl<B: Default> OnRejection<B> for DefaultRejection {
         let headers = res.headers_mut();
         if let Some(challenge) = error.www_authenticate() {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(location) = error.location().and_then(|l| HeaderValue::from_str(l).ok()) {
+            headers.insert(header::LOCATION, location);
         }
         if let Some(wait) = error.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));

@@ -9,11 +9,10 @@ use openidconnect::core::{
     CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AuthType, AuthUrl, AuthenticationContextClass, AuthenticationFlow, AuthorizationCode,
-    ClientId, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields, IssuerUrl, JsonWebKeySet,
-    LoginHint, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse,
-    TokenUrl,
+    AuthType, AuthUrl, AuthenticationContextClass, AuthenticationFlow, AuthorizationCode, ClientId,
+    CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields, IssuerUrl, JsonWebKeySet, LoginHint,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -289,7 +288,11 @@ impl OidcClient {
 
     /// Seconds since the Unix epoch, by the configured clock.
     pub fn now(&self) -> i64 {
-        let now = self.inner.clock.as_ref().map_or_else(SystemTime::now, |c| c());
+        let now = self
+            .inner
+            .clock
+            .as_ref()
+            .map_or_else(SystemTime::now, |c| c());
         now.duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
     }
@@ -326,12 +329,16 @@ impl OidcClient {
             match c.auth {
                 ClientAuth::ClientSecretBasic => {
                     client = client
-                        .set_client_secret(openidconnect::ClientSecret::new(secret.secret().to_owned()))
+                        .set_client_secret(openidconnect::ClientSecret::new(
+                            secret.secret().to_owned(),
+                        ))
                         .set_auth_type(AuthType::BasicAuth);
                 }
                 ClientAuth::ClientSecretPost => {
                     client = client
-                        .set_client_secret(openidconnect::ClientSecret::new(secret.secret().to_owned()))
+                        .set_client_secret(openidconnect::ClientSecret::new(
+                            secret.secret().to_owned(),
+                        ))
                         .set_auth_type(AuthType::RequestBody);
                 }
                 ClientAuth::None => {}
@@ -418,10 +425,15 @@ impl OidcClient {
         response: AuthorizationResponse,
     ) -> Result<TokenSet, FlowError> {
         if tx.issuer() != self.inner.provider.issuer() {
-            return Err(FlowError::Unbound("the transaction belongs to another provider"));
+            return Err(FlowError::Unbound(
+                "the transaction belongs to another provider",
+            ));
         }
         let metadata = self.metadata().await?;
-        let code = response.into_code(tx, metadata.authorization_response_iss_parameter_supported())?;
+        let code = response.into_code(
+            tx,
+            metadata.authorization_response_iss_parameter_supported(),
+        )?;
         let client = self.oc_client(&metadata)?;
         let response = client
             .exchange_code(AuthorizationCode::new(code))
@@ -482,7 +494,8 @@ impl OidcClient {
                 let claims = id_token::verify(&self.rules(), &raw, &expectation)
                     .await
                     .map_err(|e| match e {
-                        VerifyError::InvalidClaim("iss" | "sub" | "azp") | VerifyError::InvalidAudience
+                        VerifyError::InvalidClaim("iss" | "sub" | "azp")
+                        | VerifyError::InvalidAudience
                             if is_refresh =>
                         {
                             FlowError::RefreshMismatch
@@ -528,8 +541,10 @@ impl OidcClient {
 
     fn http(
         &self,
-    ) -> impl Fn(HttpRequest) -> std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send>>
-    {
+    ) -> impl Fn(
+        HttpRequest,
+    )
+        -> std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send>> {
         let http = self.inner.provider.http_client();
         move |request| {
             let http = http.clone();
@@ -568,7 +583,11 @@ impl OidcClient {
         match response.status().as_u16() {
             200 => {}
             status @ (400 | 401 | 403) => return Err(FlowError::UserInfoRefused { status }),
-            _ => return Err(FlowError::InvalidResponse("userinfo answered with an error status")),
+            _ => {
+                return Err(FlowError::InvalidResponse(
+                    "userinfo answered with an error status",
+                ));
+            }
         }
         let claims: Map<String, Value> = serde_json::from_slice(response.body())
             .map_err(|_| FlowError::InvalidResponse("userinfo is not a json object"))?;
@@ -578,8 +597,8 @@ impl OidcClient {
         }
     }
 
-    /// The URL that ends the user's session at the provider (OIDC RP-Initiated Logout), or
-    /// `None` when the provider publishes no `end_session_endpoint`.
+    /// The URL that ends the user's session at the provider (OIDC RP-Initiated Logout, with a
+    /// fresh random `state`), or `None` when the provider publishes no `end_session_endpoint`.
     ///
     /// # Errors
     ///
@@ -588,8 +607,8 @@ impl OidcClient {
         &self,
         id_token_hint: Option<&Secret>,
         post_logout_redirect_uri: Option<&str>,
-        state: &str,
     ) -> Result<Option<String>, FlowError> {
+        let state = CsrfToken::new_random();
         let metadata = self.metadata().await?;
         let Some(endpoint) = metadata.end_session_endpoint() else {
             return Ok(None);
@@ -606,7 +625,7 @@ impl OidcClient {
             if let Some(uri) = post_logout_redirect_uri {
                 query.append_pair("post_logout_redirect_uri", uri);
             }
-            query.append_pair("state", state);
+            query.append_pair("state", state.secret());
         }
         Ok(Some(url.into()))
     }
@@ -623,6 +642,8 @@ fn token_error(
         RequestTokenError::Parse(_, _) => {
             FlowError::InvalidResponse("the token response is not of the expected shape")
         }
-        RequestTokenError::Other(_) => FlowError::InvalidResponse("the token endpoint answered unexpectedly"),
+        RequestTokenError::Other(_) => {
+            FlowError::InvalidResponse("the token endpoint answered unexpectedly")
+        }
     }
 }

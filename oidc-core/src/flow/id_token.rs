@@ -106,21 +106,33 @@ pub(crate) async fn verify(
     }
     if let (Some(access_token), Some(at_hash)) = (expect.access_token, claims.get("at_hash")) {
         let want = token_hash(alg, access_token);
-        if at_hash.as_str().is_none_or(|got| !ct_eq(got.as_bytes(), want.as_bytes())) {
+        if at_hash
+            .as_str()
+            .is_none_or(|got| !ct_eq(got.as_bytes(), want.as_bytes()))
+        {
             return Err(VerifyError::InvalidClaim("at_hash"));
         }
     }
     if let Some(max_age) = expect.max_age {
-        let auth_time = jws::time(&claims, "auth_time")?.ok_or(VerifyError::MissingClaim("auth_time"))?;
+        let auth_time =
+            jws::time(&claims, "auth_time")?.ok_or(VerifyError::MissingClaim("auth_time"))?;
         let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
-        if auth_time.saturating_add(max_age).saturating_add(rules.leeway) < rules.now {
+        if auth_time
+            .saturating_add(max_age)
+            .saturating_add(rules.leeway)
+            < rules.now
+        {
             return Err(VerifyError::InvalidClaim("auth_time"));
         }
     }
     if let Some(previous) = expect.previous {
         for name in ["iss", "sub"] {
             if previous.get(name) != claims.get(name) {
-                return Err(VerifyError::InvalidClaim(if name == "iss" { "iss" } else { "sub" }));
+                return Err(VerifyError::InvalidClaim(if name == "iss" {
+                    "iss"
+                } else {
+                    "sub"
+                }));
             }
         }
         let mut before = jws::audiences(previous)?;
@@ -148,7 +160,13 @@ mod tests {
         let h = token_hash(Algorithm::RS256, "access-token");
         let full = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"access-token");
         assert_eq!(h, URL_SAFE_NO_PAD.encode(&full.as_ref()[..16]));
-        assert_eq!(token_hash(Algorithm::ES384, "x").len(), URL_SAFE_NO_PAD.encode([0u8; 24]).len());
-        assert_eq!(token_hash(Algorithm::EdDSA, "x").len(), URL_SAFE_NO_PAD.encode([0u8; 32]).len());
+        assert_eq!(
+            token_hash(Algorithm::ES384, "x").len(),
+            URL_SAFE_NO_PAD.encode([0u8; 24]).len()
+        );
+        assert_eq!(
+            token_hash(Algorithm::EdDSA, "x").len(),
+            URL_SAFE_NO_PAD.encode([0u8; 32]).len()
+        );
     }
 }

@@ -61,6 +61,9 @@ impl TokenSet {
 
     /// The subject (`sub`) of the ID token.
     pub fn subject(&self) -> &str {
-        self.id_claims.get("sub").and_then(Value::as_str).unwrap_or_default()
+        self.id_claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 }

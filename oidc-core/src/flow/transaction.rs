@@ -121,6 +121,11 @@ impl Transaction {
         self.state.secret()
     }
 
+    /// Whether `state` is this transaction's state (compared in constant time).
+    pub fn matches_state(&self, state: &str) -> bool {
+        super::secret::ct_eq(self.state.secret().as_bytes(), state.as_bytes())
+    }
+
     /// The issuer the login was started at (RFC 9700 mix-up defence).
     pub fn issuer(&self) -> &str {
         &self.issuer

@@ -1,1 +1,440 @@
 use super::*;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use oidc_testing::TestProvider;
+use serde_json::{Value, json};
+
+fn timings() -> JwksTimings {
+    JwksTimings::default()
+}
+
+fn set(keys: Vec<Value>) -> Vec<u8> {
+    serde_json::to_vec(&json!({ "keys": keys })).unwrap()
+}
+
+fn kids(keys: &[Arc<VerifyingKey>]) -> Vec<&str> {
+    keys.iter().filter_map(|k| k.kid()).collect()
+}
+
+/// The published JWKs of a fresh test provider (no HTTP is done).
+async fn published() -> (TestProvider, Vec<Value>) {
+    let tp = TestProvider::start().await;
+    let keys = tp.public_jwks()["keys"].as_array().unwrap().clone();
+    (tp, keys)
+}
+
+fn jwk(keys: &[Value], kid: &str) -> Value {
+    keys.iter().find(|k| k["kid"] == kid).unwrap().clone()
+}
+
+fn b64e(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+// --- KEY-05: parsing a set with unusable keys -------------------------------------------------
+
+#[tokio::test]
+async fn key_05_parse_set_skips_unusable_keys_and_keeps_the_rest() {
+    let (_tp, keys) = published().await;
+    let rsa = jwk(&keys, "rsa1-RS256");
+    let ec = jwk(&keys, "ec1-ES256");
+    let ed = jwk(&keys, "ed1-EdDSA");
+    let body = set(vec![
+        json!({"kty": "AKP", "alg": "ML-DSA-65", "kid": "akp", "pub": "AAAA", "param-set": "bogus"}),
+        json!({"kty": "made-up", "kid": "weird"}),
+        json!({"kty": "RSA", "use": "enc", "kid": "enc", "n": rsa["n"], "e": rsa["e"]}),
+        json!({"kty": "RSA", "key_ops": ["encrypt", "wrapKey"], "kid": "ops", "n": rsa["n"], "e": rsa["e"]}),
+        json!({"kty": "oct", "k": "c2VjcmV0", "kid": "oct", "alg": "HS256"}),
+        json!({"kty": "RSA", "kid": "rsa-512", "n": b64e(&[0xC1; 64]), "e": "AQAB"}),
+        json!({"kty": "EC", "crv": "P-256", "kid": "ec-bad-x", "x": b64e(&[1; 31]), "y": ec["y"]}),
+        json!({"kty": "EC", "crv": "P-256", "kid": "ec-no-y", "x": ec["x"]}),
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed-long", "x": b64e(&[1; 33])}),
+        json!({"kty": "RSA", "alg": "ES256", "kid": "rsa-as-ec", "n": rsa["n"], "e": rsa["e"]}),
+        json!({"kty": "RSA", "alg": "none", "kid": "rsa-none", "n": rsa["n"], "e": rsa["e"]}),
+        json!({"kty": "RSA", "kid": "rsa-bad-b64", "n": "!!!", "e": "AQAB"}),
+        json!({"kid": "no-kty"}),
+        json!(null),
+        json!("string"),
+        rsa.clone(),
+        ec.clone(),
+        ed.clone(),
+        // Usable variants: explicit `use: sig` and `key_ops` with `verify`.
+        json!({"kty": "RSA", "use": "sig", "key_ops": ["verify"], "kid": "rsa-ops-ok", "n": rsa["n"], "e": rsa["e"]}),
+    ]);
+    let parsed = parse_set(&body).unwrap();
+    assert_eq!(
+        kids(&parsed),
+        ["rsa1-RS256", "ec1-ES256", "ed1-EdDSA", "rsa-ops-ok"]
+    );
+}
+
+#[test]
+fn key_05_parse_set_rejects_documents_that_are_not_sets() {
+    for body in [
+        &b"not json"[..],
+        b"{}",
+        br#"{"keys": {}}"#,
+        br#"{"keys": "x"}"#,
+        b"",
+    ] {
+        assert!(
+            matches!(parse_set(body), Err(JwksError::InvalidDocument(_))),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    assert!(parse_set(br#"{"keys": []}"#).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn key_05_rsa_size_and_exponent_bounds() {
+    let (_tp, keys) = published().await;
+    let rsa = jwk(&keys, "rsa1-RS256");
+    let n = URL_SAFE_NO_PAD.decode(rsa["n"].as_str().unwrap()).unwrap();
+    assert_eq!(n.len(), 256);
+    let with = |n: &[u8], e: &str| json!({"kty": "RSA", "n": b64e(n), "e": e});
+    let mut padded = vec![0u8; 3];
+    padded.extend_from_slice(&n);
+    for (what, value, ok) in [
+        ("2048 bits", with(&n, "AQAB"), true),
+        ("leading zeros stripped", with(&padded, "AQAB"), true),
+        ("2040 bits", with(&n[1..], "AQAB"), false),
+        ("8192 bits", with(&[0xC3; 1024], "AQAB"), true),
+        ("8200 bits", with(&[0xC3; 1025], "AQAB"), false),
+        ("e = 1", with(&n, "AQ"), false),
+        ("e even", with(&n, "AAI"), false),
+        ("e empty", with(&n, ""), false),
+        ("e zero", with(&n, "AA"), false),
+        ("e 5 bytes", with(&n, &b64e(&[1, 0, 0, 0, 1])), false),
+        ("e = 3", with(&n, "Aw"), true),
+    ] {
+        assert_eq!(parse_key(value).is_ok(), ok, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn key_01_fits_by_type_curve_and_alg() {
+    use Algorithm::*;
+    let (_tp, keys) = published().await;
+    let mut no_alg = jwk(&keys, "rsa1-RS256");
+    no_alg.as_object_mut().unwrap().remove("alg");
+    let cases = [
+        (jwk(&keys, "rsa1-RS256"), vec![RS256]),
+        (jwk(&keys, "rsa1-PS384"), vec![PS384]),
+        (no_alg, vec![RS256, RS384, RS512, PS256, PS384, PS512]),
+        (jwk(&keys, "ec1-ES256"), vec![ES256]),
+        (jwk(&keys, "ed1-EdDSA"), vec![EdDSA]),
+    ];
+    for (value, fitting) in cases {
+        let key = parse_key(value.clone()).unwrap();
+        for alg in Algorithm::ALL {
+            assert_eq!(
+                key.fits(alg),
+                fitting.contains(&alg),
+                "{} with {alg}",
+                value["kid"]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn key_05_duplicate_kids_and_key_count_capped() {
+    let (_tp, keys) = published().await;
+    let rsa1 = jwk(&keys, "rsa1-RS256");
+    let mut twin = jwk(&keys, "ec1-ES256");
+    twin["kid"] = json!("rsa1-RS256");
+    let parsed = parse_set(&set(vec![rsa1.clone(), twin])).unwrap();
+    assert_eq!(
+        parsed.len(),
+        1,
+        "the second JWK with the same kid is dropped"
+    );
+    assert!(parsed[0].fits(Algorithm::RS256));
+
+    let many: Vec<Value> = (0..100)
+        .map(|i| {
+            let mut k = rsa1.clone();
+            k["kid"] = json!(format!("k{i}"));
+            k
+        })
+        .collect();
+    let parsed = parse_set(&set(many)).unwrap();
+    assert_eq!(parsed.len(), MAX_KEYS);
+    assert_eq!(parsed.last().unwrap().kid(), Some("k63"));
+}
+
+// --- Cache-Control ----------------------------------------------------------------------------
+
+#[test]
+fn cache_control_max_age_parsing() {
+    let hv = |s: &'static str| http::HeaderValue::from_static(s);
+    for (value, want) in [
+        ("max-age=300", Some(300)),
+        ("public, max-age=60", Some(60)),
+        ("public,max-age=0,must-revalidate", Some(0)),
+        ("MAX-AGE = 5", Some(5)),
+        ("max-age=\"10\"", Some(10)),
+        ("no-store", None),
+        ("s-maxage=10", None),
+        ("max-age=-1", None),
+        ("max-age=abc", None),
+        ("max-age=", None),
+        ("", None),
+    ] {
+        assert_eq!(
+            max_age(Some(&hv(value))),
+            want.map(Duration::from_secs),
+            "{value:?}"
+        );
+    }
+    assert_eq!(max_age(None), None);
+}
+
+// --- The cache: single flight, cooldown, backoff, staleness, removal --------------------------
+
+async fn test_keys() -> (TestProvider, Vec<Arc<VerifyingKey>>) {
+    let (tp, keys) = published().await;
+    let parsed = parse_set(&set(keys)).unwrap();
+    assert_eq!(parsed.len(), 8);
+    (tp, parsed)
+}
+
+fn fetched(keys: &[Arc<VerifyingKey>], max_age: Option<Duration>) -> Fetched {
+    Fetched {
+        keys: keys.to_vec(),
+        max_age,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_04_concurrent_loads_share_one_fetch() {
+    let (_tp, keys) = test_keys().await;
+    let cache = Arc::new(JwksCache::new(timings()));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..50 {
+        let cache = cache.clone();
+        let fetches = fetches.clone();
+        let keys = keys.clone();
+        handles.push(tokio::spawn(async move {
+            cache
+                .refresh(Reason::Load, || async {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ok(fetched(&keys, None))
+                })
+                .await
+        }));
+    }
+    for h in handles {
+        assert!(matches!(h.await.unwrap(), Ok(true)));
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert!(cache.is_loaded());
+    assert!(cache.get("rsa1-RS256").is_some());
+}
+
+#[tokio::test]
+async fn key_04_load_asked_after_a_concurrent_load_finished_does_not_fetch_again() {
+    // A caller that saw `is_loaded() == false` just before another caller's load completed
+    // then asks for a load of its own: that must not be a second fetch (single flight).
+    let (_tp, keys) = test_keys().await;
+    let cache = JwksCache::new(timings());
+    let fetches = AtomicUsize::new(0);
+    let load = || async {
+        fetches.fetch_add(1, Ordering::SeqCst);
+        Ok(fetched(&keys, None))
+    };
+    assert!(!cache.is_loaded());
+    assert!(matches!(cache.refresh(Reason::Load, load).await, Ok(true)));
+    assert!(matches!(cache.refresh(Reason::Load, load).await, Ok(true)));
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn key_04_unknown_kid_refetch_paced_by_cooldown() {
+    let (_tp, keys) = test_keys().await;
+    let cache = JwksCache::new(JwksTimings {
+        unknown_kid_cooldown: Duration::from_millis(100),
+        ..timings()
+    });
+    let fetches = AtomicUsize::new(0);
+    let load = || async {
+        fetches.fetch_add(1, Ordering::SeqCst);
+        Ok(fetched(&keys, None))
+    };
+    cache.refresh(Reason::Load, load).await.unwrap();
+    for _ in 0..100 {
+        assert!(matches!(
+            cache.refresh(Reason::UnknownKid, load).await,
+            Ok(false)
+        ));
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(matches!(
+        cache.refresh(Reason::UnknownKid, load).await,
+        Ok(true)
+    ));
+    assert!(matches!(
+        cache.refresh(Reason::UnknownKid, load).await,
+        Ok(false)
+    ));
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn key_04_unknown_kid_on_empty_cache_also_paced() {
+    // mobula#28: an empty (or unusable) set must not make every unknown kid refetch.
+    let cache = JwksCache::new(timings());
+    let fetches = AtomicUsize::new(0);
+    let load = || async {
+        fetches.fetch_add(1, Ordering::SeqCst);
+        Ok(fetched(&[], None))
+    };
+    cache.refresh(Reason::Load, load).await.unwrap();
+    assert!(cache.is_loaded() && cache.all().is_empty());
+    for _ in 0..100 {
+        let _ = cache.refresh(Reason::UnknownKid, load).await;
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn key_07_failures_back_off_and_keep_the_last_keys() {
+    let (_tp, keys) = test_keys().await;
+    let cache = JwksCache::new(JwksTimings {
+        retry_base: Duration::from_millis(100),
+        retry_max: Duration::from_millis(400),
+        unknown_kid_cooldown: Duration::ZERO,
+        ..timings()
+    });
+    let fetches = AtomicUsize::new(0);
+    let good = || async {
+        fetches.fetch_add(1, Ordering::SeqCst);
+        Ok(fetched(&keys, None))
+    };
+    let bad = || async {
+        fetches.fetch_add(1, Ordering::SeqCst);
+        Err(JwksError::Status(500))
+    };
+    cache.refresh(Reason::Load, good).await.unwrap();
+    assert!(matches!(
+        cache.refresh(Reason::UnknownKid, bad).await,
+        Err(JwksError::Status(500))
+    ));
+    // The failed fetch kept the keys.
+    assert!(cache.is_loaded());
+    assert!(cache.get("rsa1-RS256").is_some());
+    assert_eq!(cache.all().len(), 8);
+    // Within the backoff: no attempt, a retry hint instead.
+    let err = cache.refresh(Reason::UnknownKid, bad).await.unwrap_err();
+    let retry = err.retry_after().unwrap();
+    assert!(retry <= Duration::from_millis(100), "{retry:?}");
+    assert!(!cache.refresh_due());
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    // The second failure doubles the wait.
+    assert!(cache.refresh(Reason::UnknownKid, bad).await.is_err());
+    let retry = cache
+        .refresh(Reason::UnknownKid, bad)
+        .await
+        .unwrap_err()
+        .retry_after()
+        .unwrap();
+    assert!(
+        retry > Duration::from_millis(100) && retry <= Duration::from_millis(200),
+        "{retry:?}"
+    );
+    assert_eq!(fetches.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn key_07_keys_expire_after_max_stale() {
+    let (_tp, keys) = test_keys().await;
+    let cache = JwksCache::new(JwksTimings {
+        max_stale: Duration::from_millis(150),
+        ..timings()
+    });
+    cache
+        .refresh(Reason::Load, || async { Ok(fetched(&keys, None)) })
+        .await
+        .unwrap();
+    assert!(cache.is_loaded() && cache.get("rsa1-RS256").is_some());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!cache.is_loaded());
+    assert!(cache.all().is_empty());
+    assert!(
+        cache.get("rsa1-RS256").is_none(),
+        "a stale key is still served by kid"
+    );
+}
+
+#[tokio::test]
+async fn key_03_removed_kids_leave_the_cache_on_refresh() {
+    let (_tp, keys) = test_keys().await;
+    let cache = JwksCache::new(JwksTimings {
+        unknown_kid_cooldown: Duration::ZERO,
+        ..timings()
+    });
+    cache
+        .refresh(Reason::Load, || async { Ok(fetched(&keys, None)) })
+        .await
+        .unwrap();
+    let remaining: Vec<_> = keys
+        .iter()
+        .filter(|k| k.kid() != Some("rsa1-RS256"))
+        .cloned()
+        .collect();
+    cache
+        .refresh(Reason::UnknownKid, || async {
+            Ok(fetched(&remaining, None))
+        })
+        .await
+        .unwrap();
+    assert!(cache.get("rsa1-RS256").is_none());
+    assert!(cache.get("rsa1-PS256").is_some());
+    assert_eq!(cache.all().len(), 7);
+    assert!(!cache.all().iter().any(|k| k.kid() == Some("rsa1-RS256")));
+}
+
+#[tokio::test]
+async fn cache_control_due_refresh_honours_clamped_max_age() {
+    let (_tp, keys) = test_keys().await;
+    let cache = JwksCache::new(JwksTimings {
+        min_refresh: Duration::from_millis(100),
+        max_refresh: Duration::from_millis(300),
+        ..timings()
+    });
+    let fetches = AtomicUsize::new(0);
+    // The provider asks for an hour; the upper bound wins.
+    let load = || async {
+        fetches.fetch_add(1, Ordering::SeqCst);
+        Ok(fetched(&keys, Some(Duration::from_secs(3600))))
+    };
+    cache.refresh(Reason::Load, load).await.unwrap();
+    assert!(!cache.refresh_due());
+    assert!(matches!(cache.refresh(Reason::Due, load).await, Ok(true)));
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "not due: no fetch");
+    tokio::time::sleep(Duration::from_millis(320)).await;
+    assert!(cache.refresh_due());
+    cache.refresh(Reason::Due, load).await.unwrap();
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert!(!cache.refresh_due());
+
+    // max-age=0 is raised to the lower bound.
+    let zero = || async {
+        fetches.fetch_add(1, Ordering::SeqCst);
+        Ok(fetched(&keys, Some(Duration::ZERO)))
+    };
+    tokio::time::sleep(Duration::from_millis(320)).await;
+    cache.refresh(Reason::Due, zero).await.unwrap();
+    assert!(
+        !cache.refresh_due(),
+        "due immediately after a max-age=0 fetch"
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(cache.refresh_due());
+}

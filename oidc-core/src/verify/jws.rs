@@ -102,7 +102,10 @@ pub(crate) fn check_subject(claims: &Map<String, Value>) -> Result<(), VerifyErr
 }
 
 /// A time claim: absent, or an integer number of seconds.
-pub(crate) fn time(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, VerifyError> {
+pub(crate) fn time(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<i64>, VerifyError> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(VerifyError::InvalidClaim(name)),

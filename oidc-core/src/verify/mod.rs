@@ -235,7 +235,11 @@ impl AccessTokenVerifier {
     }
 
     fn now(&self) -> i64 {
-        let now = self.inner.clock.as_ref().map_or_else(SystemTime::now, |c| c());
+        let now = self
+            .inner
+            .clock
+            .as_ref()
+            .map_or_else(SystemTime::now, |c| c());
         now.duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
     }
@@ -249,18 +253,15 @@ impl AccessTokenVerifier {
     pub async fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, VerifyError> {
         let c = &*self.inner;
         let strict = c.require_at_jwt;
-        let jws::Signed { claims, typ, .. } = jws::verify_signature(
-            &c.provider,
-            &c.algorithms,
-            c.max_token_size,
-            token,
-            |typ| match typ {
-                TokenType::AccessToken => true,
-                TokenType::Generic => !strict,
-                TokenType::Other => false,
-            },
-        )
-        .await?;
+        let jws::Signed { claims, typ, .. } =
+            jws::verify_signature(&c.provider, &c.algorithms, c.max_token_size, token, |typ| {
+                match typ {
+                    TokenType::AccessToken => true,
+                    TokenType::Generic => !strict,
+                    TokenType::Other => false,
+                }
+            })
+            .await?;
         let (audience, expires_at) = self.check_claims(&claims, typ)?;
         let identity = Identity::from_verified(&claims, audience, expires_at, &c.roles);
         let custom = C::deserialize(Value::Object(claims))

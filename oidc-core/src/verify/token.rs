@@ -18,8 +18,7 @@ pub(crate) struct Segments<'a> {
 
 fn is_b64url(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 

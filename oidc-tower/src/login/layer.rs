@@ -1,0 +1,300 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::request::Parts;
+use oidc_core::AccessTokenVerifier;
+use oidc_core::error::ConfigError;
+use oidc_core::flow::OidcClient;
+use tower_layer::Layer;
+use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
+
+use super::hook::OnLogin;
+use super::policy::{Unauthenticated, default_policy};
+use super::service::Login;
+
+/// Browser login with server-side sessions. The layer is its own builder.
+///
+/// See the [module docs](crate::login) for what it does and an example.
+#[derive(Clone)]
+#[must_use]
+pub struct LoginLayer {
+    pub(crate) config: Arc<LoginConfig>,
+}
+
+pub(crate) type Policy = Arc<dyn Fn(&Parts) -> Unauthenticated + Send + Sync>;
+
+#[derive(Clone)]
+pub(crate) struct LoginConfig {
+    pub(crate) client: OidcClient,
+    /// `scheme://host[:port]`.
+    pub(crate) origin: String,
+    /// The app's path prefix, without a trailing slash (`""` at the root).
+    pub(crate) base_path: String,
+    pub(crate) secure: bool,
+    pub(crate) login_path: String,
+    pub(crate) callback_path: String,
+    pub(crate) logout_path: String,
+    pub(crate) post_logout_redirect_uri: String,
+    pub(crate) require_login: bool,
+    pub(crate) policy: Policy,
+    pub(crate) bearer: Option<AccessTokenVerifier>,
+    pub(crate) hook: Option<Arc<dyn OnLogin>>,
+    pub(crate) transaction_lifetime: i64,
+    pub(crate) max_transactions: usize,
+    pub(crate) idle_timeout: i64,
+    pub(crate) absolute_timeout: i64,
+    pub(crate) refresh_margin: i64,
+    pub(crate) revalidate_every: i64,
+    pub(crate) userinfo: UserInfoPolicy,
+    pub(crate) refreshes: moka::future::Cache<String, Arc<super::session::LoginState>>,
+}
+
+/// When UserInfo is fetched at login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UserInfoPolicy {
+    Always,
+    Never,
+    /// When one of these claims is missing from the ID token.
+    WhenMissing(Vec<String>),
+}
+
+impl std::fmt::Debug for LoginLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.config;
+        f.debug_struct("LoginLayer")
+            .field("client", &c.client)
+            .field("origin", &c.origin)
+            .field("base_path", &c.base_path)
+            .field("login_path", &c.login_path)
+            .field("callback_path", &c.callback_path)
+            .field("logout_path", &c.logout_path)
+            .field("require_login", &c.require_login)
+            .field("bearer", &c.bearer.is_some())
+            .field("hook", &c.hook.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+impl LoginLayer {
+    /// Browser login for the app at `app_url` (its public URL, with the path prefix it is
+    /// mounted under), with `client` registered at the provider.
+    ///
+    /// The callback path is taken from the client's redirect URI, which must lie under
+    /// `app_url`. Defaults: login at `/auth/login`, logout at `/auth/logout` (both under
+    /// `app_url`), `post_logout_redirect_uri` = `app_url` + `/`, login required on every other
+    /// route, transactions valid 10 minutes (5 per browser), idle timeout 30 minutes, absolute
+    /// timeout 12 hours, tokens refreshed 60 s before they expire, revalidation every
+    /// 5 minutes, UserInfo fetched when `email` is missing from the ID token.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when `app_url` is not an absolute `http(s)` URL, or when the client's
+    /// redirect URI is not under it.
+    pub fn new(client: OidcClient, app_url: &str) -> Result<Self, ConfigError> {
+        let bad = |reason| ConfigError::InvalidUrl {
+            url: app_url.to_owned(),
+            reason,
+        };
+        let app = url::Url::parse(app_url).map_err(|_| bad("not an absolute url"))?;
+        if !matches!(app.scheme(), "http" | "https") || app.host_str().is_none() {
+            return Err(bad("must be an http or https url"));
+        }
+        let origin = app.origin().ascii_serialization();
+        let base_path = app.path().trim_end_matches('/').to_owned();
+        let redirect = url::Url::parse(client.redirect_uri()).map_err(|_| bad("bad redirect uri"))?;
+        if redirect.origin().ascii_serialization() != origin {
+            return Err(ConfigError::InvalidUrl {
+                url: client.redirect_uri().to_owned(),
+                reason: "the redirect uri must be on the app's origin",
+            });
+        }
+        let callback_path = redirect
+            .path()
+            .strip_prefix(base_path.as_str())
+            .filter(|p| p.starts_with('/'))
+            .ok_or(ConfigError::InvalidUrl {
+                url: client.redirect_uri().to_owned(),
+                reason: "the redirect uri must lie under the app url",
+            })?
+            .to_owned();
+        Ok(Self {
+            config: Arc::new(LoginConfig {
+                client,
+                secure: app.scheme() == "https",
+                post_logout_redirect_uri: format!("{origin}{base_path}/"),
+                origin,
+                base_path,
+                login_path: "/auth/login".to_owned(),
+                callback_path,
+                logout_path: "/auth/logout".to_owned(),
+                require_login: true,
+                policy: Arc::new(default_policy),
+                bearer: None,
+                hook: None,
+                transaction_lifetime: 600,
+                max_transactions: 5,
+                idle_timeout: 30 * 60,
+                absolute_timeout: 12 * 3600,
+                refresh_margin: 60,
+                revalidate_every: 300,
+                userinfo: UserInfoPolicy::WhenMissing(vec!["email".to_owned()]),
+                refreshes: moka::future::Cache::builder()
+                    .max_capacity(10_000)
+                    .time_to_live(Duration::from_secs(10))
+                    .build(),
+            }),
+        })
+    }
+
+    fn config(&mut self) -> &mut LoginConfig {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Whether routes other than the login routes require a login. The default value is
+    /// `true`. With `false`, requests without a session reach the service without an identity
+    /// (marked [`Anonymous`](crate::Anonymous)), and handlers or a
+    /// [`RequireLayer`](crate::RequireLayer) decide.
+    pub fn require_login(mut self, required: bool) -> Self {
+        self.config().require_login = required;
+        self
+    }
+
+    /// Sets the path that starts a login (`GET …?return_to=/path`). The default value is
+    /// `"/auth/login"`.
+    pub fn with_login_path(mut self, path: impl Into<String>) -> Self {
+        self.config().login_path = path.into();
+        self
+    }
+
+    /// Sets the logout path (`POST` only). The default value is `"/auth/logout"`.
+    pub fn with_logout_path(mut self, path: impl Into<String>) -> Self {
+        self.config().logout_path = path.into();
+        self
+    }
+
+    /// Where the provider sends the browser after logout (must be registered there). The
+    /// default value is the app URL with a trailing `/`.
+    pub fn with_post_logout_redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.config().post_logout_redirect_uri = uri.into();
+        self
+    }
+
+    /// Replaces the decision between redirecting to the provider and answering 401 for
+    /// requests without a session. The default is [`default_policy`](super::default_policy).
+    pub fn with_unauthenticated_policy(
+        mut self,
+        policy: impl Fn(&Parts) -> Unauthenticated + Send + Sync + 'static,
+    ) -> Self {
+        self.config().policy = Arc::new(policy);
+        self
+    }
+
+    /// Also accepts `Authorization: Bearer` tokens verified by `verifier` on the same routes
+    /// (an API used by the web front end and by other services). A request with bearer
+    /// credentials is judged by them alone, with the answers of
+    /// [`BearerAuthLayer`](crate::BearerAuthLayer). The default is sessions only.
+    pub fn accept_bearer(mut self, verifier: AccessTokenVerifier) -> Self {
+        self.config().bearer = Some(verifier);
+        self
+    }
+
+    /// Runs `hook` after each successful login, before the session is created.
+    pub fn with_login_hook(mut self, hook: impl OnLogin) -> Self {
+        self.config().hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sets how long a login transaction stays valid. The default value is 10 minutes.
+    pub fn with_transaction_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config().transaction_lifetime = secs(lifetime);
+        self
+    }
+
+    /// Sets how many logins a browser may have in progress at once (oldest dropped first).
+    /// The default value is 5.
+    pub fn with_max_transactions(mut self, max: usize) -> Self {
+        self.config().max_transactions = max.max(1);
+        self
+    }
+
+    /// Ends a session unused for this long. The default value is 30 minutes.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config().idle_timeout = secs(timeout);
+        self
+    }
+
+    /// Ends a session this long after login, whatever the activity and refreshes. The default
+    /// value is 12 hours.
+    pub fn with_absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.config().absolute_timeout = secs(timeout);
+        self
+    }
+
+    /// Refreshes the access token this long before it expires. The default value is 60 s.
+    pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
+        self.config().refresh_margin = secs(margin);
+        self
+    }
+
+    /// Re-checks the session with the provider this often (a refresh grant, or UserInfo
+    /// without a refresh token); a user revoked at the provider loses access within this
+    /// interval. The default value is 5 minutes.
+    pub fn with_revalidation_interval(mut self, every: Duration) -> Self {
+        self.config().revalidate_every = secs(every);
+        self
+    }
+
+    /// Fetches UserInfo at every login (`true`) or never (`false`). By default it is fetched
+    /// when the ID token lacks `email`.
+    pub fn fetch_userinfo(mut self, always: bool) -> Self {
+        self.config().userinfo = if always {
+            UserInfoPolicy::Always
+        } else {
+            UserInfoPolicy::Never
+        };
+        self
+    }
+
+    /// The session layer to put around this one, with the cookie settings login needs:
+    /// `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, `Secure` and the `__Host-` name
+    /// prefix when the app URL is `https`, and expiry on inactivity after the idle timeout.
+    ///
+    /// # Security
+    ///
+    /// The cookie is `Secure` exactly when the app URL is `https`; serve the app over `http`
+    /// only in development.
+    pub fn session_layer<S: SessionStore + Clone>(&self, store: S) -> SessionManagerLayer<S> {
+        let c = &self.config;
+        let name = if c.secure {
+            "__Host-oidc-session"
+        } else {
+            "oidc-session"
+        };
+        SessionManagerLayer::new(store)
+            .with_name(name)
+            .with_http_only(true)
+            .with_same_site(tower_sessions::cookie::SameSite::Lax)
+            .with_secure(c.secure)
+            .with_path("/")
+            .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::seconds(
+                c.idle_timeout,
+            )))
+    }
+
+    /// The client used.
+    pub fn client(&self) -> &OidcClient {
+        &self.config.client
+    }
+}
+
+impl<S> Layer<S> for LoginLayer {
+    type Service = Login<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Login::new(inner, self.clone())
+    }
+}

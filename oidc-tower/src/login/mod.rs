@@ -1,0 +1,85 @@
+//! Browser login: the authorization code flow with PKCE, server-side sessions, refresh,
+//! revalidation and logout.
+//!
+//! [`LoginLayer`] wraps an app (inside the session layer it provides with
+//! [`LoginLayer::session_layer`], a tower-sessions `SessionManagerLayer`). It serves three
+//! routes itself, under the app URL:
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `GET /auth/login?return_to=/path` | starts a login: a new transaction in the session, 303 to the provider (`login_hint` and `prompt` pass through) |
+//! | `GET /auth/callback` (the client's redirect URI) | finishes it: see below |
+//! | `POST /auth/logout` | same-origin only (`Origin`, or `Sec-Fetch-Site: same-origin`; else 403; `GET` is 405): destroys the server-side session, clears the cookie, 303 to the provider's `end_session_endpoint` with `id_token_hint`, `client_id`, `post_logout_redirect_uri` and `state` (or to `post_logout_redirect_uri` when the provider has none) |
+//!
+//! On every other request it loads the session. A logged-in request reaches the service with
+//! the [`Identity`](oidc_core::Identity), the [`Claims`](oidc_core::Claims) (ID token and
+//! UserInfo claims) and a [`LoginSession`] (with a fresh access token) in its extensions. A
+//! request without a login is, by [`default_policy`], redirected (303) to the provider when it
+//! is a top-level browser navigation, and answered 401 otherwise, with no transaction stored.
+//! With [`LoginLayer::require_login(false)`](LoginLayer::require_login) it reaches the service
+//! marked [`Anonymous`](crate::Anonymous) instead.
+//!
+//! # The callback
+//!
+//! - The transaction is found by `state` among the browser's pending ones (at most 5, each
+//!   valid 10 minutes) and consumed whatever the outcome. No transaction, a malformed or
+//!   duplicated parameter, a wrong RFC 9207 `iss`: **400**, no token request made. An expired
+//!   transaction: **400** with a link to start again.
+//! - The code is redeemed and the ID token validated ([`oidc_core::flow`]); UserInfo is
+//!   fetched when the ID token lacks `email` (its `sub` must match). A failed authentication:
+//!   **401**; a broken provider **502**, a silent one **504**.
+//! - The login hook ([`LoginLayer::with_login_hook`]) may map the user to the app's own, or
+//!   refuse (**403**).
+//! - The session id is cycled (session fixation), the tokens are stored server-side, and the
+//!   browser gets a bare **303** to the transaction's return-to path, with
+//!   `Cache-Control: no-store` and `Referrer-Policy: no-referrer`.
+//!
+//! # Sessions
+//!
+//! The cookie carries only the session id: `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`,
+//! and `Secure` with the `__Host-` prefix when the app URL is `https`. Sessions end after the
+//! idle timeout (30 min) or the absolute timeout (12 h), whatever the refreshes. Access tokens
+//! are refreshed 60 s before they expire, once per session even under concurrent requests; a
+//! rotated refresh token is stored at once; a refreshed ID token must keep `iss`, `sub` and
+//! `aud`. Every 5 minutes the session is revalidated with the provider (a refresh, or UserInfo
+//! without a refresh token); `invalid_grant` or a refused token ends it. When the provider
+//! cannot be reached the session is kept and revalidated later. A session store failure
+//! answers 503 (fail closed).
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use oidc_core::Provider;
+//! use oidc_core::flow::OidcClient;
+//! use oidc_tower::login::LoginLayer;
+//! use tower_sessions::MemoryStore;
+//!
+//! # fn main() -> Result<(), oidc_core::error::ConfigError> {
+//! let provider = Provider::builder("https://id.example.com").build()?;
+//! let client = OidcClient::new(provider, "web-app", "https://app.example.com/auth/callback")?
+//!     .with_client_secret("s3cret");
+//! let login = LoginLayer::new(client, "https://app.example.com")?;
+//! let sessions = login.session_layer(MemoryStore::default());
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "only for logged-in users" }))
+//!     .layer(login)
+//!     .layer(sessions);
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+
+mod hook;
+mod layer;
+mod pages;
+mod policy;
+mod service;
+mod session;
+
+pub use self::hook::{HookFuture, LoginInfo, LoginRefused, OnLogin};
+pub use self::layer::LoginLayer;
+pub use self::policy::{Unauthenticated, default_policy};
+pub use self::service::Login;
+pub use self::session::LoginSession;

@@ -1,0 +1,78 @@
+//! The few HTML pages the login layer answers with itself.
+
+use http::{HeaderValue, Response, StatusCode, header};
+
+/// Escapes text for HTML element content and attribute values.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A small error page: the status, an escaped message and a link to start again.
+pub(crate) fn error_page<B: From<String>>(status: StatusCode, message: &str, again: Option<&str>) -> Response<B> {
+    let link = again.map_or_else(String::new, |href| {
+        format!("<p><a href=\"{}\">Sign in again</a></p>", escape(href))
+    });
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{code}</title></head>\
+         <body><h1>{code} {reason}</h1><p>{message}</p>{link}</body></html>",
+        code = status.as_u16(),
+        reason = escape(status.canonical_reason().unwrap_or("")),
+        message = escape(message),
+    );
+    let mut res = Response::new(B::from(body));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    no_store(h);
+    res
+}
+
+/// `Cache-Control: no-store` and `Referrer-Policy: no-referrer` (CB-12).
+pub(crate) fn no_store(h: &mut http::HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+}
+
+/// A bare 303 with no body.
+pub(crate) fn see_other<B: Default>(location: &str) -> Response<B> {
+    let mut res = Response::new(B::default());
+    *res.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    no_store(res.headers_mut());
+    res
+}
+
+/// An empty response with a status.
+pub(crate) fn status<B: Default>(status: StatusCode) -> Response<B> {
+    let mut res = Response::new(B::default());
+    *res.status_mut() = status;
+    no_store(res.headers_mut());
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cb_04_error_text_is_escaped() {
+        let res: Response<String> = error_page(StatusCode::UNAUTHORIZED, "<script>alert(1)</script>", Some("/a\"b"));
+        let body = res.body();
+        assert!(!body.contains("<script>"));
+        assert!(body.contains("&lt;script&gt;"));
+        assert!(body.contains("href=\"/a&quot;b\""));
+    }
+}

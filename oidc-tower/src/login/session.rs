@@ -1,0 +1,102 @@
+//! What the login layer keeps in the server-side session.
+
+use oidc_core::flow::{Secret, TokenSet, Transaction};
+use oidc_core::{AdditionalClaims, Identity};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Session key of the pending login transactions.
+pub(crate) const TX_KEY: &str = "oidc.tx";
+/// Session key of the logged-in state.
+pub(crate) const LOGIN_KEY: &str = "oidc.login";
+
+/// The logged-in state, stored server-side.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct LoginState {
+    pub(crate) issuer: String,
+    pub(crate) tokens: TokenSet,
+    /// ID token claims merged with UserInfo claims (ID token wins for `iss`, `sub`, `aud`).
+    pub(crate) claims: AdditionalClaims,
+    pub(crate) local_user: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub(crate) authenticated_at: i64,
+    pub(crate) last_seen: i64,
+    pub(crate) last_revalidated: i64,
+}
+
+impl LoginState {
+    /// The identity handlers see: the merged claims, with the granted scopes.
+    pub(crate) fn identity(&self) -> Identity {
+        let mut claims = self.claims.clone();
+        if let Some(scope) = self.tokens.scope() {
+            claims.insert("scope".to_owned(), Value::String(scope.to_owned()));
+        }
+        Identity::from_verified_claims(&claims)
+    }
+}
+
+/// The logged-in user of a browser session, in the request extensions of every request the
+/// login layer lets through with a session.
+///
+/// Gives the claims (ID token and UserInfo), the app's own user id from the login hook, and a
+/// fresh access token for calling APIs on the user's behalf.
+#[derive(Clone)]
+pub struct LoginSession {
+    pub(crate) state: std::sync::Arc<LoginState>,
+}
+
+impl std::fmt::Debug for LoginSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginSession")
+            .field("issuer", &self.state.issuer)
+            .field("subject", &self.subject())
+            .field("local_user", &self.state.local_user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginSession {
+    /// The issuer that authenticated the user.
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    /// The user's subject at that issuer.
+    pub fn subject(&self) -> &str {
+        self.state.tokens.subject()
+    }
+
+    /// The ID token claims merged with the UserInfo claims.
+    pub fn claims(&self) -> &AdditionalClaims {
+        &self.state.claims
+    }
+
+    /// The `email` claim, when known.
+    pub fn email(&self) -> Option<&str> {
+        self.state.claims.get("email").and_then(Value::as_str)
+    }
+
+    /// The app's own user id, as returned by the login hook.
+    pub fn local_user(&self) -> Option<&str> {
+        self.state.local_user.as_deref()
+    }
+
+    /// A fresh access token: refreshed by the layer before it expires.
+    pub fn access_token(&self) -> &Secret {
+        self.state.tokens.access_token()
+    }
+
+    /// When the user authenticated, in seconds since the Unix epoch.
+    pub fn authenticated_at(&self) -> i64 {
+        self.state.authenticated_at
+    }
+}
+
+/// Drops expired transactions and keeps at most `max` (the newest).
+pub(crate) fn prune(txs: &mut Vec<Transaction>, now: i64, lifetime: i64, max: usize) {
+    txs.retain(|tx| tx.created_at().saturating_add(lifetime) > now);
+    if txs.len() > max {
+        let excess = txs.len() - max;
+        txs.drain(..excess);
+    }
+}
