@@ -1,4 +1,5 @@
-//! Quickstart: an axum API protected by `oidc-tower`'s bearer layer.
+//! Quickstart: an axum app with browser login (`LoginLayer`) and a bearer-protected API
+//! (`BearerAuthLayer`).
 //!
 //! Run with:
 //!
@@ -7,11 +8,13 @@
 //! ```
 //!
 //! With no `OIDC_ISSUER`, an embedded OpenID Provider (`oidc-testing`) starts on a loopback
-//! port, and the quickstart prints ready bearer tokens and the curl commands that use them.
-//! Against a real provider:
+//! port: open the printed URL, press "Log in", sign in on its form, and see `/me`. The
+//! quickstart also prints ready bearer tokens and the curl commands that use them. Against a
+//! real provider:
 //!
 //! ```text
-//! OIDC_ISSUER=https://id.example.com OIDC_AUDIENCE=https://api.example.com cargo run -p quickstart
+//! OIDC_ISSUER=https://id.example.com OIDC_CLIENT_ID=my-app OIDC_CLIENT_SECRET=… \
+//!   OIDC_AUDIENCE=https://api.example.com cargo run -p quickstart
 //! ```
 //!
 //! # Environment (a public contract: extended, never broken)
@@ -19,16 +22,21 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `BIND` | `127.0.0.1:3000` | address to listen on |
-//! | `APP_URL` | `http://` + `BIND` | the app's public URL (printed, used by later flows) |
+//! | `APP_URL` | `http://` + `BIND` | the app's public URL; the callback is `APP_URL/auth/callback` |
 //! | `OIDC_ISSUER` | embedded provider | the provider's issuer; discovery finds the rest |
-//! | `OIDC_AUDIENCE` | `OIDC_CLIENT_ID` | the `aud` this API accepts |
-//! | `OIDC_CLIENT_ID` | — | this app's client id (roles from Keycloak `resource_access.<id>`) |
-//! | `OIDC_CLIENT_SECRET` | — | this app's client secret (used by the login flow of a later release) |
-//! | `OIDC_STRICT_AT_JWT` | `false` | `true` requires RFC 9068 `typ: at+jwt` |
+//! | `OIDC_AUDIENCE` | `OIDC_CLIENT_ID` | the `aud` the API accepts in bearer tokens |
+//! | `OIDC_CLIENT_ID` | `quickstart` with the embedded provider | this app's client id (also: roles from Keycloak `resource_access.<id>`) |
+//! | `OIDC_CLIENT_SECRET` | — | this app's client secret; unset: a public client (PKCE only) |
+//! | `OIDC_SCOPES` | `openid profile email` | scopes requested at login (space separated) |
+//! | `OIDC_STRICT_AT_JWT` | `false` | `true` requires RFC 9068 `typ: at+jwt` on bearer tokens |
+//! | `OIDC_UNKNOWN_KID_COOLDOWN_SECS` | `30` | minimum time between JWKS refetches forced by unknown `kid`s |
 //!
 //! # Routes
 //!
-//! - `GET /`: public; says who you are when a valid token is sent.
+//! - `GET /`: public HTML page with log-in and log-out buttons.
+//! - `GET /me`: login required (a browser is sent to log in; other clients get 401); JSON
+//!   with `sub`, `email` (when known), `iss` and `claims`.
+//! - `GET /auth/login?return_to=…`, `GET /auth/callback`, `POST /auth/logout`: the login flow.
 //! - `GET /api/me`: bearer-protected; JSON with `sub`, `scopes`, `roles`, `client_id`, `iss`,
 //!   `exp`.
 //! - `GET /api/admin`: requires the scope `api:write` (403 `insufficient_scope` otherwise).
@@ -40,34 +48,68 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
+use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
-use axum::Router;
-use oidc_axum::{Authenticated, Claims};
+use oidc_axum::{Claims, User};
+use oidc_core::flow::OidcClient;
 use oidc_core::{AccessTokenVerifier, Provider};
+use oidc_tower::login::LoginLayer;
 use oidc_tower::{BearerAuthLayer, RequireLayer};
 use serde_json::json;
+use tower_sessions::MemoryStore;
 use tracing_subscriber::EnvFilter;
 
 /// The audience of tokens minted by the embedded provider.
 const EMBEDDED_AUDIENCE: &str = "api://default";
+/// The client id registered at the embedded provider.
+const EMBEDDED_CLIENT: &str = "quickstart";
 
 #[derive(Clone)]
 struct AppState {
     provider: Provider,
 }
 
-async fn home(user: Option<Authenticated>) -> String {
-    match user {
-        Some(user) => format!("Hello, {}! Try GET /api/me.\n", user.subject()),
-        None => "Hello! This page is public; GET /api/me needs a bearer token.\n".to_owned(),
-    }
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
-async fn me(claims: Claims) -> Json<serde_json::Value> {
+async fn home(user: Option<User>) -> Html<String> {
+    let body = match user {
+        Some(user) => format!(
+            "<p>Signed in as <strong id=\"user\">{}</strong>.</p>\
+             <p><a href=\"/me\">Your claims (/me)</a></p>\
+             <form method=\"post\" action=\"/auth/logout\"><button id=\"logout\" type=\"submit\">Log out</button></form>",
+            escape(user.email().unwrap_or(user.subject()))
+        ),
+        None => "<p>You are not signed in.</p>\
+                 <p><a id=\"login\" href=\"/auth/login?return_to=/me\">Log in</a></p>"
+            .to_owned(),
+    };
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>oidc quickstart</title></head>\
+         <body><h1>oidc quickstart</h1>{body}\
+         <p>The API: <code>GET /api/me</code> with a bearer token.</p></body></html>"
+    ))
+}
+
+async fn me(user: User) -> Json<serde_json::Value> {
+    Json(json!({
+        "sub": user.subject(),
+        "email": user.email(),
+        "iss": user.issuer(),
+        "claims": user.claims(),
+    }))
+}
+
+async fn api_me(claims: Claims) -> Json<serde_json::Value> {
     Json(json!({
         "sub": claims.subject(),
         "iss": claims.issuer(),
@@ -100,79 +142,131 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn app(verifier: AccessTokenVerifier) -> Router {
+fn app(verifier: AccessTokenVerifier, login: LoginLayer) -> Router {
     let state = AppState {
         provider: verifier.provider().clone(),
     };
     let bearer = BearerAuthLayer::new(verifier).with_realm("quickstart");
     let api = Router::new()
-        .route("/api/me", get(me))
+        .route("/api/me", get(api_me))
         .route(
             "/api/admin",
             get(admin).route_layer(RequireLayer::scopes(["api:write"]).with_realm("quickstart")),
         )
-        .layer(bearer.clone());
-    let public = Router::new()
+        .layer(bearer);
+    let sessions = login.session_layer(MemoryStore::default());
+    Router::new()
         .route("/", get(home))
-        .route("/healthz", get(healthz))
+        .route("/me", get(me))
+        .merge(api)
         .route("/readyz", get(readyz))
-        .layer(bearer.allow_anonymous(true));
-    api.merge(public).with_state(state)
+        .with_state(state)
+        .layer(login.require_login(false))
+        .layer(sessions)
+        // Liveness answers even when the session layer or the provider cannot.
+        .route("/healthz", get(healthz))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("quickstart=debug,oidc=info,oidc_core=info,oidc_tower=info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new("quickstart=debug,oidc=info,oidc_core=info,oidc_tower=info")
+        }))
         .init();
 
     let bind: SocketAddr = env("BIND")
         .unwrap_or_else(|| "127.0.0.1:3000".to_owned())
         .parse()
         .map_err(|e| format!("BIND is not a socket address: {e}"))?;
-    let app_url = env("APP_URL").unwrap_or_else(|| format!("http://{bind}"));
-    let client_id = env("OIDC_CLIENT_ID");
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let local = listener.local_addr()?;
+    let app_url = env("APP_URL")
+        .unwrap_or_else(|| format!("http://{local}"))
+        .trim_end_matches('/')
+        .to_owned();
     let strict = env("OIDC_STRICT_AT_JWT").is_some_and(|v| v == "true" || v == "1");
+    let cooldown = env("OIDC_UNKNOWN_KID_COOLDOWN_SECS")
+        .map(|v| v.parse::<u64>())
+        .transpose()
+        .map_err(|e| format!("OIDC_UNKNOWN_KID_COOLDOWN_SECS is not a number: {e}"))?
+        .unwrap_or(30);
+    let scopes: Option<Vec<String>> =
+        env("OIDC_SCOPES").map(|s| s.split_whitespace().map(str::to_owned).collect());
+    let secret = env("OIDC_CLIENT_SECRET");
 
-    let (issuer, audience, embedded) = match env("OIDC_ISSUER") {
+    let (issuer, client_id, audience, embedded) = match env("OIDC_ISSUER") {
         Some(issuer) => {
+            let client_id = env("OIDC_CLIENT_ID");
             let audience = env("OIDC_AUDIENCE").or_else(|| client_id.clone()).ok_or(
                 "OIDC_ISSUER is set but neither OIDC_AUDIENCE nor OIDC_CLIENT_ID is: \
                  set the audience your provider puts in access tokens",
             )?;
-            (issuer, audience, None)
+            let client_id = client_id.ok_or(
+                "OIDC_ISSUER is set but OIDC_CLIENT_ID is not: register this app at your \
+                 provider and set its client id",
+            )?;
+            (issuer, client_id, audience, None)
         }
         None => {
-            let provider = oidc_testing::TestProvider::start().await;
+            let op = oidc_testing::TestProvider::start().await;
+            let client_id = env("OIDC_CLIENT_ID").unwrap_or_else(|| EMBEDDED_CLIENT.to_owned());
             let audience = env("OIDC_AUDIENCE")
-                .or_else(|| client_id.clone())
+                .or_else(|| env("OIDC_CLIENT_ID"))
                 .unwrap_or_else(|| EMBEDDED_AUDIENCE.to_owned());
-            (provider.issuer(), audience, Some(provider))
+            let registration = match &secret {
+                Some(secret) => oidc_testing::ClientRegistration::confidential(
+                    &client_id,
+                    secret,
+                    &format!("{app_url}/auth/callback"),
+                ),
+                None => oidc_testing::ClientRegistration::public(
+                    &client_id,
+                    &format!("{app_url}/auth/callback"),
+                ),
+            }
+            .add_post_logout_redirect_uri(&format!("{app_url}/"))
+            .with_access_token_audience(&audience);
+            op.register_client(registration);
+            (op.issuer(), client_id, audience, Some(op))
         }
     };
 
-    let provider = Provider::builder(issuer.clone()).build()?;
-    let mut verifier = AccessTokenVerifier::new(provider, audience.clone()).require_at_jwt(strict);
-    if let Some(id) = &client_id {
-        verifier = verifier.with_client_id(id.clone());
+    let provider = Provider::builder(issuer.clone())
+        .with_unknown_kid_cooldown(Duration::from_secs(cooldown))
+        .build()?;
+    let mut verifier =
+        AccessTokenVerifier::new(provider.clone(), audience.clone()).require_at_jwt(strict);
+    verifier = verifier.with_client_id(client_id.clone());
+    let mut client = OidcClient::new(provider, client_id.clone(), format!("{app_url}/auth/callback"))?;
+    if let Some(secret) = &secret {
+        client = client.with_client_secret(secret.clone());
     }
+    if let Some(scopes) = scopes {
+        client = client.with_scopes(scopes);
+    }
+    let login = LoginLayer::new(client, &app_url)?;
 
-    let listener = tokio::net::TcpListener::bind(bind).await?;
-    let local = listener.local_addr()?;
-    tracing::info!(%local, %app_url, %issuer, %audience, "quickstart listening");
-
+    tracing::info!(%local, %app_url, %issuer, %client_id, %audience, "quickstart listening");
     if let Some(op) = &embedded {
-        let reader = op.token().audience(audience.as_str()).scope("api:read").expires_in(3600).sign();
+        let reader = op
+            .token()
+            .audience(audience.as_str())
+            .scope("api:read")
+            .expires_in(3600)
+            .sign();
         let writer = op
             .token()
             .audience(audience.as_str())
             .scope("api:read api:write")
             .expires_in(3600)
             .sign();
-        println!("Embedded OpenID Provider at {} (set OIDC_ISSUER to use your own).", op.issuer());
+        println!(
+            "Embedded OpenID Provider at {} (set OIDC_ISSUER to use your own).",
+            op.issuer()
+        );
+        println!();
+        println!("Log in with a browser: open {app_url}/ and press \"Log in\".");
         println!();
         println!("A bearer token with scope api:read (valid 1 hour):");
         println!("  export TOKEN={reader}");
@@ -185,7 +279,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("Listening on http://{local}");
 
-    axum::serve(listener, app(verifier))
+    axum::serve(listener, app(verifier, login))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
