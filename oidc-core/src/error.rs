@@ -210,7 +210,7 @@ pub enum VerifyError {
     NotAnAccessToken,
     /// The user's own claim type could not be deserialized from the verified claims.
     #[error("token claims do not match the application's claim type")]
-    CustomClaims(#[source] BoxError),
+    CustomClaims,
     /// Keys could not be obtained; the token was not checked.
     #[error("verification keys are unavailable")]
     KeysUnavailable(#[source] JwksError),

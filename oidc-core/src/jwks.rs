@@ -233,6 +233,12 @@ fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, &'static str> {
 
 /// Parses a JWK set document, skipping unusable keys.
 pub(crate) fn parse_set(body: &[u8]) -> Result<Vec<Arc<VerifyingKey>>, JwksError> {
+    // serde's derived structs also accept arrays; a JWK set is an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(JwksError::InvalidDocument(Arc::new(std::io::Error::other(
+            "a jwk set must be a json object",
+        ))));
+    }
     let set: RawSet =
         serde_json::from_slice(body).map_err(|e| JwksError::InvalidDocument(Arc::new(e)))?;
     let mut keys = Vec::new();
@@ -429,7 +435,13 @@ impl JwksCache {
                     if st.generation != generation {
                         // A fetch completed between our check and now: report its outcome.
                         return match &st.last_error {
-                            Some(e) if st.loaded_at.is_none() => Err(e.clone()),
+                            Some(e)
+                                if st.loaded_at.is_none_or(|at| {
+                                    at.elapsed() >= self.timings.max_stale
+                                }) =>
+                            {
+                                Err(e.clone())
+                            }
                             _ => Ok(()),
                         };
                     }

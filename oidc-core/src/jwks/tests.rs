@@ -77,6 +77,8 @@ fn key_05_parse_set_rejects_documents_that_are_not_sets() {
         br#"{"keys": {}}"#,
         br#"{"keys": "x"}"#,
         b"",
+        br#"[[]]"#,
+        br#"  [[{"kty":"RSA"}]]"#,
     ] {
         assert!(
             matches!(parse_set(body), Err(JwksError::InvalidDocument(_))),
@@ -266,13 +268,22 @@ async fn key_04_unknown_kid_refetch_paced_by_cooldown() {
         Ok(fetched(&keys, None))
     };
     cache.refresh(Reason::Load, load).await.unwrap();
+    // The cooldown counts from the last forced refetch, not from the load: the first unknown
+    // kid after a load may force one (a key rotated right after the load, KEY-03)...
+    assert!(matches!(
+        cache.refresh(Reason::UnknownKid, load).await,
+        Ok(true)
+    ));
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    // ...and then none until the cooldown has passed (KEY-04).
     for _ in 0..100 {
         assert!(matches!(
             cache.refresh(Reason::UnknownKid, load).await,
             Ok(false)
         ));
     }
-    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    // Neither a periodic refresh nor a load restarts the cooldown.
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert!(matches!(
         cache.refresh(Reason::UnknownKid, load).await,
@@ -282,7 +293,7 @@ async fn key_04_unknown_kid_refetch_paced_by_cooldown() {
         cache.refresh(Reason::UnknownKid, load).await,
         Ok(false)
     ));
-    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(fetches.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
@@ -298,6 +309,40 @@ async fn key_04_unknown_kid_on_empty_cache_also_paced() {
     assert!(cache.is_loaded() && cache.all().is_empty());
     for _ in 0..100 {
         let _ = cache.refresh(Reason::UnknownKid, load).await;
+    }
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        2,
+        "one load and one forced refetch per cooldown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_04_concurrent_unknown_kids_share_one_forced_fetch() {
+    let (_tp, keys) = test_keys().await;
+    let cache = Arc::new(JwksCache::new(timings()));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    cache
+        .refresh(Reason::Load, || async { Ok(fetched(&keys, None)) })
+        .await
+        .unwrap();
+    let mut handles = Vec::new();
+    for _ in 0..200 {
+        let cache = cache.clone();
+        let fetches = fetches.clone();
+        let keys = keys.clone();
+        handles.push(tokio::spawn(async move {
+            cache
+                .refresh(Reason::UnknownKid, || async {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok(fetched(&keys, None))
+                })
+                .await
+        }));
+    }
+    for h in handles {
+        assert!(h.await.unwrap().is_ok());
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }

@@ -54,8 +54,11 @@ pub(crate) async fn verify_signature(
     if !key.fits(alg) {
         return Err(VerifyError::KeyAlgorithmMismatch);
     }
-    if let Ok(metadata) = provider.metadata().await
-        && let Some(supported) = metadata.id_token_signing_alg_values_supported()
+    let metadata = provider
+        .metadata()
+        .await
+        .map_err(|e| VerifyError::KeysUnavailable(crate::error::JwksError::Discovery(e)))?;
+    if let Some(supported) = metadata.id_token_signing_alg_values_supported()
         && !supported.iter().any(|s| s == alg.as_str())
     {
         return Err(VerifyError::DisallowedAlgorithm);

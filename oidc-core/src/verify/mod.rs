@@ -265,7 +265,8 @@ impl AccessTokenVerifier {
         let (audience, expires_at) = self.check_claims(&claims, typ)?;
         let identity = Identity::from_verified(&claims, audience, expires_at, &c.roles);
         let custom = C::deserialize(Value::Object(claims))
-            .map_err(|e| VerifyError::CustomClaims(Arc::new(e)))?;
+            // The deserializer's message can quote claim values: keep it out of the error.
+            .map_err(|_| VerifyError::CustomClaims)?;
         Ok(Claims::new(identity, custom))
     }
 

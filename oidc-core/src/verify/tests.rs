@@ -48,8 +48,8 @@ fn builder_methods_do_not_change_clones() {
 }
 
 /// Errors name the failed check, never the token's contents (the crate-level promise that
-/// they can be logged). The top-level message of `CustomClaims` is covered too; its `source()`
-/// is the application's deserializer error.
+/// they can be logged). `CustomClaims` carries no deserializer error, whose message could quote
+/// a claim value.
 #[tokio::test]
 async fn errors_do_not_echo_token_contents() {
     const MARK: &str = "MARKER7f3a";
@@ -84,6 +84,7 @@ async fn errors_do_not_echo_token_contents() {
     }
     let token = tp.token().claim("level", MARK).sign();
     let err = v.verify::<Typed>(&token).await.unwrap_err();
-    assert!(matches!(err, VerifyError::CustomClaims(_)));
-    assert!(!err.to_string().contains(MARK));
+    assert!(matches!(err, VerifyError::CustomClaims));
+    assert!(!format!("{err} {err:?}").contains(MARK));
+    assert!(std::error::Error::source(&err).is_none());
 }

@@ -1,0 +1,1560 @@
+//! The provider side of verification: discovery, the JWKS cache, key selection, outages and
+//! hostile upstreams, against a real in-process OpenID Provider (`oidc-testing`).
+//!
+//! Test names carry the case ids of `SECURITY-CASES.md` (groups KEY, DOS-04 and CB-11), plus
+//! the provider builder and `Cache-Control` handling. Timings are shortened through the
+//! `ProviderBuilder` settings so that no test sleeps for more than about 2 s.
+
+// Test code: panicking with a message is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use oidc_core::error::{ConfigError, DiscoveryError, HttpError, JwksError, VerifyError};
+use oidc_core::http::ReqwestClient;
+use oidc_core::{AccessTokenVerifier, AdditionalClaims, Algorithm, Claims, Provider};
+use oidc_testing::{Failure, SigningAlg, TestProvider};
+use serde_json::{Value, json};
+
+const AUDIENCE: &str = "api://default";
+
+fn verifier(provider: Provider) -> AccessTokenVerifier {
+    AccessTokenVerifier::new(provider, AUDIENCE)
+}
+
+async fn setup() -> (TestProvider, AccessTokenVerifier) {
+    let tp = TestProvider::start().await;
+    let provider = Provider::builder(tp.issuer()).build().unwrap();
+    (tp, verifier(provider))
+}
+
+async fn verify(v: &AccessTokenVerifier, token: &str) -> Result<Claims, VerifyError> {
+    v.verify::<AdditionalClaims>(token).await
+}
+
+macro_rules! assert_rejected {
+    ($verifier:expr, $token:expr, $pattern:pat $(if $guard:expr)?, $what:expr) => {{
+        let result = verify(&$verifier, &$token).await;
+        assert!(
+            matches!(result, Err($pattern) $(if $guard)?),
+            "{}: expected {}, got {:?}",
+            $what,
+            stringify!($pattern),
+            result
+        );
+    }};
+}
+
+async fn accepted(v: &AccessTokenVerifier, token: &str, what: &str) -> Claims {
+    match verify(v, token).await {
+        Ok(claims) => claims,
+        Err(e) => panic!("{what}: expected acceptance, got {e:?}"),
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `max` passed; returns whether it held.
+async fn eventually(max: Duration, cond: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > max {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A loopback listener that counts the connections it accepts.
+async fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((_stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (addr, hits)
+}
+
+/// The published JWK with this kid.
+fn published_jwk(tp: &TestProvider, kid: &str) -> Value {
+    tp.public_jwks()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .unwrap_or_else(|| panic!("{kid} is not published"))
+        .clone()
+}
+
+fn jwks_body(keys: Vec<Value>) -> Option<Vec<u8>> {
+    Some(serde_json::to_vec(&json!({ "keys": keys })).unwrap())
+}
+
+/// A cheap-to-sign (ES256) token whose `kid` is not in any set.
+fn random_kid_token(tp: &TestProvider, i: usize) -> String {
+    // A simple mix so that kids look random and never repeat.
+    let mixed = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xDEAD_BEEF;
+    tp.token()
+        .alg(SigningAlg::ES256)
+        .header("kid", format!("attacker-{mixed:016x}"))
+        .sign()
+}
+
+/// Runs `count` concurrent verifications of distinct random-kid tokens; returns the results
+/// and how long the storm took.
+async fn storm(
+    tp: &TestProvider,
+    v: &AccessTokenVerifier,
+    count: usize,
+) -> (Vec<Result<Claims, VerifyError>>, Duration) {
+    let tokens: Vec<String> = (0..count).map(|i| random_kid_token(tp, i)).collect();
+    let start = Instant::now();
+    let handles: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let v = v.clone();
+            tokio::spawn(async move { v.verify::<AdditionalClaims>(&token).await })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(count);
+    for handle in handles {
+        results.push(handle.await.unwrap());
+    }
+    (results, start.elapsed())
+}
+
+fn short_timeout_client() -> Arc<ReqwestClient> {
+    Arc::new(
+        ReqwestClient::with_timeouts(Duration::from_millis(300), Duration::from_millis(500))
+            .unwrap(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// KEY-01 no kid, one fitting key
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn key_01_no_kid_single_fitting_key_in_default_jwks_accepted() {
+    let (tp, v) = setup().await;
+    // The default set has one JWK per (key, alg): six RSA JWKs of the same key with distinct
+    // `alg`s, one EC and one OKP key. Exactly one of them fits each algorithm.
+    let jwks = tp.public_jwks();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 8);
+    assert_eq!(keys.iter().filter(|k| k["kty"] == "RSA").count(), 6);
+    assert_eq!(keys.iter().filter(|k| k["alg"] == "RS256").count(), 1);
+    assert_eq!(keys.iter().filter(|k| k["alg"] == "ES256").count(), 1);
+
+    let v = v
+        .with_algorithms([
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::PS256,
+            Algorithm::EdDSA,
+        ])
+        .unwrap();
+    for alg in [
+        SigningAlg::RS256,
+        SigningAlg::ES256,
+        SigningAlg::PS256,
+        SigningAlg::EdDSA,
+    ] {
+        let token = tp.token().alg(alg).without_header("kid").sign();
+        accepted(&v, &token, alg.as_str()).await;
+        // The key is chosen from the set, not trusted from the token.
+        let forged = tp
+            .token()
+            .alg(alg)
+            .without_header("kid")
+            .sign_with_foreign_key();
+        assert_rejected!(v, forged, VerifyError::InvalidSignature, alg.as_str());
+    }
+    assert_eq!(tp.jwks_fetch_count(), 1);
+}
+
+#[tokio::test]
+async fn key_01_no_kid_single_key_without_alg_among_other_types_accepted() {
+    let tp = TestProvider::start().await;
+    // One RSA key with neither kid nor alg, next to keys of other types and an RSA `enc` key.
+    let mut rsa = published_jwk(&tp, &tp.kid(SigningAlg::RS256));
+    let rsa = rsa.as_object_mut().unwrap();
+    rsa.remove("kid");
+    rsa.remove("alg");
+    let mut enc = published_jwk(&tp, "rsa1-PS256");
+    enc["use"] = json!("enc");
+    enc["kid"] = json!("enc-1");
+    enc.as_object_mut().unwrap().remove("alg");
+    tp.set_jwks_override(jwks_body(vec![
+        published_jwk(&tp, &tp.kid(SigningAlg::ES256)),
+        Value::Object(rsa.clone()),
+        published_jwk(&tp, &tp.kid(SigningAlg::EdDSA)),
+        enc,
+    ]));
+    let v = verifier(Provider::builder(tp.issuer()).build().unwrap())
+        .with_algorithms([Algorithm::RS256, Algorithm::PS256])
+        .unwrap();
+    let token = tp.token().without_header("kid").sign();
+    accepted(&v, &token, "RS256 without kid").await;
+    // A key without `alg` may be used with any algorithm of its family.
+    let token = tp
+        .token()
+        .alg(SigningAlg::PS256)
+        .without_header("kid")
+        .sign();
+    accepted(&v, &token, "PS256 without kid").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// KEY-02 no kid, several fitting keys: refused (documented choice), never tried one by one
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn key_02_no_kid_several_fitting_keys_rejected() {
+    let (tp, v) = setup().await;
+    let new_kid = tp.rotate_key(SigningAlg::RS256);
+    assert_eq!(new_kid, "rsa2-RS256");
+    // rsa1-RS256 and rsa2-RS256 both fit RS256; the token is signed by rsa2.
+    let token = tp.token().without_header("kid").sign();
+    assert_rejected!(v, token, VerifyError::NoMatchingKey, "two RS256 keys");
+    // The same token with its kid verifies: the refusal is about ambiguity only.
+    accepted(&v, &tp.token().sign(), "with kid").await;
+}
+
+#[tokio::test]
+async fn key_02_no_kid_several_keys_without_alg_rejected() {
+    let tp = TestProvider::start().await;
+    let strip = |mut jwk: Value| {
+        let o = jwk.as_object_mut().unwrap();
+        o.remove("alg");
+        o.remove("kid");
+        jwk
+    };
+    tp.publish_key("rsa2-RS256");
+    tp.set_jwks_override(jwks_body(vec![
+        strip(published_jwk(&tp, "rsa1-RS256")),
+        strip(published_jwk(&tp, "rsa2-RS256")),
+    ]));
+    let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
+    let token = tp.token().without_header("kid").sign();
+    assert_rejected!(
+        v,
+        token,
+        VerifyError::NoMatchingKey,
+        "two kid-less RSA keys"
+    );
+}
+
+#[tokio::test]
+async fn key_02_no_kid_no_fitting_key_rejected() {
+    let tp = TestProvider::start().await;
+    tp.set_jwks_override(jwks_body(vec![published_jwk(
+        &tp,
+        &tp.kid(SigningAlg::RS256),
+    )]));
+    let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
+    let token = tp
+        .token()
+        .alg(SigningAlg::ES256)
+        .without_header("kid")
+        .sign();
+    assert_rejected!(
+        v,
+        token,
+        VerifyError::NoMatchingKey,
+        "ES256 without an EC key"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// KEY-03 rotation and removal
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn key_03_rotated_key_verifies_after_one_refetch() {
+    // Default settings (30 s cooldown): a key rotated right after the load is accepted at
+    // once, because the cooldown counts from the last *forced* refetch.
+    let (tp, v) = setup().await;
+    let old_token = tp.token().sign();
+    accepted(&v, &old_token, "before rotation").await;
+    assert_eq!(tp.jwks_fetch_count(), 1);
+
+    let new_kid = tp.rotate_key(SigningAlg::RS256);
+    assert_eq!(new_kid, "rsa2-RS256");
+    let new_token = tp.token().sign();
+    let claims = accepted(&v, &new_token, "after rotation").await;
+    assert_eq!(claims.subject(), "user-1");
+    assert_eq!(
+        tp.jwks_fetch_count(),
+        2,
+        "exactly one refetch for {new_kid}"
+    );
+
+    // Both keys are now cached: no further fetch for either.
+    accepted(&v, &tp.token().sign(), "new kid again").await;
+    accepted(&v, &old_token, "old kid still published").await;
+    assert_eq!(tp.jwks_fetch_count(), 2);
+}
+
+#[tokio::test]
+async fn key_03_second_rotation_within_cooldown_waits_for_the_cooldown() {
+    // Documented trade-off of KEY-04: forced refetches are paced by time.
+    let tp = TestProvider::start().await;
+    let provider = Provider::builder(tp.issuer())
+        .with_unknown_kid_cooldown(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    accepted(&v, &tp.token().sign(), "warm-up").await;
+    tp.rotate_key(SigningAlg::RS256);
+    accepted(&v, &tp.token().sign(), "first rotation").await;
+    assert_eq!(tp.jwks_fetch_count(), 2);
+    assert_eq!(tp.rotate_key(SigningAlg::RS256), "rsa3-RS256");
+    let newest = tp.token().sign();
+    assert_rejected!(v, newest, VerifyError::UnknownKey, "within the cooldown");
+    assert_eq!(tp.jwks_fetch_count(), 2);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    accepted(&v, &newest, "after the cooldown").await;
+    assert_eq!(tp.jwks_fetch_count(), 3);
+}
+
+#[tokio::test]
+async fn key_03_removed_key_rejected_after_forced_refetch() {
+    let tp = TestProvider::start().await;
+    let provider = Provider::builder(tp.issuer())
+        .with_unknown_kid_cooldown(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let old_kid = tp.kid(SigningAlg::RS256);
+    let old_token = tp.token().sign();
+    accepted(&v, &old_token, "before rotation").await;
+
+    let new_kid = tp.rotate_key(SigningAlg::RS256);
+    tp.remove_key(&old_kid);
+    // Until the set is fetched again the cached key keeps working.
+    accepted(&v, &old_token, "cached old key").await;
+
+    let new_token = tp.token().sign();
+    accepted(&v, &new_token, &new_kid).await;
+    assert_eq!(tp.jwks_fetch_count(), 2);
+    assert_rejected!(v, old_token, VerifyError::UnknownKey, "removed key");
+    // No kid: the removed key is not among the candidates either.
+    let kidless_old = tp
+        .token()
+        .signing_kid(&old_kid)
+        .without_header("kid")
+        .sign();
+    assert_rejected!(
+        v,
+        kidless_old,
+        VerifyError::InvalidSignature,
+        "removed key, no kid"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_03_removed_key_rejected_after_due_refresh() {
+    let tp = TestProvider::start().await;
+    tp.set_jwks_cache_control(Some("max-age=1"));
+    let provider = Provider::builder(tp.issuer())
+        .with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let old_kid = tp.kid(SigningAlg::RS256);
+    let old_token = tp.token().sign();
+    tp.rotate_key(SigningAlg::RS256);
+    let new_token = tp.token().sign();
+    accepted(&v, &old_token, "warm-up, old kid").await;
+    accepted(&v, &new_token, "warm-up, new kid").await;
+    assert_eq!(tp.jwks_fetch_count(), 1);
+    tp.remove_key(&old_kid);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Due: this verification uses the cached key and starts a background refresh. (A token of
+    // the removed key might already miss here if the refresh wins the race, so use the new one.)
+    accepted(&v, &new_token, "served from cache while refreshing").await;
+    assert!(
+        eventually(Duration::from_secs(2), || tp.jwks_fetch_count() == 2).await,
+        "no background refresh"
+    );
+    // The request was counted on arrival: give the refresh a moment to store the new set.
+    let mut rejected = false;
+    for _ in 0..50 {
+        if matches!(verify(&v, &old_token).await, Err(VerifyError::UnknownKey)) {
+            rejected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(rejected, "the removed key still verifies after the refresh");
+    assert_rejected!(v, old_token, VerifyError::UnknownKey, "removed key");
+    accepted(&v, &new_token, "the remaining key").await;
+    // The first miss after the refresh forced one refetch (the key might have come back);
+    // the later ones are within its cooldown.
+    assert_eq!(tp.jwks_fetch_count(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// KEY-04 random-kid storms and single flight
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_04_random_kid_storm_bounded_fetches() {
+    let tp = TestProvider::start().await;
+    let cooldown = Duration::from_secs(1);
+    let provider = Provider::builder(tp.issuer())
+        .with_unknown_kid_cooldown(cooldown)
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let valid = tp.token().sign();
+    accepted(&v, &valid, "warm-up").await;
+    assert_eq!(tp.jwks_fetch_count(), 1);
+
+    let valid_during = {
+        let v = v.clone();
+        let valid = valid.clone();
+        tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..50 {
+                if v.verify::<AdditionalClaims>(&valid).await.is_ok() {
+                    ok += 1;
+                }
+                tokio::task::yield_now().await;
+            }
+            ok
+        })
+    };
+    let (results, elapsed) = storm(&tp, &v, 1000).await;
+    for (i, r) in results.iter().enumerate() {
+        assert!(
+            matches!(r, Err(VerifyError::UnknownKey)),
+            "token {i}: {r:?}"
+        );
+    }
+    assert_eq!(
+        valid_during.await.unwrap(),
+        50,
+        "valid tokens failed during the storm"
+    );
+    let refetches = tp.jwks_fetch_count() - 1;
+    let allowed = 1 + (elapsed.as_millis() / cooldown.as_millis()) as usize;
+    assert!(refetches >= 1, "the storm forced no refetch at all");
+    assert!(
+        refetches <= allowed,
+        "{refetches} refetches in {elapsed:?} (cooldown {cooldown:?})"
+    );
+    accepted(&v, &valid, "after the storm").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_04_random_kid_storm_one_forced_refetch_per_default_cooldown() {
+    let (tp, v) = setup().await;
+    let valid = tp.token().sign();
+    accepted(&v, &valid, "warm-up").await;
+    for round in 0..3 {
+        let (results, elapsed) = storm(&tp, &v, 1000).await;
+        assert!(
+            elapsed < Duration::from_secs(30),
+            "the storm outlasted the cooldown"
+        );
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(VerifyError::UnknownKey))),
+            "round {round}"
+        );
+        // One load, then one forced refetch for the whole 30 s default cooldown.
+        assert_eq!(tp.jwks_fetch_count(), 2, "round {round}");
+    }
+    assert_eq!(tp.discovery_fetch_count(), 1);
+    accepted(&v, &valid, "after the storms").await;
+    assert_eq!(tp.jwks_fetch_count(), 2);
+}
+
+/// At most one load plus one forced refetch: the requests that found no set load it and do
+/// not force another; requests that start after the load may force one per cooldown.
+const COLD_STORM_MAX_FETCHES: usize = 2;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_04_random_kid_storm_cold_cache_bounded_fetches() {
+    let (tp, v) = setup().await;
+    let (results, _) = storm(&tp, &v, 1000).await;
+    for (i, r) in results.iter().enumerate() {
+        assert!(
+            matches!(r, Err(VerifyError::UnknownKey)),
+            "token {i}: {r:?}"
+        );
+    }
+    assert_eq!(tp.discovery_fetch_count(), 1);
+    let fetches = tp.jwks_fetch_count();
+    assert!(
+        (1..=COLD_STORM_MAX_FETCHES).contains(&fetches),
+        "{fetches} fetches"
+    );
+    accepted(&v, &tp.token().sign(), "valid token after the storm").await;
+    let (_, _) = storm(&tp, &v, 200).await;
+    assert!(tp.jwks_fetch_count() <= COLD_STORM_MAX_FETCHES);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_04_random_kid_storm_cold_cache_empty_or_unusable_set_bounded() {
+    for body in [
+        &br#"{"keys":[]}"#[..],
+        br#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"o"},{"kty":"AKP","kid":"a"}]}"#,
+    ] {
+        let tp = TestProvider::start().await;
+        tp.set_jwks_override(Some(body.to_vec()));
+        let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
+        for _ in 0..2 {
+            let (results, _) = storm(&tp, &v, 1000).await;
+            assert!(
+                results
+                    .iter()
+                    .all(|r| matches!(r, Err(VerifyError::UnknownKey)))
+            );
+            let fetches = tp.jwks_fetch_count();
+            assert!(
+                (1..=COLD_STORM_MAX_FETCHES).contains(&fetches),
+                "{}: {fetches} fetches",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_04_random_kid_storm_cold_cache_jwks_down_bounded() {
+    let tp = TestProvider::start().await;
+    tp.fail_jwks(Failure::Status(503));
+    let base = Duration::from_secs(1);
+    let provider = Provider::builder(tp.issuer())
+        .with_retry_backoff(base, Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let (results, elapsed) = storm(&tp, &v, 1000).await;
+    for (i, r) in results.iter().enumerate() {
+        assert!(
+            matches!(r, Err(VerifyError::KeysUnavailable(_))),
+            "token {i}: {r:?}"
+        );
+    }
+    let fetches = tp.jwks_fetch_count();
+    let allowed = 1 + (elapsed.as_millis() / base.as_millis()) as usize;
+    assert!(
+        fetches >= 1 && fetches <= allowed,
+        "{fetches} fetches in {elapsed:?}"
+    );
+    assert_eq!(tp.discovery_fetch_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_04_random_kid_storm_cold_cache_discovery_down_bounded() {
+    let tp = TestProvider::start().await;
+    tp.fail_discovery(Failure::Status(500));
+    let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
+    let (results, elapsed) = storm(&tp, &v, 1000).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(VerifyError::KeysUnavailable(_))))
+    );
+    let fetches = tp.discovery_fetch_count();
+    let allowed = 1 + elapsed.as_secs() as usize;
+    assert!(
+        fetches >= 1 && fetches <= allowed,
+        "{fetches} discovery fetches in {elapsed:?}"
+    );
+    assert_eq!(tp.jwks_fetch_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_04_single_flight_cold_start() {
+    let (tp, v) = setup().await;
+    let tokens: Vec<String> = (0..100).map(|i| tp.token().claim("n", i).sign()).collect();
+    let handles: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let v = v.clone();
+            tokio::spawn(async move { v.verify::<AdditionalClaims>(&token).await })
+        })
+        .collect();
+    for handle in handles {
+        let result = handle.await.unwrap();
+        assert!(result.is_ok(), "{result:?}");
+    }
+    assert_eq!(tp.discovery_fetch_count(), 1);
+    assert_eq!(tp.jwks_fetch_count(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// KEY-05 unusable keys in the set
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn key_05_unusable_keys_skipped_good_key_used() {
+    let (tp, v) = setup().await;
+    let rsa = published_jwk(&tp, &tp.kid(SigningAlg::RS256));
+    let ec = published_jwk(&tp, &tp.kid(SigningAlg::ES256));
+    let short_n = URL_SAFE_NO_PAD.encode([0xC5u8; 64]); // 512 bits
+    let short_x = URL_SAFE_NO_PAD.encode([7u8; 31]);
+    for jwk in [
+        json!({"kty": "AKP", "alg": "ML-DSA-44", "kid": "akp-1", "pub": "AAAA", "param-set": "bogus"}),
+        json!({"kty": "QUANTUM", "kid": "made-up", "x": "AAAA"}),
+        json!({"kty": "RSA", "use": "enc", "kid": "enc-1", "n": rsa["n"], "e": rsa["e"]}),
+        json!({"kty": "RSA", "key_ops": ["encrypt"], "kid": "ops-1", "n": rsa["n"], "e": rsa["e"]}),
+        json!({"kty": "RSA", "alg": "HS256", "kid": "rsa-hs", "n": rsa["n"], "e": rsa["e"]}),
+        json!({"kty": "RSA", "alg": "ES256", "kid": "rsa-es", "n": rsa["n"], "e": rsa["e"]}),
+        json!({"kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQ", "kid": "oct-1", "alg": "HS256"}),
+        json!({"kty": "RSA", "kid": "rsa-512", "n": short_n, "e": "AQAB"}),
+        json!({"kty": "RSA", "kid": "rsa-e-1", "n": rsa["n"], "e": "AQ"}),
+        json!({"kty": "RSA", "kid": "rsa-no-e", "n": rsa["n"]}),
+        json!({"kty": "EC", "crv": "P-256", "kid": "ec-short-x", "x": short_x, "y": ec["y"]}),
+        json!({"kty": "EC", "crv": "P-521", "kid": "ec-p521", "x": ec["x"], "y": ec["y"]}),
+        json!({"kty": "OKP", "crv": "X25519", "kid": "x25519", "x": "AAAA"}),
+        json!({"kid": "no-kty"}),
+        json!("not an object"),
+        json!(42),
+    ] {
+        tp.add_raw_jwk(jwk);
+    }
+    let v = v
+        .with_algorithms([Algorithm::RS256, Algorithm::ES256])
+        .unwrap();
+    accepted(&v, &tp.token().sign(), "good RSA key").await;
+    accepted(&v, &tp.token().alg(SigningAlg::ES256).sign(), "good EC key").await;
+    assert_eq!(
+        tp.jwks_fetch_count(),
+        1,
+        "the set loaded in one fetch despite the bad keys"
+    );
+
+    // Tokens naming a skipped key, signed by the key material it carries where we have it.
+    for kid in [
+        "enc-1", "ops-1", "rsa-hs", "rsa-es", "rsa-e-1", "rsa-no-e", "rsa-512", "akp-1", "made-up",
+    ] {
+        let token = tp.token().header("kid", kid).sign();
+        assert_rejected!(v, token, VerifyError::UnknownKey, kid);
+    }
+    for kid in ["ec-short-x", "ec-p521"] {
+        let token = tp.token().alg(SigningAlg::ES256).header("kid", kid).sign();
+        assert_rejected!(v, token, VerifyError::UnknownKey, kid);
+    }
+    // The oct key cannot be reached: HMAC is not an access-token algorithm at all.
+    let token = tp
+        .token()
+        .header("kid", "oct-1")
+        .sign_hs256(b"secret-secret-secret");
+    assert_rejected!(
+        v,
+        token,
+        VerifyError::DisallowedAlgorithm,
+        "oct key with HS256"
+    );
+    let token = tp.token().header("kid", "oct-1").sign();
+    assert_rejected!(v, token, VerifyError::UnknownKey, "oct key with RS256");
+}
+
+#[tokio::test]
+async fn key_05_set_of_only_bad_keys_is_not_a_fetch_error() {
+    let tp = TestProvider::start().await;
+    tp.set_jwks_override(Some(
+        br#"{"keys":[{"kty":"AKP","kid":"a"},7,{"kty":"oct","k":"AA"}]}"#.to_vec(),
+    ));
+    let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::UnknownKey,
+        "no usable key"
+    );
+    assert!(v.provider().readiness().keys);
+}
+
+#[tokio::test]
+async fn key_05_duplicate_kid_first_wins() {
+    let tp = TestProvider::start().await;
+    let mut impostor = published_jwk(&tp, "rsa1-RS256");
+    tp.publish_key("rsa2-RS256");
+    let rsa2 = published_jwk(&tp, "rsa2-RS256");
+    impostor["n"] = rsa2["n"].clone();
+    // The real key first, then a second JWK with the same kid and another modulus.
+    tp.set_jwks_override(jwks_body(vec![published_jwk(&tp, "rsa1-RS256"), impostor]));
+    let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
+    accepted(&v, &tp.token().sign(), "first JWK of the kid").await;
+    let by_rsa2 = tp
+        .token()
+        .signing_kid("rsa2-RS256")
+        .header("kid", "rsa1-RS256")
+        .sign();
+    assert_rejected!(
+        v,
+        by_rsa2,
+        VerifyError::InvalidSignature,
+        "second JWK of the kid ignored"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// KEY-07 JWKS outages
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_07_jwks_5xx_after_good_fetch_keeps_last_keys() {
+    let tp = TestProvider::start().await;
+    tp.set_jwks_cache_control(Some("max-age=1"));
+    let provider = Provider::builder(tp.issuer())
+        .with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(10))
+        .with_unknown_kid_cooldown(Duration::from_millis(100))
+        .with_retry_backoff(Duration::from_millis(100), Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let token = tp.token().sign();
+    accepted(&v, &token, "warm-up").await;
+    tp.fail_jwks(Failure::Status(500));
+
+    // An unknown kid forces a refetch, which fails: the token is unknown, keys stay.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let unknown = tp.token().header("kid", "nope").sign();
+    assert_rejected!(
+        v,
+        unknown,
+        VerifyError::UnknownKey,
+        "unknown kid while down"
+    );
+    assert_eq!(tp.jwks_fetch_count(), 2);
+    accepted(&v, &token, "known kid after a failed refetch").await;
+
+    // The periodic refresh comes due and fails too.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    accepted(&v, &token, "known kid, refresh due").await;
+    assert!(eventually(Duration::from_secs(2), || tp.jwks_fetch_count() >= 3).await);
+    for _ in 0..5 {
+        accepted(&v, &token, "known kid while down").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(v.provider().readiness().is_ready());
+    assert!(
+        tp.jwks_fetch_count() <= 3 + 5,
+        "retries paced by the backoff"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_07_jwks_hang_after_good_fetch_bounded_by_client_timeout() {
+    let tp = TestProvider::start().await;
+    let provider = Provider::builder(tp.issuer())
+        .with_http_client(short_timeout_client())
+        .with_unknown_kid_cooldown(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let token = tp.token().sign();
+    accepted(&v, &token, "warm-up").await;
+    tp.fail_jwks(Failure::Hang);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    let start = Instant::now();
+    let unknown = tp.token().header("kid", "rotated-maybe").sign();
+    assert_rejected!(
+        v,
+        unknown,
+        VerifyError::UnknownKey,
+        "unknown kid while hanging"
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "did not wait for the fetch: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "not bounded by the client timeout: {waited:?}"
+    );
+    assert_eq!(tp.jwks_fetch_count(), 2);
+
+    let start = Instant::now();
+    accepted(&v, &token, "known kid while the endpoint hangs").await;
+    assert!(
+        start.elapsed() < Duration::from_millis(300),
+        "known kid waited on the provider"
+    );
+}
+
+#[tokio::test]
+async fn key_07_cold_start_jwks_down_keys_unavailable() {
+    let tp = TestProvider::start().await;
+    tp.fail_jwks(Failure::Status(500));
+    let provider = Provider::builder(tp.issuer())
+        .with_retry_backoff(Duration::from_millis(200), Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let token = tp.token().sign();
+
+    let first = verify(&v, &token).await.unwrap_err();
+    assert!(
+        matches!(first, VerifyError::KeysUnavailable(JwksError::Status(500))),
+        "{first:?}"
+    );
+    assert!(first.is_unavailable());
+
+    let second = verify(&v, &token).await.unwrap_err();
+    assert!(
+        matches!(
+            second,
+            VerifyError::KeysUnavailable(JwksError::Backoff { .. })
+        ),
+        "{second:?}"
+    );
+    assert!(second.is_unavailable());
+    let retry_after = second.retry_after().expect("retry_after while backing off");
+    assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_millis(200));
+    assert_eq!(tp.jwks_fetch_count(), 1, "no fetch during the backoff");
+    assert!(!v.provider().readiness().keys);
+    // A bad token is still reported as unavailable keys, not as a bad token.
+    assert!(
+        verify(&v, &tp.token().sign_with_foreign_key())
+            .await
+            .unwrap_err()
+            .is_unavailable()
+    );
+    // Errors that are about the token are not "unavailable".
+    let bad = verify(&v, "x.y").await.unwrap_err();
+    assert!(!bad.is_unavailable() && bad.retry_after().is_none());
+}
+
+#[tokio::test]
+async fn key_07_cold_start_jwks_hang_times_out() {
+    let tp = TestProvider::start().await;
+    tp.fail_jwks(Failure::Hang);
+    let provider = Provider::builder(tp.issuer())
+        .with_http_client(short_timeout_client())
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let start = Instant::now();
+    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Http(HttpError::Timeout))
+        ),
+        "{err:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn key_07_cold_start_connection_refused() {
+    let tp = TestProvider::start().await;
+    // A port with nothing listening on it.
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let provider = Provider::builder(tp.issuer())
+        .with_jwks_uri(format!("http://{addr}/jwks"))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Http(HttpError::Connect(_)))
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn key_07_recovers_after_backoff() {
+    let tp = TestProvider::start().await;
+    tp.fail_jwks(Failure::Status(503));
+    let provider = Provider::builder(tp.issuer())
+        .with_retry_backoff(Duration::from_millis(150), Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let token = tp.token().sign();
+    assert!(verify(&v, &token).await.unwrap_err().is_unavailable());
+    tp.fail_jwks(Failure::None);
+    // Still within the backoff: no new attempt yet.
+    let err = verify(&v, &token).await.unwrap_err();
+    assert!(err.retry_after().is_some(), "{err:?}");
+    assert_eq!(tp.jwks_fetch_count(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    accepted(&v, &token, "after recovery").await;
+    assert_eq!(tp.jwks_fetch_count(), 2);
+    assert!(v.provider().readiness().is_ready());
+}
+
+#[tokio::test]
+async fn key_07_discovery_down_then_recovers() {
+    let tp = TestProvider::start().await;
+    tp.fail_discovery(Failure::Status(502));
+    let provider = Provider::builder(tp.issuer())
+        .with_retry_backoff(Duration::from_millis(150), Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let token = tp.token().sign();
+    let err = verify(&v, &token).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::Status(502)))
+        ),
+        "{err:?}"
+    );
+    let err = verify(&v, &token).await.unwrap_err();
+    assert!(err.retry_after().is_some(), "{err:?}");
+    tp.fail_discovery(Failure::None);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    accepted(&v, &token, "after discovery recovered").await;
+}
+
+#[tokio::test]
+async fn key_07_max_stale_bounds_last_good_keys() {
+    let tp = TestProvider::start().await;
+    let provider = Provider::builder(tp.issuer())
+        .with_max_stale(Duration::from_millis(800))
+        .with_retry_backoff(Duration::from_millis(100), Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let token = tp.token().sign();
+    accepted(&v, &token, "warm-up").await;
+    tp.fail_jwks(Failure::Status(500));
+    accepted(&v, &token, "within max-stale").await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(!v.provider().readiness().keys, "keys older than max-stale");
+    let err = verify(&v, &token).await.unwrap_err();
+    assert!(
+        matches!(err, VerifyError::KeysUnavailable(JwksError::Status(500))),
+        "{err:?}"
+    );
+    // And back once the provider is.
+    tp.fail_jwks(Failure::None);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    accepted(&v, &token, "after recovery").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// DOS-04 hostile upstream responses
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn dos_04_huge_jwks_rejected_by_body_cap() {
+    let (tp, v) = setup().await;
+    tp.fail_jwks(Failure::Huge(2 * 1024 * 1024));
+    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Http(HttpError::BodyTooLarge {
+                limit: 1_048_576
+            }))
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn dos_04_body_cap_configurable() {
+    let tp = TestProvider::start().await;
+    // The normal JWKS padded to 100 KB, under a 64 KiB cap.
+    tp.fail_jwks(Failure::Huge(100_000));
+    let client = ReqwestClient::new().unwrap().with_max_body(64 * 1024);
+    let provider = Provider::builder(tp.issuer())
+        .with_http_client(Arc::new(client))
+        .with_retry_backoff(Duration::from_millis(50), Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Http(HttpError::BodyTooLarge {
+                limit: 65_536
+            }))
+        ),
+        "{err:?}"
+    );
+    // The same padded document under the default 1 MiB cap is fine (valid JSON + spaces).
+    let (tp2, v2) = setup().await;
+    tp2.fail_jwks(Failure::Huge(100_000));
+    accepted(&v2, &tp2.token().sign(), "padded set under the default cap").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dos_04_jwks_redirect_not_followed() {
+    let (tp, v) = setup().await;
+    let (addr, hits) = counting_listener().await;
+    tp.fail_jwks(Failure::Redirect(format!("http://{addr}/jwks")));
+    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+    assert!(
+        matches!(err, VerifyError::KeysUnavailable(JwksError::Status(302))),
+        "{err:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect was followed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dos_04_discovery_redirect_not_followed() {
+    let (tp, v) = setup().await;
+    let (addr, hits) = counting_listener().await;
+    tp.fail_discovery(Failure::Redirect(format!(
+        "http://{addr}/.well-known/openid-configuration"
+    )));
+    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::Status(302)))
+        ),
+        "{err:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect was followed");
+    assert_eq!(tp.jwks_fetch_count(), 0);
+}
+
+/// A bare HTTP/1.1 server on a std thread: reads one request, then lets `respond` write
+/// whatever it likes (until the client goes away).
+fn raw_http_server(respond: fn(&mut std::net::TcpStream) -> std::io::Result<()>) -> SocketAddr {
+    use std::io::Read as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = respond(&mut stream);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn dos_04_chunked_body_without_length_capped() {
+    let addr = raw_http_server(|stream| {
+        use std::io::Write as _;
+        stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )?;
+        stream.write_all(b"b\r\n{\"keys\":[] \r\n")?;
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..64 {
+            // 4 MiB of padding in total, no Content-Length to check up front.
+            write!(stream, "{:x}\r\n", chunk.len())?;
+            stream.write_all(&chunk)?;
+            stream.write_all(b"\r\n")?;
+        }
+        stream.write_all(b"1\r\n}\r\n0\r\n\r\n")
+    });
+    let tp = TestProvider::start().await;
+    let provider = Provider::builder(tp.issuer())
+        .with_jwks_uri(format!("http://{addr}/jwks"))
+        .build()
+        .unwrap();
+    let err = verify(&verifier(provider), &tp.token().sign())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Http(HttpError::BodyTooLarge {
+                limit: 1_048_576
+            }))
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn dos_04_trickling_jwks_bounded_by_total_timeout() {
+    let addr = raw_http_server(|stream| {
+        use std::io::Write as _;
+        stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+        )?;
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(50));
+            stream.write_all(b" ")?;
+            stream.flush()?;
+        }
+        Ok(())
+    });
+    let tp = TestProvider::start().await;
+    let provider = Provider::builder(tp.issuer())
+        .with_jwks_uri(format!("http://{addr}/jwks"))
+        .with_http_client(short_timeout_client())
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let err = verify(&verifier(provider), &tp.token().sign())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Http(HttpError::Timeout))
+        ),
+        "{err:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn dos_04_garbage_jwks_rejected() {
+    let (tp, v) = setup().await;
+    tp.fail_jwks(Failure::Garbage);
+    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::InvalidDocument(_))
+        ),
+        "{err:?}"
+    );
+    // Valid JSON that is not a JWK set, and a truncated document.
+    for body in [
+        &br#"{"keys":"none"}"#[..],
+        b"[]",
+        b"{}",
+        br#"{"keys":[{"kty":"RSA""#,
+    ] {
+        let (tp, v) = setup().await;
+        tp.set_jwks_override(Some(body.to_vec()));
+        let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VerifyError::KeysUnavailable(JwksError::InvalidDocument(_))
+            ),
+            "{}: {err:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+#[tokio::test]
+async fn dos_04_garbage_or_huge_discovery_rejected() {
+    let (tp, v) = setup().await;
+    tp.fail_discovery(Failure::Garbage);
+    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::InvalidDocument(_)))
+        ),
+        "{err:?}"
+    );
+    let (tp, v) = setup().await;
+    tp.fail_discovery(Failure::Huge(2 * 1024 * 1024));
+    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::Http(
+                HttpError::BodyTooLarge { .. }
+            )))
+        ),
+        "{err:?}"
+    );
+    let tp = TestProvider::start().await;
+    tp.fail_discovery(Failure::Hang);
+    let provider = Provider::builder(tp.issuer())
+        .with_http_client(short_timeout_client())
+        .build()
+        .unwrap();
+    let err = verify(&verifier(provider), &tp.token().sign())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::Http(
+                HttpError::Timeout
+            )))
+        ),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// CB-11 discovery
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn cb_11_discovery_issuer_mismatch_refused() {
+    for (what, value) in [
+        ("other host", Some("https://evil.example".to_owned())),
+        ("trailing slash", None),
+    ] {
+        let (tp, v) = setup().await;
+        let found = value.unwrap_or_else(|| format!("{}/", tp.issuer()));
+        tp.set_discovery_member("issuer", Some(json!(found)));
+        let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+        assert!(err.is_unavailable(), "{what}: {err:?}");
+        match &err {
+            VerifyError::KeysUnavailable(JwksError::Discovery(
+                DiscoveryError::IssuerMismatch { found: f },
+            )) => assert_eq!(f, &found, "{what}"),
+            other => panic!("{what}: {other:?}"),
+        }
+        // The same through `source()`, as a logger would see it.
+        let source = std::error::Error::source(&err).unwrap();
+        let jwks = source.downcast_ref::<JwksError>().unwrap();
+        assert!(matches!(
+            jwks,
+            JwksError::Discovery(DiscoveryError::IssuerMismatch { .. })
+        ));
+        assert_eq!(
+            tp.jwks_fetch_count(),
+            0,
+            "{what}: keys fetched from a refused provider"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cb_11_rfc8414_fallback_verifies() {
+    let (tp, v) = setup().await;
+    tp.serve_oauth_metadata_only(true);
+    accepted(&v, &tp.token().sign(), "via oauth-authorization-server").await;
+    assert_eq!(
+        tp.discovery_fetch_count(),
+        2,
+        "404 on openid-configuration, then RFC 8414"
+    );
+    assert_eq!(tp.jwks_fetch_count(), 1);
+}
+
+#[tokio::test]
+async fn cb_11_insecure_jwks_uri_refused() {
+    let (tp, v) = setup().await;
+    tp.set_discovery_member("jwks_uri", Some(json!("http://keys.example.com/jwks")));
+    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::InvalidEndpoint(
+                ConfigError::InsecureUrl { .. }
+            )))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(tp.jwks_fetch_count(), 0);
+    for (what, uri) in [
+        ("file scheme", json!("file:///etc/passwd")),
+        (
+            "user info",
+            json!(format!("http://user:pw@{}/jwks", tp.addr())),
+        ),
+        ("not a string", json!(42)),
+    ] {
+        let (tp, v) = setup().await;
+        tp.set_discovery_member("jwks_uri", Some(uri));
+        let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VerifyError::KeysUnavailable(JwksError::Discovery(
+                    DiscoveryError::InvalidEndpoint(_) | DiscoveryError::InvalidDocument(_)
+                ))
+            ),
+            "{what}: {err:?}"
+        );
+        assert_eq!(tp.jwks_fetch_count(), 0, "{what}");
+    }
+    let (tp, v) = setup().await;
+    tp.set_discovery_member("jwks_uri", None);
+    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::InvalidDocument(_)))
+        ),
+        "missing jwks_uri: {err:?}"
+    );
+}
+
+#[tokio::test]
+async fn cb_11_metadata_exposes_endpoints() {
+    let tp = TestProvider::start().await;
+    tp.set_discovery_member(
+        "end_session_endpoint",
+        Some(json!("https://id.example/logout")),
+    );
+    tp.set_discovery_member("userinfo_endpoint", None);
+    let doc = tp.discovery_document();
+    let provider = Provider::builder(tp.issuer()).build().unwrap();
+    let issuer = tp.issuer();
+    let m = provider.metadata().await.unwrap();
+    assert_eq!(m.issuer(), issuer);
+    assert_eq!(m.jwks_uri(), tp.jwks_uri());
+    assert_eq!(
+        m.authorization_endpoint(),
+        Some(format!("{issuer}/authorize").as_str())
+    );
+    assert_eq!(m.token_endpoint(), Some(format!("{issuer}/token").as_str()));
+    assert_eq!(m.userinfo_endpoint(), None);
+    assert_eq!(m.end_session_endpoint(), Some("https://id.example/logout"));
+    let strings = |name: &str| -> Option<Vec<String>> {
+        doc.get(name).map(|v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned())
+                .collect()
+        })
+    };
+    assert_eq!(
+        m.code_challenge_methods_supported().map(<[String]>::to_vec),
+        strings("code_challenge_methods_supported")
+    );
+    assert_eq!(
+        m.id_token_signing_alg_values_supported()
+            .map(<[String]>::to_vec),
+        strings("id_token_signing_alg_values_supported")
+    );
+    let algs = m.id_token_signing_alg_values_supported().unwrap();
+    assert!(algs.iter().any(|a| a == "RS256") && algs.iter().any(|a| a == "EdDSA"));
+    assert_eq!(
+        m.authorization_response_iss_parameter_supported(),
+        doc["authorization_response_iss_parameter_supported"]
+            .as_bool()
+            .unwrap_or(false)
+    );
+    // Cached: one discovery fetch.
+    provider.metadata().await.unwrap();
+    assert_eq!(tp.discovery_fetch_count(), 1);
+    assert!(provider.readiness().metadata);
+    assert!(!provider.readiness().keys);
+}
+
+#[tokio::test]
+async fn cb_11_jwks_uri_taken_from_discovery() {
+    // The keys come from wherever discovery points, even another host/port.
+    let keys_host = TestProvider::start().await;
+    let tp = TestProvider::start().await;
+    tp.set_discovery_member("jwks_uri", Some(json!(keys_host.jwks_uri())));
+    let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
+    accepted(&v, &tp.token().sign(), "keys from the discovered jwks_uri").await;
+    assert_eq!(tp.jwks_fetch_count(), 0);
+    assert_eq!(keys_host.jwks_fetch_count(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provider builder, readiness, manual configuration
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn provider_builder_rejects_insecure_or_invalid_urls() {
+    let err = Provider::builder("http://id.example.com")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::InsecureUrl { url } if url == "http://id.example.com"),
+        "{err:?}"
+    );
+    assert!(
+        Provider::builder("http://id.example.com")
+            .insecure_allow_http()
+            .build()
+            .is_ok()
+    );
+    let err = Provider::builder("https://id.example.com")
+        .with_jwks_uri("http://id.example.com/keys")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::InsecureUrl { .. }), "{err:?}");
+    assert!(matches!(
+        Provider::builder("not a url").build().unwrap_err(),
+        ConfigError::InvalidIssuer(_)
+    ));
+    for bad in [
+        "https://id.example.com/#x",
+        "https://u:p@id.example.com",
+        "ftp://id.example.com",
+    ] {
+        assert!(
+            matches!(
+                Provider::builder(bad).build().unwrap_err(),
+                ConfigError::InvalidUrl { .. }
+            ),
+            "{bad}"
+        );
+    }
+    for ok in [
+        "https://id.example.com",
+        "http://localhost:4000",
+        "http://127.0.0.1:1",
+        "http://[::1]:2",
+    ] {
+        assert!(Provider::builder(ok).build().is_ok(), "{ok}");
+    }
+}
+
+#[tokio::test]
+async fn provider_build_does_no_io() {
+    let tp = TestProvider::start().await;
+    let provider = Provider::builder(tp.issuer()).build().unwrap();
+    let v = verifier(provider.clone());
+    assert_eq!(provider.issuer(), tp.issuer());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(tp.discovery_fetch_count(), 0);
+    assert_eq!(tp.jwks_fetch_count(), 0);
+    let r = provider.readiness();
+    assert!(!r.metadata && !r.keys && !r.is_ready());
+    assert!(!v.provider().readiness().is_ready());
+}
+
+#[tokio::test]
+async fn provider_warm_up_loads_metadata_and_keys() {
+    let tp = TestProvider::start().await;
+    let provider = Provider::builder(tp.issuer()).build().unwrap();
+    provider.warm_up().await.unwrap();
+    let r = provider.readiness();
+    assert!(r.metadata && r.keys && r.is_ready());
+    assert_eq!((tp.discovery_fetch_count(), tp.jwks_fetch_count()), (1, 1));
+    provider.warm_up().await.unwrap();
+    assert_eq!(tp.jwks_fetch_count(), 1, "a second warm-up does nothing");
+    let v = verifier(provider);
+    accepted(&v, &tp.token().sign(), "after warm-up").await;
+    assert_eq!((tp.discovery_fetch_count(), tp.jwks_fetch_count()), (1, 1));
+}
+
+#[tokio::test]
+async fn provider_warm_up_reports_failures() {
+    let tp = TestProvider::start().await;
+    tp.fail_discovery(Failure::Status(500));
+    let provider = Provider::builder(tp.issuer())
+        .with_retry_backoff(Duration::from_millis(50), Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let err = provider.warm_up().await.unwrap_err();
+    assert!(
+        matches!(err, JwksError::Discovery(DiscoveryError::Status(500))),
+        "{err:?}"
+    );
+    assert!(!provider.readiness().is_ready());
+    tp.fail_discovery(Failure::None);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    provider.warm_up().await.unwrap();
+    assert!(provider.readiness().is_ready());
+}
+
+#[tokio::test]
+async fn provider_manual_jwks_uri_skips_discovery() {
+    let tp = TestProvider::start().await;
+    let provider = Provider::builder(tp.issuer())
+        .with_jwks_uri(tp.jwks_uri())
+        .build()
+        .unwrap();
+    assert!(
+        provider.readiness().metadata,
+        "manual metadata is known without I/O"
+    );
+    assert!(!provider.readiness().keys);
+    let m = provider.metadata().await.unwrap();
+    assert_eq!(m.jwks_uri(), tp.jwks_uri());
+    assert_eq!(m.token_endpoint(), None);
+    assert_eq!(m.id_token_signing_alg_values_supported(), None);
+    let v = verifier(provider);
+    accepted(&v, &tp.token().sign(), "rs256").await;
+    accepted(&v, &tp.token().alg(SigningAlg::ES256).sign(), "es256").await;
+    assert_eq!(tp.discovery_fetch_count(), 0);
+    assert_eq!(tp.jwks_fetch_count(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cache-Control driven refresh
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_control_max_age_triggers_background_refresh() {
+    let tp = TestProvider::start().await;
+    tp.set_jwks_cache_control(Some("public, max-age=1"));
+    let provider = Provider::builder(tp.issuer())
+        .with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let token = tp.token().sign();
+    accepted(&v, &token, "warm-up").await;
+    // Not yet due: no fetch.
+    accepted(&v, &token, "fresh").await;
+    assert_eq!(tp.jwks_fetch_count(), 1);
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The refresh is slow; the verification must not wait for it.
+    tp.fail_jwks(Failure::Delay(Duration::from_millis(800)));
+    let start = Instant::now();
+    accepted(&v, &token, "due: served from cache").await;
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "the verification waited for the refresh: {:?}",
+        start.elapsed()
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || tp.jwks_fetch_count() == 2).await,
+        "no background refresh"
+    );
+    // Concurrent verifications while the refresh is under way start no second one.
+    for _ in 0..10 {
+        accepted(&v, &token, "during refresh").await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(tp.jwks_fetch_count(), 2);
+}
+
+#[tokio::test]
+async fn cache_control_max_age_clamped_to_min_refresh() {
+    let tp = TestProvider::start().await;
+    tp.set_jwks_cache_control(Some("max-age=0"));
+    let provider = Provider::builder(tp.issuer())
+        .with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let v = verifier(provider);
+    let token = tp.token().sign();
+    for _ in 0..20 {
+        accepted(&v, &token, "max-age=0").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        tp.jwks_fetch_count(),
+        1,
+        "max-age=0 must not refetch on every request"
+    );
+}
