@@ -10,10 +10,13 @@ use tokio::sync::watch;
 /// How an endpoint of the [`TestProvider`](crate::TestProvider) misbehaves.
 ///
 /// Set per endpoint with
-/// [`TestProvider::fail_jwks`](crate::TestProvider::fail_jwks) and
-/// [`TestProvider::fail_discovery`](crate::TestProvider::fail_discovery); the
+/// [`TestProvider::fail_jwks`](crate::TestProvider::fail_jwks),
+/// [`TestProvider::fail_discovery`](crate::TestProvider::fail_discovery),
+/// [`TestProvider::fail_token`](crate::TestProvider::fail_token) and
+/// [`TestProvider::fail_userinfo`](crate::TestProvider::fail_userinfo); the
 /// discovery failure applies to both well-known discovery paths. Every
-/// request is counted in the fetch counters whatever the failure.
+/// request is counted in the fetch counters (or recorded) whatever the
+/// failure.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

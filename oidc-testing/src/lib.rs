@@ -10,6 +10,13 @@
 //! payloads). Use it to test an API protected by `oidc-tower` or
 //! `oidc-axum` — or by any other OpenID Connect verifier — end to end.
 //!
+//! It is also a small authorization server for the authorization code flow
+//! with PKCE: an HTML login form (any username, no password), provider
+//! sessions, a token endpoint with refresh token rotation, UserInfo and
+//! RP-initiated logout, plus knobs that make each step misbehave (forged ID
+//! tokens, wrong callback `iss`, PKCE downgrade, broken token responses,
+//! ...), for testing relying parties' login flows.
+//!
 //! # Public test keys: never use them in production
 //!
 //! The provider signs with RSA-2048, EC P-256 and Ed25519 private keys that
@@ -62,11 +69,71 @@
 //! # }
 //! ```
 //!
+//! # Authorization code flow
+//!
+//! Register the client under test, then drive the flow (here with
+//! [`set_auto_login`](TestProvider::set_auto_login) instead of the form):
+//!
+//! ```
+//! use oidc_testing::{ClientRegistration, TestProvider};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let provider = TestProvider::start().await;
+//! let redirect_uri = "http://127.0.0.1:3000/auth/callback";
+//! provider.register_client(ClientRegistration::public("app", redirect_uri));
+//! provider.set_auto_login(Some("alice"));
+//!
+//! // PKCE pair from RFC 7636 appendix B.
+//! let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+//! let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+//! let mut authorize = url::Url::parse(&provider.authorization_endpoint())?;
+//! authorize.query_pairs_mut()
+//!     .append_pair("client_id", "app")
+//!     .append_pair("redirect_uri", redirect_uri)
+//!     .append_pair("response_type", "code")
+//!     .append_pair("scope", "openid email")
+//!     .append_pair("state", "xyz")
+//!     .append_pair("nonce", "n-1")
+//!     .append_pair("code_challenge", challenge)
+//!     .append_pair("code_challenge_method", "S256");
+//!
+//! let http = reqwest::Client::builder()
+//!     .redirect(reqwest::redirect::Policy::none())
+//!     .build()?;
+//! let response = http.get(authorize.as_str()).send().await?;
+//! assert_eq!(response.status(), 303);
+//! let callback = url::Url::parse(response.headers()["location"].to_str()?)?;
+//! let code = callback.query_pairs().find(|(k, _)| k == "code").ok_or("no code")?.1;
+//!
+//! let body = url::form_urlencoded::Serializer::new(String::new())
+//!     .append_pair("grant_type", "authorization_code")
+//!     .append_pair("code", &code)
+//!     .append_pair("redirect_uri", redirect_uri)
+//!     .append_pair("code_verifier", verifier)
+//!     .append_pair("client_id", "app")
+//!     .finish();
+//! let tokens: serde_json::Value = http
+//!     .post(provider.token_endpoint())
+//!     .header("content-type", "application/x-www-form-urlencoded")
+//!     .body(body)
+//!     .send()
+//!     .await?
+//!     .json()
+//!     .await?;
+//! assert_eq!(tokens["token_type"], "Bearer");
+//! assert!(tokens["id_token"].is_string() && tokens["refresh_token"].is_string());
+//! assert_eq!(provider.token_requests().len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # What is served
 //!
-//! See [`TestProvider`] for the endpoints, the keys and their kids,
-//! [`TokenBuilder`] for the default claims and the hostile tokens, and
-//! [`Failure`] for failure injection.
+//! See [`TestProvider`] for the endpoints, the authorization server, the
+//! keys and their kids, [`ClientRegistration`] for clients, [`TokenBuilder`]
+//! for the default claims and the hostile tokens, and [`Failure`] for
+//! failure injection.
 //!
 //! The server is spawned on the runtime that calls [`TestProvider::start`],
 //! so the test must keep that runtime running while the code under test
@@ -78,15 +145,23 @@
 // `unwrap`/`expect`/`panic`: the few deliberate, documented panics (a bad
 // kid, no loopback port) are allowed item by item.
 
+mod authz;
+mod client;
 mod failure;
+mod html;
 mod keys;
+mod knobs;
 mod provider;
 mod token;
 
+pub use client::{ClientRegistration, TokenEndpointAuth};
 pub use failure::Failure;
 pub use keys::{SigningAlg, UnknownSigningAlg};
+pub use knobs::{CallbackIss, IdTokenSigning, LogoutState, RecordedTokenRequest, find_param};
 pub use provider::TestProvider;
 pub use token::TokenBuilder;
 
+#[cfg(test)]
+mod flow_tests;
 #[cfg(test)]
 mod tests;

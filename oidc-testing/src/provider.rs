@@ -1,9 +1,9 @@
 //! The in-process OpenID Provider: shared state, public handle and HTTP
 //! endpoints.
 //!
-//! Endpoints are plain axum handlers over [`ServerState`]; a new endpoint
-//! (for example the authorization and token endpoints of a login flow) is a
-//! new handler plus a new route in [`router`].
+//! Endpoints are plain axum handlers over [`ServerState`]; a new endpoint is
+//! a new handler plus a new route in [`router`]. The authorization server's
+//! handlers, state and knobs live in `authz.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -17,12 +17,16 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::authz::{
+    self, AUTHORIZE_PATH, AuthState, END_SESSION_PATH, LOGIN_PATH, TOKEN_PATH, USERINFO_PATH,
+};
+use crate::client::TokenEndpointAuth;
 use crate::failure::{self, Failure};
 use crate::keys::{SigningAlg, keyring};
 use crate::token::TokenBuilder;
@@ -90,6 +94,8 @@ pub(crate) struct ProviderState {
     config: Mutex<Config>,
     jwks_fetches: AtomicUsize,
     discovery_fetches: AtomicUsize,
+    /// The authorization server (clients, codes, sessions, grants, knobs).
+    pub(crate) auth: Mutex<AuthState>,
 }
 
 impl ProviderState {
@@ -112,16 +118,34 @@ impl ProviderState {
         let issuer = &self.issuer;
         let mut document = json!({
             "issuer": issuer,
-            "authorization_endpoint": format!("{issuer}/authorize"),
-            "token_endpoint": format!("{issuer}/token"),
+            "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
+            "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+            "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
+            "end_session_endpoint": format!("{issuer}{END_SESSION_PATH}"),
             "jwks_uri": format!("{issuer}{JWKS_PATH}"),
             "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported":
                 SigningAlg::ALL.map(SigningAlg::as_str),
             "scopes_supported": ["openid", "profile", "email", "api:read", "api:write"],
-            "grant_types_supported": ["authorization_code"],
+            "claims_supported": [
+                "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid",
+                "email", "email_verified", "name", "preferred_username",
+            ],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
             "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": [
+                TokenEndpointAuth::ClientSecretBasic.as_str(),
+                TokenEndpointAuth::ClientSecretPost.as_str(),
+                TokenEndpointAuth::None.as_str(),
+            ],
+            "prompt_values_supported": ["none", "login"],
+            "authorization_response_iss_parameter_supported": true,
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
         });
         if let Value::Object(members) = &mut document {
             for (name, value) in &self.config().discovery_members {
@@ -162,9 +186,9 @@ fn to_json_bytes(value: &Value) -> Vec<u8> {
 
 /// What the HTTP handlers see.
 #[derive(Clone, Debug)]
-struct ServerState {
-    provider: Arc<ProviderState>,
-    shutdown: watch::Receiver<bool>,
+pub(crate) struct ServerState {
+    pub(crate) provider: Arc<ProviderState>,
+    pub(crate) shutdown: watch::Receiver<bool>,
 }
 
 /// The parts of a provider that exist once, whatever the number of handles.
@@ -183,8 +207,10 @@ impl Drop for Shared {
     }
 }
 
-/// An in-process OpenID Provider serving discovery and a JWKS over HTTP on
-/// `127.0.0.1`, and signing test tokens with committed **public test keys**.
+/// An in-process OpenID Provider serving discovery, a JWKS and an
+/// authorization server (code flow with PKCE, token, UserInfo and logout
+/// endpoints) over HTTP on `127.0.0.1`, and signing test tokens with
+/// committed **public test keys**.
 ///
 /// Start one per test with [`TestProvider::start`]; the handle is cheap to
 /// clone (all clones control the same provider). The server runs on the tokio
@@ -198,9 +224,77 @@ impl Drop for Shared {
 /// | `/.well-known/openid-configuration` | OpenID Connect discovery document |
 /// | `/.well-known/oauth-authorization-server` | the same document (RFC 8414) |
 /// | `/jwks` | the JWKS (`Cache-Control: public, max-age=300` by default) |
+/// | `GET`/`POST /authorize` | authorization endpoint: code flow, PKCE S256 required, HTML login form |
+/// | `POST /login` | the login form's target: starts the `op_session` and redirects with a code |
+/// | `POST /token` | token endpoint: `authorization_code` and `refresh_token` grants |
+/// | `GET`/`POST /userinfo` | UserInfo, with `Authorization: Bearer <access token>` |
+/// | `GET`/`POST /logout` | end-session endpoint (RP-Initiated Logout) |
 ///
-/// The discovery document announces `authorization_endpoint` (`/authorize`)
-/// and `token_endpoint` (`/token`), which are not served yet.
+/// # Authorization server
+///
+/// Register clients with [`register_client`](TestProvider::register_client)
+/// (none is registered at start). Any username logs in, with no password:
+/// `sub` = the username, `email` = `<username>@example.test`, `name` and
+/// `preferred_username` = the username.
+///
+/// * `/authorize` checks `client_id`, `redirect_uri` (exactly registered;
+///   see [`ClientRegistration::allow_any_loopback_redirect`](crate::ClientRegistration::allow_any_loopback_redirect)),
+///   `response_type=code`, a `scope` with `openid`, and an S256
+///   `code_challenge` (plain or missing → `error=invalid_request`). Errors
+///   are redirected (with `state` and `iss`) when the client and
+///   `redirect_uri` are valid, else answered with a 400 HTML page. A valid
+///   request shows the login form (username prefilled with `login_hint` or
+///   `user-1`, submit button `id="sign-in"`, the request in hidden fields)
+///   unless the browser has an `op_session` (single sign-on, skipped by
+///   `prompt=login` or an exceeded `max_age`) or
+///   [`set_auto_login`](TestProvider::set_auto_login) is on. `prompt=none`
+///   without a session → `error=login_required`.
+/// * After login: `303` to `redirect_uri?code=…&state=…&iss=<issuer>` and
+///   `Set-Cookie: op_session=…; Path=/; HttpOnly; SameSite=Lax`. Codes are
+///   single-use and live 60 s; they are bound to the client, `redirect_uri`,
+///   PKCE challenge, nonce, scope, `auth_time` and `sid`.
+/// * `/token` authenticates the client with its registered
+///   [`TokenEndpointAuth`](crate::TokenEndpointAuth) method and answers
+///   `{access_token, token_type: "Bearer", expires_in, id_token,
+///   refresh_token, scope}`. The access token is an RFC 9068 JWT (`typ`
+///   `at+jwt`, RS256, `aud` = the client's audience, default
+///   `"api://default"`, `sub`, `client_id`, `scope`); the ID token (`typ`
+///   `JWT`, the client's algorithm, default RS256) has `iss`, `sub`, `aud` =
+///   client id, `exp`, `iat`, `auth_time`, `nonce` (when sent), `at_hash`,
+///   `sid` and the profile and email claims. Errors follow RFC 6749 §5.2:
+///   400 JSON `{"error": …}`, or 401 with `WWW-Authenticate: Basic` for
+///   `invalid_client`. A second use of a code → `invalid_grant`, and the
+///   tokens issued from it are revoked. Refresh tokens rotate on every use;
+///   reusing an old one → `invalid_grant` and the whole grant is revoked
+///   (like `oidc-provider`). Refresh responses carry a new ID token without
+///   `nonce`.
+/// * `/userinfo` accepts the access tokens this provider issued, unexpired
+///   and unrevoked; otherwise 401 with `WWW-Authenticate: Bearer …,
+///   error="invalid_token"` (no `error` when no token was sent).
+/// * `/logout` takes `id_token_hint` (decoded, not verified), `client_id`,
+///   `post_logout_redirect_uri` (must be registered for the client) and
+///   `state`; it ends the `op_session` (clearing the cookie and revoking the
+///   grants of that session) and answers `303` to
+///   `post_logout_redirect_uri?state=…`, or a "you are logged out" page.
+///
+/// Misbehaviour knobs, each named after the cases of the project's
+/// security-case catalogue it serves:
+/// [`mutate_id_token`](TestProvider::mutate_id_token),
+/// [`sign_id_token_with`](TestProvider::sign_id_token_with),
+/// [`mutate_token_response`](TestProvider::mutate_token_response),
+/// [`fail_token`](TestProvider::fail_token),
+/// [`mutate_userinfo`](TestProvider::mutate_userinfo),
+/// [`set_callback_iss`](TestProvider::set_callback_iss),
+/// [`set_callback_extra`](TestProvider::set_callback_extra),
+/// [`set_authorization_error`](TestProvider::set_authorization_error),
+/// [`ignore_pkce`](TestProvider::ignore_pkce),
+/// [`set_nonce_override`](TestProvider::set_nonce_override),
+/// [`set_logout_state`](TestProvider::set_logout_state) and
+/// [`revoke_user`](TestProvider::revoke_user); and recordings:
+/// [`authorization_requests`](TestProvider::authorization_requests),
+/// [`token_requests`](TestProvider::token_requests),
+/// [`userinfo_request_count`](TestProvider::userinfo_request_count),
+/// [`end_session_requests`](TestProvider::end_session_requests).
 ///
 /// # Keys and kids
 ///
@@ -295,6 +389,7 @@ impl TestProvider {
             config: Mutex::new(Config::new()),
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
+            auth: Mutex::new(AuthState::new()),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let app = router(ServerState {
@@ -322,7 +417,7 @@ impl TestProvider {
         })
     }
 
-    fn state(&self) -> &Arc<ProviderState> {
+    pub(crate) fn state(&self) -> &Arc<ProviderState> {
         &self.shared.state
     }
 
@@ -544,6 +639,17 @@ fn router(state: ServerState) -> Router {
         .route(OPENID_CONFIGURATION_PATH, get(openid_configuration))
         .route(OAUTH_METADATA_PATH, get(oauth_metadata))
         .route(JWKS_PATH, get(jwks))
+        .route(
+            AUTHORIZE_PATH,
+            get(authz::authorize_get).post(authz::authorize_post),
+        )
+        .route(LOGIN_PATH, post(authz::login))
+        .route(TOKEN_PATH, post(authz::token))
+        .route(USERINFO_PATH, get(authz::userinfo).post(authz::userinfo))
+        .route(
+            END_SESSION_PATH,
+            get(authz::end_session_get).post(authz::end_session_post),
+        )
         .with_state(state)
 }
 

@@ -276,6 +276,12 @@ impl TokenBuilder {
         format!("{}.{signature}", signing_input(&self.header, &claims))
     }
 
+    /// The header and claims, for the provider's own minting (ID tokens run
+    /// the test's mutations on them before signing).
+    pub(crate) fn parts_mut(&mut self) -> (&mut Map<String, Value>, &mut Map<String, Value>) {
+        (&mut self.header, &mut self.claims)
+    }
+
     fn sign_with(&self, key: &TestKey) -> String {
         let input = signing_input(&self.header, &self.claims);
         let signature = sign_message(input.as_bytes(), &key.encoding, self.alg.algorithm());
@@ -304,7 +310,8 @@ fn sign_message(message: &[u8], key: &EncodingKey, alg: Algorithm) -> String {
         .unwrap_or_else(|e| panic!("oidc-testing: signing with {alg:?} failed: {e}"))
 }
 
-fn unix_now() -> i64 {
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())

@@ -1,0 +1,107 @@
+//! Public types of the authorization server's misbehaviour knobs and
+//! request recordings.
+
+/// How the ID tokens of the token endpoint are signed; set with
+/// [`TestProvider::sign_id_token_with`](crate::TestProvider::sign_id_token_with).
+///
+/// Every variant signs the header and claims exactly as built (after the
+/// mutations of
+/// [`mutate_id_token`](crate::TestProvider::mutate_id_token)), with the
+/// `kid` of the client's algorithm's current key unless a mutation changed
+/// it.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum IdTokenSigning {
+    /// Signed with the provider's current key for the client's
+    /// [`id_token_alg`](crate::ClientRegistration::with_id_token_alg) (the
+    /// default).
+    #[default]
+    Normal,
+    /// Signed with the never-published foreign key of that algorithm's
+    /// family (IDT-02: the signature verifies with no published key).
+    ForeignKey,
+    /// Validly signed, then one bit of the signature flipped (IDT-02).
+    TamperedSignature,
+    /// Unsigned: the header's `alg` set to this name (`"none"`, `"None"`,
+    /// `"NONE"`, ...) and an empty signature part (IDT-03).
+    None(String),
+    /// Like [`None`](IdTokenSigning::None) but keeping a real signature
+    /// part (IDT-03, "signature present").
+    NoneWithSignature(String),
+    /// `alg` `"HS256"`, MACed with these bytes as the key: the client secret
+    /// (IDT-05 for a client configured for HMAC), a wrong secret (IDT-02),
+    /// or [`TestProvider::rsa_public_key_pem`](crate::TestProvider::rsa_public_key_pem)
+    /// (IDT-04 key confusion; the `kid` stays the RSA key's).
+    Hs256(Vec<u8>),
+}
+
+/// The `iss` parameter of the authorization response (RFC 9207); set with
+/// [`TestProvider::set_callback_iss`](crate::TestProvider::set_callback_iss).
+/// Applies to successful and error responses.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CallbackIss {
+    /// `iss` = the provider's issuer (the default; discovery advertises
+    /// `authorization_response_iss_parameter_supported: true`).
+    #[default]
+    Correct,
+    /// No `iss` parameter (CB-05).
+    Omit,
+    /// `iss` = this value (CB-05: another issuer, a trailing slash, ...).
+    Value(String),
+}
+
+/// The `state` the end-session endpoint sends back to the
+/// `post_logout_redirect_uri`; set with
+/// [`TestProvider::set_logout_state`](crate::TestProvider::set_logout_state).
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum LogoutState {
+    /// The `state` of the logout request, when it had one (the default).
+    #[default]
+    Echo,
+    /// No `state` (LO-03 "no state").
+    Omit,
+    /// This `state` instead (LO-03 "other state").
+    Value(String),
+}
+
+/// One request to the token endpoint, as recorded by the provider (see
+/// [`TestProvider::token_requests`](crate::TestProvider::token_requests)).
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordedTokenRequest {
+    /// The form parameters in order, decoded, duplicates kept.
+    pub params: Vec<(String, String)>,
+    /// Whether the request had an `Authorization: Basic` header.
+    pub basic_auth: bool,
+    /// The client id from the Basic credentials, after form-urlencoded
+    /// decoding (RFC 6749 §2.3.1).
+    pub basic_client_id: Option<String>,
+    /// The client secret from the Basic credentials, after form-urlencoded
+    /// decoding.
+    pub basic_client_secret: Option<String>,
+}
+
+impl RecordedTokenRequest {
+    /// The first value of the form parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        find_param(&self.params, name)
+    }
+}
+
+/// The first value of `name` in a list of decoded parameters; a helper for
+/// [`TestProvider::authorization_requests`](crate::TestProvider::authorization_requests)
+/// and [`TestProvider::end_session_requests`](crate::TestProvider::end_session_requests).
+///
+/// ```
+/// let params = vec![("state".to_owned(), "abc".to_owned())];
+/// assert_eq!(oidc_testing::find_param(&params, "state"), Some("abc"));
+/// assert_eq!(oidc_testing::find_param(&params, "nonce"), None);
+/// ```
+pub fn find_param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
