@@ -8,12 +8,16 @@
 //   OTHER_RESOURCE a second resource server, for wrong-audience tokens
 //                 (default http://localhost:3999/other-api)
 //   APP_URL       base URL of the relying party for the code-flow client
-//                 (default http://localhost:3000; redirect URI = APP_URL/auth/callback)
+//                 (default http://localhost:3000; redirect URI = APP_URL/auth/callback,
+//                 post-logout redirect URI = APP_URL/). Several URLs separated by spaces
+//                 register all of them (one provider for several relying parties).
+//   AT_TTL        lifetime in seconds of the access tokens of `web-app` (default 3600)
 //   JWKS_FILE     optional path of a private JWKS kept across restarts
 //   ROTATE_KEYS=1 generate a new RSA key and put it *first* (it signs from now on);
 //                 keys already in JWKS_FILE stay published after it
 //
-// Prints exactly one line `READY <issuer>` on stdout once it accepts connections and
+// Prints exactly one line `READY <issuer>` on stdout once it accepts connections, one line
+// `GRANT <grant_type> <client_id> <account id or ->` per successful token request, and
 // exits with status 0 on SIGTERM/SIGINT, or when stdin is closed if EXIT_ON_STDIN_EOF=1.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -26,7 +30,11 @@ const HOST = process.env.HOST || '127.0.0.1';
 const PORT = Number.parseInt(process.env.PORT ?? '4000', 10);
 const API_RESOURCE = process.env.API_RESOURCE || 'http://localhost:3000/api';
 const OTHER_RESOURCE = process.env.OTHER_RESOURCE || 'http://localhost:3999/other-api';
-const APP_URL = (process.env.APP_URL || 'http://localhost:3000').replace(/\/+$/, '');
+const APP_URLS = (process.env.APP_URL || 'http://localhost:3000')
+  .split(/\s+/)
+  .filter(Boolean)
+  .map((url) => url.replace(/\/+$/, ''));
+const AT_TTL = Number.parseInt(process.env.AT_TTL || '3600', 10) || 3600;
 const JWKS_FILE = process.env.JWKS_FILE;
 const ROTATE_KEYS = process.env.ROTATE_KEYS === '1';
 
@@ -93,8 +101,8 @@ const configuration = {
       // Confidential client for the authorization code flow (browser login tests).
       client_id: 'web-app',
       client_secret: 'web-secret',
-      redirect_uris: [`${APP_URL}/auth/callback`],
-      post_logout_redirect_uris: [`${APP_URL}/`],
+      redirect_uris: APP_URLS.map((url) => `${url}/auth/callback`),
+      post_logout_redirect_uris: APP_URLS.map((url) => `${url}/`),
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       scope: 'openid profile email offline_access api:read api:write',
@@ -106,6 +114,28 @@ const configuration = {
     openid: ['sub'],
     profile: ['name', 'preferred_username'],
     email: ['email', 'email_verified'],
+  },
+  // The devInteractions login page accepts any login: the account id is the login typed in,
+  // and its claims are derived from it.
+  async findAccount(ctx, sub) {
+    return {
+      accountId: sub,
+      async claims() {
+        return {
+          sub,
+          email: `${sub}@example.com`,
+          email_verified: true,
+          name: `User ${sub}`,
+          preferred_username: sub,
+        };
+      },
+    };
+  },
+  ttl: {
+    AccessToken(ctx, token, client) {
+      if (client?.clientId === 'web-app') return AT_TTL;
+      return token.resourceServer?.accessTokenTTL || 60 * 60;
+    },
   },
   jwks: loadKeys(),
   cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -161,6 +191,14 @@ server.listen(PORT, HOST, () => {
   const issuer = `http://localhost:${port}`;
   const provider = new Provider(issuer, configuration);
   provider.on('server_error', (ctx, err) => console.error('server_error', err));
+  provider.on('grant.success', (ctx) => {
+    const { oidc } = ctx;
+    const account = oidc.entities.Account?.accountId
+      ?? oidc.entities.RefreshToken?.accountId
+      ?? oidc.entities.AuthorizationCode?.accountId
+      ?? '-';
+    process.stdout.write(`GRANT ${oidc.params.grant_type} ${oidc.client?.clientId ?? '-'} ${account}\n`);
+  });
   server.on('request', provider.callback());
   process.stdout.write(`READY ${issuer}\n`);
 });

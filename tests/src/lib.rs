@@ -8,14 +8,32 @@
 //!
 //! * [`RealProvider`] runs `node tests/op/server.mjs` on a port chosen by the OS and waits for
 //!   its `READY <issuer>` line. Its issuer is `http://localhost:<port>`.
+//!   [`RealProvider::shared`] is one provider per test binary, for tests that only need
+//!   tokens; [`RealProvider::start`] gives a test its own (to restart it, for example).
 //! * [`Quickstart`] runs the `quickstart` example binary (built once per test process with
-//!   `cargo build -p quickstart`) against that provider and waits for `GET /healthz` → 200.
-//! * [`Stack`] starts both, wired together: the API's resource indicator (the JWT `aud`) is
-//!   `http://localhost:<quickstart port>/api`.
+//!   `cargo build -p quickstart`) against a provider and waits for `GET /healthz` → 200.
+//! * [`Stack`] is a fresh quickstart wired to the shared provider, its audience being the
+//!   provider's API resource indicator ([`SHARED_API_RESOURCE`]).
 //!
-//! Every process is killed when its handle is dropped, so each test owns its servers and the
-//! tests can run in parallel. When a test panics, the captured output of its servers is
-//! printed (the test runner shows it next to the failure).
+//! Servers are stopped when their handle is dropped, and also when the test process exits
+//! abnormally (each server treats the end of its stdin as a stop signal). Each test owns its
+//! quickstart, so the tests run in parallel. When a test panics, the captured output of its
+//! servers is printed (the test runner shows it next to the failure).
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use oidc_e2e::{Stack, clients};
+//!
+//! let stack = Stack::start().await;
+//! let (id, secret) = clients::READER;
+//! let token = stack
+//!     .op
+//!     .client_credentials_token(id, secret, "api:read", Some(stack.op.api_resource()))
+//!     .await;
+//! let res = stack.app.get("/api/me", Some(&token)).await;
+//! assert_eq!(res.status(), 200);
+//! # }
+//! ```
 //!
 //! # Environment
 //!
@@ -26,9 +44,9 @@
 //! | `E2E_VERBOSE=1` | echo server output to stderr while the tests run |
 //! | `RUST_LOG` | passed to the quickstart (default: debug for the `oidc_*` crates) |
 //!
-//! The first use runs `npm ci` in `tests/op` when `tests/op/node_modules` is missing, so a
-//! fresh machine needs `node` (20 or newer) and `npm` on `PATH` and access to the npm registry
-//! once.
+//! The first use runs `npm ci` in `tests/op` when `tests/op/node_modules` is missing or holds
+//! another `oidc-provider` version than the pinned one, so a fresh machine needs `node` (20 or
+//! newer) and `npm` on `PATH`, and access to the npm registry once.
 
 // This crate only exists to run tests: failing loudly (unwrap, expect, panic) with a clear
 // message is the desired behaviour, as in `#[test]` functions.
@@ -44,10 +62,13 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+pub mod user_agent;
+pub mod webdriver;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -87,7 +108,8 @@ pub fn op_dir() -> PathBuf {
 
 /// Makes sure `node` is available and the provider's npm dependencies are installed.
 ///
-/// Runs `npm ci` in `tests/op` when `node_modules` is missing, at most once per process.
+/// Runs `npm ci` in `tests/op` when `node_modules` lacks the `oidc-provider` version pinned in
+/// `package.json`, at most once per process.
 ///
 /// # Panics
 ///
@@ -95,14 +117,27 @@ pub fn op_dir() -> PathBuf {
 pub fn ensure_node_modules() {
     static ONCE: OnceLock<Result<(), String>> = OnceLock::new();
     let result = ONCE.get_or_init(|| {
-        let version = Command::new("node").arg("--version").output().map_err(|e| {
-            format!("cannot run `node` ({e}): the end-to-end tests need Node.js 20+ and npm on PATH")
-        })?;
+        let version = Command::new("node")
+            .arg("--version")
+            .output()
+            .map_err(|e| {
+                format!(
+                    "cannot run `node` ({e}): the end-to-end tests need Node.js 20+ and npm on PATH"
+                )
+            })?;
         if !version.status.success() {
             return Err("`node --version` failed: install Node.js 20+".to_owned());
         }
         let dir = op_dir();
-        if dir.join("node_modules/oidc-provider/package.json").is_file() {
+        let pinned = read_version(
+            &dir.join("package.json"),
+            &["dependencies", "oidc-provider"],
+        );
+        let installed = read_version(
+            &dir.join("node_modules/oidc-provider/package.json"),
+            &["version"],
+        );
+        if installed.is_some() && installed == pinned {
             return Ok(());
         }
         let out = Command::new("npm")
@@ -128,6 +163,15 @@ pub fn ensure_node_modules() {
     if let Err(message) = result {
         panic!("{message}");
     }
+}
+
+/// Reads the string at `path` (object keys) in the JSON file `file`, if any.
+fn read_version(file: &Path, path: &[&str]) -> Option<String> {
+    let json: Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    path.iter()
+        .try_fold(&json, |v, key| v.get(key))?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -185,31 +229,37 @@ fn drain(
     std::thread::spawn(move || {
         for line in BufReader::new(reader).lines() {
             let Ok(line) = line else { break };
-            if let Some(rest) = line.strip_prefix("READY ") {
-                if let Some(tx) = ready.take() {
-                    let _ = tx.send(rest.trim().to_owned());
-                }
+            if let Some(rest) = line.strip_prefix("READY ")
+                && let Some(tx) = ready.take()
+            {
+                let _ = tx.send(rest.trim().to_owned());
             }
             logs.push(name, &line);
         }
     });
 }
 
-/// A child process killed (SIGKILL) and reaped on drop.
+/// A child process with captured output, stopped and reaped on drop.
+///
+/// The child's stdin is a pipe that only this process writes to. Both servers treat the end
+/// of their stdin as "stop" (`server.mjs` with `EXIT_ON_STDIN_EOF=1`, the quickstart through
+/// [`supervised`]), so they also go away when the test process dies without running
+/// destructors (a shared fixture in a `static`, Ctrl-C, a CI timeout).
 struct Proc {
     name: &'static str,
     child: Child,
+    stdin: Option<ChildStdin>,
     logs: Logs,
 }
 
 impl Proc {
-    /// Spawns `cmd` with stdout and stderr captured.
+    /// Spawns `cmd` with stdin piped and stdout and stderr captured.
     fn spawn(
         name: &'static str,
         mut cmd: Command,
         ready: Option<tokio::sync::oneshot::Sender<String>>,
     ) -> Self {
-        cmd.stdin(Stdio::null())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd
@@ -218,7 +268,13 @@ impl Proc {
         let logs = Logs::default();
         drain(name, child.stdout.take().unwrap(), logs.clone(), ready);
         drain(name, child.stderr.take().unwrap(), logs.clone(), None);
-        Self { name, child, logs }
+        let stdin = child.stdin.take();
+        Self {
+            name,
+            child,
+            stdin,
+            logs,
+        }
     }
 
     /// Panics with the captured output if the process has exited.
@@ -235,13 +291,21 @@ impl Proc {
     }
 
     fn fail(&mut self, what: &str) -> ! {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         std::thread::sleep(Duration::from_millis(100));
         panic!("{} {what}; output:\n{}", self.name, self.logs.snapshot());
     }
 
+    /// Closes stdin (the polite stop), waits up to 2 s, then kills; always reaps.
     fn stop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -261,6 +325,21 @@ impl Drop for Proc {
     }
 }
 
+/// Wraps `program` in a `/bin/sh` supervisor that runs it in the background and kills it
+/// (SIGKILL) as soon as the supervisor's stdin reaches end of file, i.e. when [`Proc`] closes
+/// it or the test process exits. The supervisor exits with the program's status.
+fn supervised(program: &Path) -> Command {
+    // Background jobs of a non-interactive shell get stdin from /dev/null, hence fd 3.
+    const SCRIPT: &str = r#"exec 3<&0
+"$0" </dev/null 3<&- & child=$!
+(cat <&3 >/dev/null; kill -9 "$child" 2>/dev/null) >/dev/null 2>&1 &
+exec 3<&-
+wait "$child""#;
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(SCRIPT).arg(program);
+    cmd
+}
+
 impl fmt::Debug for Proc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Proc")
@@ -270,7 +349,10 @@ impl fmt::Debug for Proc {
     }
 }
 
-/// A running `oidc-provider` instance (`tests/op/server.mjs`), killed on drop.
+/// The API resource indicator of the [shared](RealProvider::shared) provider.
+pub const SHARED_API_RESOURCE: &str = "http://localhost:3000/api";
+
+/// A running `oidc-provider` instance (`tests/op/server.mjs`), stopped on drop.
 ///
 /// Its signing keys live in a private JWKS file in the temporary directory, so that
 /// [`restart_rotating_keys`](Self::restart_rotating_keys) can keep the old key published
@@ -282,8 +364,10 @@ pub struct RealProvider {
     port: u16,
     api_resource: String,
     app_url: String,
-    jwks_file: PathBuf,
-    http: reqwest::Client,
+    /// Private JWKS kept across restarts; `None` for the shared provider.
+    jwks_file: Option<PathBuf>,
+    /// Extra environment of `server.mjs` (`AT_TTL`, …), kept across restarts.
+    env: Vec<(String, String)>,
 }
 
 impl RealProvider {
@@ -297,7 +381,30 @@ impl RealProvider {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_file(&jwks_file);
-        let (proc, issuer) = Self::spawn(0, api_resource, app_url, &jwks_file, false).await;
+        Self::start_inner(api_resource, app_url, Some(jwks_file), &[]).await
+    }
+
+    /// Like [`start`](Self::start), with extra environment variables for `server.mjs` (for
+    /// example `AT_TTL`, the lifetime in seconds of the access tokens of `web-app`).
+    ///
+    /// `app_url` may hold several URLs separated by spaces: `web-app` may then redirect to
+    /// each of them (see [`LoginProvider`]).
+    pub async fn start_with_env(api_resource: &str, app_url: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_inner(api_resource, app_url, None, env).await
+    }
+
+    async fn start_inner(
+        api_resource: &str,
+        app_url: &str,
+        jwks_file: Option<PathBuf>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (proc, issuer) =
+            Self::spawn(0, api_resource, app_url, jwks_file.as_deref(), false, &env).await;
         let port = issuer
             .rsplit(':')
             .next()
@@ -310,16 +417,31 @@ impl RealProvider {
             api_resource: api_resource.to_owned(),
             app_url: app_url.to_owned(),
             jwks_file,
-            http: http_client(),
+            env,
         }
+    }
+
+    /// A provider shared by all tests of the current test binary, started on first use, with
+    /// the API resource [`SHARED_API_RESOURCE`] and `APP_URL` `http://localhost:3000`.
+    ///
+    /// It is never dropped: it exits when the test process exits (its stdin closes). Don't
+    /// use it for tests that restart or reconfigure the provider.
+    pub async fn shared() -> &'static Self {
+        static SHARED: tokio::sync::OnceCell<RealProvider> = tokio::sync::OnceCell::const_new();
+        SHARED
+            .get_or_init(|| {
+                Self::start_inner(SHARED_API_RESOURCE, "http://localhost:3000", None, &[])
+            })
+            .await
     }
 
     async fn spawn(
         port: u16,
         api_resource: &str,
         app_url: &str,
-        jwks_file: &Path,
+        jwks_file: Option<&Path>,
         rotate_keys: bool,
+        env: &[(String, String)],
     ) -> (Proc, String) {
         ensure_node_modules();
         let mut cmd = Command::new("node");
@@ -330,8 +452,14 @@ impl RealProvider {
             .env("API_RESOURCE", api_resource)
             .env("OTHER_RESOURCE", OTHER_RESOURCE)
             .env("APP_URL", app_url)
-            .env("JWKS_FILE", jwks_file)
-            .env("ROTATE_KEYS", if rotate_keys { "1" } else { "0" });
+            .env("ROTATE_KEYS", if rotate_keys { "1" } else { "0" })
+            .env("EXIT_ON_STDIN_EOF", "1")
+            .env_remove("AT_TTL")
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        match jwks_file {
+            Some(file) => cmd.env("JWKS_FILE", file),
+            None => cmd.env_remove("JWKS_FILE"),
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut proc = Proc::spawn("oidc-provider", cmd, Some(tx));
         match tokio::time::timeout(STARTUP_TIMEOUT, rx).await {
@@ -344,14 +472,23 @@ impl RealProvider {
     /// Stops the provider and starts it again on the same port (same issuer) with a newly
     /// generated signing key in front of the previous ones (`ROTATE_KEYS=1`): new tokens carry
     /// the new `kid`, tokens issued before stay verifiable.
+    ///
+    /// # Panics
+    ///
+    /// On the [shared](Self::shared) provider, which has no key file.
     pub async fn restart_rotating_keys(&mut self) {
+        let jwks_file = self
+            .jwks_file
+            .clone()
+            .expect("the shared provider cannot rotate its keys");
         self.proc.stop();
         let (proc, issuer) = Self::spawn(
             self.port,
             &self.api_resource,
             &self.app_url,
-            &self.jwks_file,
+            Some(&jwks_file),
             true,
+            &self.env,
         )
         .await;
         assert_eq!(issuer, self.issuer, "issuer changed across restart");
@@ -364,6 +501,20 @@ impl RealProvider {
         &self.issuer
     }
 
+    /// Output of the provider so far (stdout and stderr, interleaved by line).
+    pub fn logs(&self) -> String {
+        self.proc.logs.snapshot()
+    }
+
+    /// How many lines of the provider's output are exactly `line` (after trimming).
+    ///
+    /// `server.mjs` prints `GRANT <grant_type> <client_id> <account>` for each successful
+    /// token request, so `op.count_lines("GRANT refresh_token web-app alice")` counts the
+    /// refreshes of alice's `web-app` tokens.
+    pub fn count_lines(&self, line: &str) -> usize {
+        self.logs().lines().filter(|l| l.trim() == line).count()
+    }
+
     /// The resource indicator of the quickstart API (the `aud` of its access tokens).
     pub fn api_resource(&self) -> &str {
         &self.api_resource
@@ -371,11 +522,7 @@ impl RealProvider {
 
     /// Fetches and returns the discovery document.
     pub async fn discovery(&self) -> Value {
-        self.get_json(&format!(
-            "{}/.well-known/openid-configuration",
-            self.issuer
-        ))
-        .await
+        get_json(&format!("{}/.well-known/openid-configuration", self.issuer)).await
     }
 
     /// Fetches and returns the public JWKS.
@@ -384,18 +531,7 @@ impl RealProvider {
             .as_str()
             .expect("jwks_uri in discovery")
             .to_owned();
-        self.get_json(&uri).await
-    }
-
-    async fn get_json(&self, url: &str) -> Value {
-        let res = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        assert_eq!(res.status(), 200, "GET {url}");
-        res.json().await.expect("JSON body")
+        get_json(&uri).await
     }
 
     /// Performs a `client_credentials` grant and returns the whole token response.
@@ -423,8 +559,8 @@ impl RealProvider {
         if let Some(resource) = resource {
             form.push(("resource", resource));
         }
-        let res = self
-            .http
+        // A fresh client per call: a shared provider outlives the runtime of any one test.
+        let res = http_client()
             .post(&token_endpoint)
             .basic_auth(client_id, Some(secret))
             .form(&form)
@@ -439,8 +575,9 @@ impl RealProvider {
 
     /// Performs a `client_credentials` grant and returns the access token.
     ///
-    /// With `resource: Some(..)` the provider issues an RFC 9068 JWT for that resource; the
-    /// `svc-opaque` client without a resource gets an opaque token.
+    /// With `resource: Some(..)` the provider issues an RFC 9068 JWT for that resource
+    /// (`svc-reader` and `svc-writer` default to the API resource); the `svc-opaque` client
+    /// without a resource gets an opaque token.
     pub async fn client_credentials_token(
         &self,
         client_id: &str,
@@ -458,8 +595,29 @@ impl RealProvider {
 
 impl Drop for RealProvider {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.jwks_file);
+        if let Some(file) = &self.jwks_file {
+            let _ = std::fs::remove_file(file);
+        }
     }
+}
+
+async fn get_json(url: &str) -> Value {
+    let res = http_client()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(res.status(), 200, "GET {url}");
+    res.json().await.expect("JSON body")
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace root when
+/// relative) or `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    let root = workspace_root();
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d)) // an absolute path replaces `root`
+        .unwrap_or_else(|| root.join("target"))
 }
 
 /// Path of the `quickstart` binary, building it once per process.
@@ -479,9 +637,7 @@ pub fn quickstart_binary() -> PathBuf {
             return Ok(PathBuf::from(bin));
         }
         let root = workspace_root();
-        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(|d| root.join(d)) // an absolute path replaces `root`
-            .unwrap_or_else(|| root.join("target"));
+        let target_dir = target_dir();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let out = Command::new(&cargo)
             .args(["build", "-p", "quickstart", "--bin", "quickstart"])
@@ -512,7 +668,7 @@ pub fn quickstart_binary() -> PathBuf {
     }
 }
 
-/// A running `quickstart` example, killed on drop.
+/// A running `quickstart` example, stopped on drop.
 #[derive(Debug)]
 pub struct Quickstart {
     proc: Proc,
@@ -540,11 +696,15 @@ impl Quickstart {
         .await
     }
 
-    /// Starts the quickstart listening on `127.0.0.1:<port>` with exactly these extra
-    /// environment variables (plus `RUST_LOG`), and waits for `GET /healthz` → 200.
+    /// Starts the quickstart, which must listen on `127.0.0.1:<port>`, with these environment
+    /// variables, and waits for `GET /healthz` → 200.
+    ///
+    /// The quickstart's own variables (`BIND`, `OIDC_*`, …) are not inherited from this
+    /// process; `NO_PROXY` covers loopback, and `RUST_LOG` defaults to debug for the `oidc*`
+    /// crates.
     pub async fn start_with_env(port: u16, env: &[(&str, &str)]) -> Self {
         let bin = quickstart_binary();
-        let mut cmd = Command::new(&bin);
+        let mut cmd = supervised(&bin);
         cmd.current_dir(workspace_root());
         for key in [
             "BIND",
@@ -553,13 +713,19 @@ impl Quickstart {
             "OIDC_AUDIENCE",
             "OIDC_CLIENT_ID",
             "OIDC_CLIENT_SECRET",
+            "OIDC_SCOPES",
+            "OIDC_STRICT_AT_JWT",
+            "OIDC_UNKNOWN_KID_COOLDOWN_SECS",
         ] {
             cmd.env_remove(key);
         }
+        // Everything is on loopback: never go through a proxy from the environment.
+        cmd.env("NO_PROXY", "localhost,127.0.0.1")
+            .env("no_proxy", "localhost,127.0.0.1");
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env(
                 "RUST_LOG",
-                "info,quickstart=debug,oidc_core=debug,oidc_tower=debug,oidc_axum=debug",
+                "info,quickstart=debug,oidc=debug,oidc_core=debug,oidc_tower=debug,oidc_axum=debug",
             );
         }
         cmd.envs(env.iter().copied());
@@ -569,10 +735,10 @@ impl Quickstart {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             proc.assert_running();
-            if let Ok(res) = http.get(format!("{base_url}/healthz")).send().await {
-                if res.status() == 200 {
-                    break;
-                }
+            if let Ok(res) = http.get(format!("{base_url}/healthz")).send().await
+                && res.status() == 200
+            {
+                break;
             }
             if Instant::now() > deadline {
                 proc.fail(&format!(
@@ -631,24 +797,145 @@ impl Quickstart {
     }
 }
 
-/// A provider and a quickstart wired to it; both stopped on drop.
+/// A quickstart wired to the [shared](RealProvider::shared) provider; the quickstart is
+/// stopped on drop.
 #[derive(Debug)]
 pub struct Stack {
-    /// The quickstart API (dropped first).
+    /// The quickstart API, listening on a free port.
     pub app: Quickstart,
-    /// The OpenID Provider.
-    pub op: RealProvider,
+    /// The shared OpenID Provider.
+    pub op: &'static RealProvider,
 }
 
 impl Stack {
-    /// Starts a provider whose API resource is `http://localhost:<port>/api`, then a
-    /// quickstart on that port using it as its audience.
+    /// Starts (or reuses) the shared provider, then a quickstart on a free port whose
+    /// audience is the provider's API resource.
     pub async fn start() -> Self {
-        let port = free_port();
-        let app_url = format!("http://localhost:{port}");
-        let op = RealProvider::start(&format!("{app_url}/api"), &app_url).await;
-        let app = Quickstart::start(&op, port).await;
+        let op = RealProvider::shared().await;
+        let app = Quickstart::start(op, free_port()).await;
         Self { app, op }
+    }
+}
+
+/// A loopback port kept bound (by a listener that never accepts) until
+/// [`release`](Self::release)d, so that no other process takes it in the meantime.
+///
+/// Used to give the provider the app's URL before the app runs: reserve, start the provider
+/// with `APP_URL=http://127.0.0.1:<port>`, then release the port and start the app on it
+/// right away.
+#[derive(Debug)]
+pub struct ReservedPort {
+    listener: TcpListener,
+    port: u16,
+}
+
+impl ReservedPort {
+    /// Binds `127.0.0.1:0` and keeps the port.
+    pub fn new() -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local address").port();
+        Self { listener, port }
+    }
+
+    /// The reserved port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>`: the URL of an app that will listen on this port.
+    pub fn app_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Frees the port (for the app about to bind it) and returns it.
+    pub fn release(self) -> u16 {
+        drop(self.listener);
+        self.port
+    }
+}
+
+impl Default for ReservedPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Quickstart {
+    /// Starts the quickstart for browser login on the reserved `port`: `BIND` and `APP_URL`
+    /// are `127.0.0.1:<port>` (so that the app, on `127.0.0.1`, and the provider, on
+    /// `localhost`, are different sites), `OIDC_ISSUER` is `op`'s issuer, `OIDC_AUDIENCE` its
+    /// API resource, and the client is `web-app`. `env` adds or overrides variables
+    /// (`OIDC_SCOPES`, …).
+    ///
+    /// `op` must have been started with this app's URL among its `APP_URL`s, or the provider
+    /// refuses the redirect URI.
+    pub async fn start_login(op: &RealProvider, port: ReservedPort, env: &[(&str, &str)]) -> Self {
+        let (client_id, client_secret) = clients::WEB_APP;
+        let app_url = port.app_url();
+        let port = port.release();
+        let bind = format!("127.0.0.1:{port}");
+        let mut all = vec![
+            ("BIND", bind.as_str()),
+            ("APP_URL", app_url.as_str()),
+            ("OIDC_ISSUER", op.issuer()),
+            ("OIDC_AUDIENCE", op.api_resource()),
+            ("OIDC_CLIENT_ID", client_id),
+            ("OIDC_CLIENT_SECRET", client_secret),
+        ];
+        all.extend_from_slice(env);
+        Self::start_with_env(port, &all).await
+    }
+
+    /// `http://127.0.0.1:<port>`, the app's origin (and `APP_URL` for
+    /// [`start_login`](Self::start_login)).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+}
+
+/// A provider for login tests, shared by the quickstarts of one test file: it is started with
+/// the URLs of `apps` reserved ports as its `APP_URL`s, and each
+/// [`start_app`](Self::start_app) runs a quickstart on one of them.
+///
+/// Keep it in a `static` ([`tokio::sync::OnceCell`]) to share it between the tests of a file;
+/// like [`RealProvider::shared`] it then exits with the test process.
+#[derive(Debug)]
+pub struct LoginProvider {
+    op: RealProvider,
+    ports: Mutex<Vec<ReservedPort>>,
+}
+
+impl LoginProvider {
+    /// Reserves `apps` ports, then starts a provider whose `web-app` client may redirect to
+    /// each of them, with the extra environment `env` for `server.mjs` (`AT_TTL`, …).
+    pub async fn start(apps: usize, env: &[(&str, &str)]) -> Self {
+        let ports: Vec<ReservedPort> = (0..apps).map(|_| ReservedPort::new()).collect();
+        let app_urls: Vec<String> = ports.iter().map(ReservedPort::app_url).collect();
+        let op = RealProvider::start_with_env(SHARED_API_RESOURCE, &app_urls.join(" "), env).await;
+        Self {
+            op,
+            ports: Mutex::new(ports),
+        }
+    }
+
+    /// The provider.
+    pub fn op(&self) -> &RealProvider {
+        &self.op
+    }
+
+    /// Starts a quickstart on one of the reserved ports (see [`Quickstart::start_login`]).
+    ///
+    /// # Panics
+    ///
+    /// When all the ports given to [`start`](Self::start) are used.
+    pub async fn start_app(&self, env: &[(&str, &str)]) -> Quickstart {
+        let port = self
+            .ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .expect("LoginProvider::start(apps, ..): more quickstarts started than `apps`");
+        Quickstart::start_login(&self.op, port, env).await
     }
 }
 
@@ -782,6 +1069,24 @@ mod tests {
         let (_, p) = parse_challenge("Bearer error=invalid_token,realm=x");
         assert_eq!(p["error"], "invalid_token");
         assert_eq!(p["realm"], "x");
+    }
+
+    #[test]
+    fn reads_the_pinned_provider_version() {
+        let pinned = read_version(
+            &op_dir().join("package.json"),
+            &["dependencies", "oidc-provider"],
+        )
+        .unwrap();
+        assert!(pinned.starts_with("9."), "{pinned}");
+        assert!(
+            pinned.chars().all(|c| c.is_ascii_digit() || c == '.'),
+            "exact pin: {pinned}"
+        );
+        assert_eq!(
+            read_version(&op_dir().join("missing.json"), &["version"]),
+            None
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The quickstart API against a real OpenID Provider (npm `oidc-provider`).
 //!
 //! Test names carry the case ids of `SECURITY-CASES.md` (groups AT and KEY). Each test starts
-//! its own provider and quickstart (see the `oidc_e2e` harness), so they run in parallel and
-//! the rotation test can restart its provider without disturbing the others.
+//! its own quickstart against the provider shared by this file (see the `oidc_e2e` harness),
+//! so they run in parallel; the rotation test has a provider of its own, which it restarts.
 
 // Test code: panicking with a message is how a test fails.
 #![allow(
@@ -13,9 +13,11 @@
 )]
 
 use oidc_e2e::{
-    OTHER_RESOURCE, Stack, clients, flip_char_in_segment, jwt_claims, jwt_header,
-    with_edited_claims, www_authenticate,
+    OTHER_RESOURCE, Quickstart, RealProvider, Stack, clients, flip_char_in_segment, free_port,
+    jwt_claims, jwt_header, with_edited_claims, www_authenticate,
 };
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 /// Asserts a 401 whose only challenge is `Bearer ... error="invalid_token"`.
@@ -44,7 +46,10 @@ async fn assert_ok_json(res: reqwest::Response, what: &str) -> Value {
     let status = res.status();
     let headers = res.headers().clone();
     let text = res.text().await.unwrap();
-    assert_eq!(status, 200, "{what}: status, headers {headers:?}, body {text}");
+    assert_eq!(
+        status, 200,
+        "{what}: status, headers {headers:?}, body {text}"
+    );
     assert!(
         headers.get("www-authenticate").is_none(),
         "{what}: unexpected challenge {headers:?}"
@@ -124,7 +129,12 @@ async fn at_01_write_scope_reaches_admin() {
 
     let res = stack.app.get("/api/admin", Some(&token)).await;
     let headers = res.headers().clone();
-    assert_eq!(res.status(), 200, "headers {headers:?}: {}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        200,
+        "headers {headers:?}: {}",
+        res.text().await.unwrap()
+    );
     assert!(headers.get("www-authenticate").is_none(), "{headers:?}");
 
     let body = assert_ok_json(stack.app.get("/api/me", Some(&token)).await, "/api/me").await;
@@ -297,20 +307,39 @@ async fn at_10_missing_scope_is_403() {
     assert_ok_json(stack.app.get("/api/me", Some(&token)).await, "/api/me").await;
 }
 
+/// The minimum interval between two JWKS fetches that an unknown `kid` may force: the
+/// oidc-core default (`Provider::with_unknown_kid_cooldown`), which the quickstart keeps.
+/// It runs from the previous fetch, whatever caused it (as in panva `jose`).
+const UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(30);
+
 /// KEY-03: the provider restarts with a new signing key (same issuer, old key still
-/// published). A token with the new `kid` is accepted after one JWKS refetch, and tokens
-/// signed before the rotation keep working.
+/// published), right after the quickstart fetched its JWKS ("rotation just before
+/// signing"). A token with the new `kid` may be refused as `invalid_token` while the refetch
+/// cooldown runs, but the first request after it is accepted (one refetch), and tokens signed
+/// before the rotation keep working. Takes about [`UNKNOWN_KID_COOLDOWN`].
 #[tokio::test(flavor = "multi_thread")]
 async fn key_03_real_provider_rotation() {
-    let mut stack = Stack::start().await;
-    let old_token = reader_token(&stack).await;
+    // A provider of its own, since it gets restarted.
+    let port = free_port();
+    let app_url = format!("http://localhost:{port}");
+    let mut op = RealProvider::start(&format!("{app_url}/api"), &app_url).await;
+    let app = Quickstart::start(&op, port).await;
+    let (id, secret) = clients::READER;
+    let token = async |op: &RealProvider| {
+        op.client_credentials_token(id, secret, "api:read", Some(op.api_resource()))
+            .await
+    };
+
+    let old_token = token(&op).await;
     let old_kid = jwt_header(&old_token)["kid"].as_str().unwrap().to_owned();
-    // The quickstart has now cached the JWKS with the old key only.
-    assert_ok_json(stack.app.get("/api/me", Some(&old_token)).await, "before").await;
+    // The quickstart has now fetched and cached the JWKS with the old key only; that fetch
+    // happened before this instant.
+    assert_ok_json(app.get("/api/me", Some(&old_token)).await, "before").await;
+    let last_fetch_before = Instant::now();
 
-    stack.op.restart_rotating_keys().await;
+    op.restart_rotating_keys().await;
 
-    let jwks = stack.op.jwks().await;
+    let jwks = op.jwks().await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -320,18 +349,37 @@ async fn key_03_real_provider_rotation() {
     assert_eq!(kids.len(), 2, "old and new key published: {kids:?}");
     assert_eq!(kids[1], old_kid);
 
-    let new_token = reader_token(&stack).await;
+    let new_token = token(&op).await;
     let new_kid = jwt_header(&new_token)["kid"].as_str().unwrap().to_owned();
     assert_eq!(new_kid, kids[0], "the provider signs with the new key");
     assert_ne!(new_kid, old_kid);
 
+    // Within the cooldown: accepted, or refused as an invalid token (never 5xx).
+    let res = app.get("/api/me", Some(&new_token)).await;
+    if res.status() != 200 {
+        assert!(
+            last_fetch_before.elapsed() < UNKNOWN_KID_COOLDOWN,
+            "new kid refused although the cooldown had passed"
+        );
+        assert_invalid_token(res, "new kid within the refetch cooldown").await;
+        // After the cooldown, the very next request refetches the JWKS and is accepted.
+        let wait = (last_fetch_before + UNKNOWN_KID_COOLDOWN + Duration::from_secs(1))
+            .saturating_duration_since(Instant::now());
+        tokio::time::sleep(wait).await;
+        assert_ok_json(
+            app.get("/api/me", Some(&new_token)).await,
+            "token signed with the new key, after the cooldown",
+        )
+        .await;
+    }
+
     assert_ok_json(
-        stack.app.get("/api/me", Some(&new_token)).await,
+        app.get("/api/me", Some(&new_token)).await,
         "token signed with the new key",
     )
     .await;
     assert_ok_json(
-        stack.app.get("/api/me", Some(&old_token)).await,
+        app.get("/api/me", Some(&old_token)).await,
         "token signed with the old, still published key",
     )
     .await;
