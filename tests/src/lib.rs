@@ -14,6 +14,12 @@
 //!   `cargo build -p quickstart`) against a provider and waits for `GET /healthz` → 200.
 //! * [`Stack`] is a fresh quickstart wired to the shared provider, its audience being the
 //!   provider's API resource indicator ([`SHARED_API_RESOURCE`]).
+//! * [`LoginProvider`] is a provider for browser-login tests: it reserves the app ports first
+//!   ([`ReservedPort`]), registers `http://127.0.0.1:<port>/auth/callback` for each, and
+//!   [`LoginProvider::start_app`] runs a quickstart ([`Quickstart::start_login`]) on one of
+//!   them, so that the app (`127.0.0.1`) and the provider (`localhost`) are different sites.
+//! * [`user_agent`] is a scripted browser over HTTP (manual redirects, a cookie jar per host,
+//!   HTML forms); [`webdriver`] drives a real headless Chromium through chromedriver.
 //!
 //! Servers are stopped when their handle is dropped, and also when the test process exits
 //! abnormally (each server treats the end of its stdin as a stop signal). Each test owns its
@@ -43,6 +49,7 @@
 //! | `CARGO_TARGET_DIR` | where `cargo build -p quickstart` puts the binary (default `<workspace>/target`) |
 //! | `E2E_VERBOSE=1` | echo server output to stderr while the tests run |
 //! | `RUST_LOG` | passed to the quickstart (default: debug for the `oidc_*` crates) |
+//! | `CHROMEDRIVER`, `CHROMIUM` | the browser test's binaries (default `/usr/bin/chromedriver`, `/usr/bin/chromium`) |
 //!
 //! The first use runs `npm ci` in `tests/op` when `tests/op/node_modules` is missing or holds
 //! another `oidc-provider` version than the pinned one, so a fresh machine needs `node` (20 or
