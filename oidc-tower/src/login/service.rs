@@ -327,6 +327,12 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
     } else {
         session.insert(TX_KEY, &txs).await
     };
+    // Persist the consumption now: tower-sessions does not save a session whose response is a
+    // server error, so a 502/504 below would leave the transaction replayable.
+    let saved = match saved {
+        Ok(()) => session.save().await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = saved {
         tracing::error!(error = %e, "session store failed");
         return store_unavailable();
@@ -435,6 +441,7 @@ async fn load_login(config: &LoginConfig, session: &Session) -> Result<Option<Ar
         return end("idle timeout").await;
     }
     let mut changed = false;
+    let mut renewed = false;
     let refresh_due = state.tokens.refresh_token().is_some()
         && state
             .tokens
@@ -443,9 +450,10 @@ async fn load_login(config: &LoginConfig, session: &Session) -> Result<Option<Ar
     let revalidation_due = now.saturating_sub(state.last_revalidated) >= config.revalidate_every;
     if refresh_due || revalidation_due {
         match renew(config, session, &state).await {
-            Ok(renewed) => {
-                state = (*renewed).clone();
+            Ok(fresh) => {
+                state = (*fresh).clone();
                 changed = true;
+                renewed = true;
             }
             Err(e) if e.kind() == FlowErrorKind::Rejected => {
                 return end("the provider no longer accepts the grant").await;
@@ -465,6 +473,13 @@ async fn load_login(config: &LoginConfig, session: &Session) -> Result<Option<Ar
         session.insert(LOGIN_KEY, &state).await.map_err(|e| {
             tracing::error!(error = %e, "session store failed");
         })?;
+        if renewed {
+            // Store a rotated refresh token at once: tower-sessions does not save a session
+            // whose response is a server error, and the used token would be replayed later.
+            session.save().await.map_err(|e| {
+                tracing::error!(error = %e, "session store failed");
+            })?;
+        }
     }
     Ok(Some(Arc::new(state)))
 }
@@ -476,13 +491,13 @@ async fn renew(
     session: &Session,
     state: &LoginState,
 ) -> Result<Arc<LoginState>, FlowError> {
-    let grant = state
-        .tokens
-        .refresh_token()
-        .map_or_else(|| state.tokens.access_token().secret(), |r| r.secret());
+    // Keyed by the session and the access token being replaced: requests that saw the same
+    // tokens share one refresh; the next refresh (a new access token) gets a new key even when
+    // the provider does not rotate refresh tokens.
     let key = format!(
-        "{}:{grant}",
-        session.id().map(|id| id.to_string()).unwrap_or_default()
+        "{}:{}",
+        session.id().map(|id| id.to_string()).unwrap_or_default(),
+        state.tokens.access_token().secret()
     );
     config
         .refreshes
