@@ -22,15 +22,28 @@
 //!   `verify`, an `alg` that does not fit its type, bad parameters, RSA outside 2048–8192 bits)
 //!   is skipped with a debug log; the rest of the set is used. `oct` keys are never used.
 //! - A key that disappears from the provider's set stops verifying at the next successful
-//!   fetch.
+//!   fetch, and the tokens validated with it leave the verifiers' token caches
+//!   ([`verify`](crate::verify#token-cache)) at the same moment.
+//!
+//! # Signature verification
+//!
+//! Keys are parsed into aws-lc-rs [`ParsedPublicKey`]s when the set is loaded and signatures
+//! are checked with aws-lc-rs directly. jsonwebtoken's `crypto::verify` (used before) rebuilds
+//! its verifier from the key's raw components on every call: it copies the modulus and
+//! exponent, and aws-lc-rs then builds an RSA key from them (BIGNUM conversion and checks)
+//! before each verification, a quarter of the cost of an RS256 verification. A pre-parsed key
+//! skips all of that. jsonwebtoken is still used where it does well (the login flow's
+//! plumbing, tests); the checks around the signature (form, header, algorithm, key choice) are
+//! this crate's own either way. See `BENCHMARKS.md` at the repository root for the figures.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -76,12 +89,26 @@ enum KeyShape {
     Ed25519,
 }
 
+/// The largest signature accepted, in bytes: RSA with an 8192-bit modulus.
+const MAX_SIGNATURE: usize = 8192 / 8;
+
 /// One usable verification key, parsed when the set was loaded.
 pub(crate) struct VerifyingKey {
     kid: Option<Arc<str>>,
     shape: KeyShape,
     alg: Option<Algorithm>,
-    key: DecodingKey,
+    /// The key's public parameters as published (RSA: modulus length, modulus, exponent; EC:
+    /// the uncompressed point; Ed25519: `x`), to tell a re-published key from a changed one.
+    material: Box<[u8]>,
+    /// One parsed key per algorithm this key may verify (aws-lc-rs binds the padding and
+    /// digest to the parsed key): six for an RSA key without `alg`, one otherwise.
+    parsed: Vec<(Algorithm, ParsedPublicKey)>,
+    /// Set when the key left the provider's set (or changed under the same `kid`): tokens
+    /// validated with it must not be accepted from a token cache any more.
+    retired: AtomicBool,
+    /// How many signatures this key checked (tests: a token-cache hit must not check one).
+    #[cfg(test)]
+    pub(crate) verifications: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -108,14 +135,73 @@ impl VerifyingKey {
         shape_fits && self.alg.is_none_or(|a| a == alg)
     }
 
-    /// Checks `signature` over `message` (the first two token segments).
+    /// Checks `signature` (base64url, as in the token) over `message` (the first two token
+    /// segments) with the key parsed for `alg`. No allocation: the signature is decoded into a
+    /// stack buffer.
     pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
-        jsonwebtoken::crypto::verify(signature, message, &self.key, alg.to_jwt()).unwrap_or(false)
+        let Some((_, key)) = self.parsed.iter().find(|(a, _)| *a == alg) else {
+            return false;
+        };
+        #[cfg(test)]
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        // Room for the base64 decoder's estimate (it rounds up to whole 3-byte groups).
+        let mut buf = [0u8; MAX_SIGNATURE + 3];
+        if signature.len() > MAX_SIGNATURE.div_ceil(3) * 4 {
+            return false;
+        }
+        let Ok(len) = URL_SAFE_NO_PAD.decode_slice(signature, &mut buf) else {
+            return false;
+        };
+        let Some(signature) = buf.get(..len) else {
+            return false;
+        };
+        key.verify_sig(message, signature).is_ok()
     }
 
     pub(crate) fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
     }
+
+    /// Whether the key left the provider's set since it was loaded.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// Whether `other` is this key published again: same `kid`, parameters and `alg`.
+    fn same_as(&self, other: &VerifyingKey) -> bool {
+        self.kid == other.kid
+            && self.shape == other.shape
+            && self.alg == other.alg
+            && self.material == other.material
+    }
+}
+
+/// Parses `material` (see [`VerifyingKey::material`]) for verification with `alg`. RSA keys
+/// are limited to 2048–8192 bits (also checked when the set is parsed), as jsonwebtoken's
+/// aws-lc-rs backend does.
+fn parse_for(alg: Algorithm, material: &[u8]) -> Option<ParsedPublicKey> {
+    let rsa = |params: &'static sig::RsaParameters| {
+        rsa_components(material)?.to_parsed_public_key(params).ok()
+    };
+    match alg {
+        Algorithm::RS256 => rsa(&sig::RSA_PKCS1_2048_8192_SHA256),
+        Algorithm::RS384 => rsa(&sig::RSA_PKCS1_2048_8192_SHA384),
+        Algorithm::RS512 => rsa(&sig::RSA_PKCS1_2048_8192_SHA512),
+        Algorithm::PS256 => rsa(&sig::RSA_PSS_2048_8192_SHA256),
+        Algorithm::PS384 => rsa(&sig::RSA_PSS_2048_8192_SHA384),
+        Algorithm::PS512 => rsa(&sig::RSA_PSS_2048_8192_SHA512),
+        Algorithm::ES256 => ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, material).ok(),
+        Algorithm::ES384 => ParsedPublicKey::new(&sig::ECDSA_P384_SHA384_FIXED, material).ok(),
+        Algorithm::EdDSA => ParsedPublicKey::new(&sig::ED25519, material).ok(),
+    }
+}
+
+/// Splits RSA key material (modulus length, modulus, exponent) back into its components.
+fn rsa_components(material: &[u8]) -> Option<RsaPublicKeyComponents<&[u8]>> {
+    let (len, rest) = material.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+    let (n, e) = rest.split_at_checked(len)?;
+    Some(RsaPublicKeyComponents { n, e })
 }
 
 #[derive(Deserialize)]
@@ -176,7 +262,7 @@ fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, &'static str> {
             Some(Algorithm::from_name(name).ok_or("alg is not a supported signature algorithm")?)
         }
     };
-    let (shape, key) = match (raw.kty.as_str(), raw.crv.as_deref()) {
+    let (shape, material) = match (raw.kty.as_str(), raw.crv.as_deref()) {
         ("RSA", _) => {
             let n = b64(&raw.n)?;
             let e = b64(&raw.e)?;
@@ -189,7 +275,12 @@ fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, &'static str> {
             if e.is_empty() || e.len() > 4 || e.last().is_none_or(|b| b & 1 == 0) || e == [1] {
                 return Err("rsa exponent is invalid");
             }
-            (KeyShape::Rsa, DecodingKey::from_rsa_raw_components(n, e))
+            let len = u32::try_from(n.len()).map_err(|_| "rsa modulus size out of bounds")?;
+            let mut material = Vec::with_capacity(4 + n.len() + e.len());
+            material.extend_from_slice(&len.to_be_bytes());
+            material.extend_from_slice(n);
+            material.extend_from_slice(e);
+            (KeyShape::Rsa, material)
         }
         ("EC", Some(crv @ ("P-256" | "P-384"))) => {
             let (shape, len) = if crv == "P-256" {
@@ -206,29 +297,39 @@ fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, &'static str> {
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            (shape, DecodingKey::from_ec_der(&point))
+            (shape, point)
         }
         ("OKP", Some("Ed25519")) => {
             let x = b64(&raw.x)?;
             if x.len() != 32 {
                 return Err("ed25519 key has the wrong length");
             }
-            (KeyShape::Ed25519, DecodingKey::from_ed_der(&x))
+            (KeyShape::Ed25519, x)
         }
         _ => return Err("unsupported kty or crv"),
     };
-    let parsed = VerifyingKey {
+    let mut key = VerifyingKey {
         kid: raw.kid.map(Arc::from),
         shape,
         alg,
-        key,
+        material: material.into_boxed_slice(),
+        parsed: Vec::new(),
+        retired: AtomicBool::new(false),
+        #[cfg(test)]
+        verifications: std::sync::atomic::AtomicUsize::new(0),
     };
     if let Some(a) = alg
-        && !parsed.fits(a)
+        && !key.fits(a)
     {
         return Err("alg does not fit the key type");
     }
-    Ok(parsed)
+    for a in Algorithm::ALL {
+        if key.fits(a) {
+            let parsed = parse_for(a, &key.material).ok_or("key parameters are invalid")?;
+            key.parsed.push((a, parsed));
+        }
+    }
+    Ok(key)
 }
 
 /// Parses a JWK set document, skipping unusable keys.
@@ -318,6 +419,24 @@ pub(crate) struct JwksCache {
     /// Whether a background refresh is under way.
     pub(crate) refreshing: std::sync::atomic::AtomicBool,
     timings: JwksTimings,
+    /// The origin of the two deadlines below, which copy `State` for a lock-free read on the
+    /// token caches' hit path.
+    epoch: Instant,
+    /// Nanoseconds after `epoch` when the set is due for refresh (`u64::MAX`: never loaded).
+    due_at: AtomicU64,
+    /// Nanoseconds after `epoch` when the set passes the maximum staleness (0: never loaded).
+    stale_at: AtomicU64,
+}
+
+/// What a token cache may do with a token validated earlier, judged by the key set's age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Freshness {
+    /// The set is fresh: use the cached result.
+    Fresh,
+    /// The set is due for refresh: use the cached result, and start the refresh.
+    Due,
+    /// No set, or one older than the maximum staleness: verify in full (which fails closed).
+    Stale,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -356,6 +475,25 @@ impl JwksCache {
             }),
             refreshing: std::sync::atomic::AtomicBool::new(false),
             timings,
+            epoch: Instant::now(),
+            due_at: AtomicU64::new(u64::MAX),
+            stale_at: AtomicU64::new(0),
+        }
+    }
+
+    fn nanos_since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The set's age as a token cache sees it; no lock taken.
+    pub(crate) fn freshness(&self) -> Freshness {
+        let now = self.nanos_since_epoch(Instant::now());
+        if now >= self.stale_at.load(Ordering::Acquire) {
+            Freshness::Stale
+        } else if now >= self.due_at.load(Ordering::Acquire) {
+            Freshness::Due
+        } else {
+            Freshness::Fresh
         }
     }
 
@@ -436,9 +574,9 @@ impl JwksCache {
                         // A fetch completed between our check and now: report its outcome.
                         return match &st.last_error {
                             Some(e)
-                                if st.loaded_at.is_none_or(|at| {
-                                    at.elapsed() >= self.timings.max_stale
-                                }) =>
+                                if st
+                                    .loaded_at
+                                    .is_none_or(|at| at.elapsed() >= self.timings.max_stale) =>
                             {
                                 Err(e.clone())
                             }
@@ -473,27 +611,58 @@ impl JwksCache {
                     .max_age
                     .unwrap_or(t.default_refresh)
                     .clamp(t.min_refresh, t.max_refresh);
-                let new_kids: HashSet<&str> = fetched.keys.iter().filter_map(|k| k.kid()).collect();
-                let gone: Vec<Arc<str>> = self
+                // A key published again unchanged keeps its loaded instance (and the tokens
+                // cached with it); any other key of the old set is retired.
+                let keys: Vec<Arc<VerifyingKey>> = fetched
+                    .keys
+                    .into_iter()
+                    .map(|new| {
+                        st.all
+                            .iter()
+                            .find(|old| old.same_as(&new))
+                            .cloned()
+                            .unwrap_or(new)
+                    })
+                    .collect();
+                let new_kids: HashSet<&str> = keys.iter().filter_map(|k| k.kid()).collect();
+                let gone: Vec<(Arc<str>, Arc<VerifyingKey>)> = self
                     .by_kid
                     .iter()
-                    .map(|(kid, _)| Arc::<str>::clone(&kid))
-                    .filter(|kid| !new_kids.contains(kid.as_ref()))
+                    .filter(|(kid, _)| {
+                        let kid: &str = kid;
+                        !new_kids.contains(kid)
+                    })
+                    .map(|(kid, key)| (Arc::<str>::clone(&kid), key))
                     .collect();
-                for key in &fetched.keys {
+                for key in &keys {
                     if let Some(kid) = &key.kid {
                         self.by_kid.insert(kid.clone(), key.clone());
                     }
                 }
-                for kid in gone {
+                for (kid, key) in gone {
                     self.by_kid.invalidate(&kid);
+                    key.retired.store(true, Ordering::Release);
                 }
+                for old in st.all.iter() {
+                    if !keys.iter().any(|k| Arc::ptr_eq(k, old)) {
+                        old.retired.store(true, Ordering::Release);
+                    }
+                }
+                let fetched = Fetched { keys, ..fetched };
                 tracing::debug!(keys = fetched.keys.len(), ?interval, "jwks loaded");
                 st.all = Arc::from(fetched.keys);
                 st.loaded_at = Some(started);
                 st.fresh_until = Some(started + interval);
                 st.backoff.succeeded();
                 st.last_error = None;
+                self.due_at.store(
+                    self.nanos_since_epoch(started + interval),
+                    Ordering::Release,
+                );
+                self.stale_at.store(
+                    self.nanos_since_epoch(started + t.max_stale),
+                    Ordering::Release,
+                );
                 Ok(())
             }
             Err(e) => {

@@ -15,7 +15,7 @@ use crate::backoff::Backoff;
 use crate::discovery::{self, ProviderMetadata};
 use crate::error::{ConfigError, DiscoveryError, HttpError, JwksError};
 use crate::http::HttpClient;
-use crate::jwks::{self, Fetched, JwksCache, JwksTimings, Reason, VerifyingKey};
+use crate::jwks::{self, Fetched, Freshness, JwksCache, JwksTimings, Reason, VerifyingKey};
 use crate::url_policy::checked_url;
 
 /// A configured OpenID Provider, cheap to clone and shared by every verifier that uses it.
@@ -198,6 +198,25 @@ impl Provider {
             Err(e) => tracing::debug!(error = %e, "refetch for unknown kid failed"),
         }
         Ok(self.lookup(kid, alg).unwrap_or(KeyLookup::Missing))
+    }
+
+    /// Whether a token validated earlier may be accepted from a token cache, judged by the key
+    /// set's age: not when the set is older than the maximum staleness (a full verification
+    /// then fails closed, or reloads). Starts the periodic refresh when it is due, as a full
+    /// verification would, so that key removals are noticed while every request hits a cache.
+    /// Lock-free unless a refresh is due.
+    pub(crate) fn keys_usable_for_cached(&self) -> bool {
+        let jwks = &self.inner.jwks;
+        match jwks.freshness() {
+            Freshness::Fresh => true,
+            Freshness::Due => {
+                if jwks.refresh_due() {
+                    self.spawn_refresh();
+                }
+                true
+            }
+            Freshness::Stale => false,
+        }
     }
 
     fn lookup(&self, kid: Option<&str>, alg: crate::Algorithm) -> Option<KeyLookup> {

@@ -51,7 +51,8 @@ impl Anonymous {
     pub fn error_for(&self, parts: &http::request::Parts) -> AuthError {
         match &self.login_path {
             Some(login)
-                if crate::login::default_policy(parts) == crate::login::Unauthenticated::Redirect =>
+                if crate::login::default_policy(parts)
+                    == crate::login::Unauthenticated::Redirect =>
             {
                 let return_to = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
                 let encoded: String =

@@ -1001,10 +1001,7 @@ async fn with_claims_rejects_token_not_fitting_the_type() {
         let res = svc.clone().oneshot(bearer(&token)).await.unwrap();
         assert_rejected(&res, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
         let e = res.extensions().get::<AuthError>().unwrap();
-        assert!(matches!(
-            e.verify_error(),
-            Some(VerifyError::CustomClaims)
-        ));
+        assert!(matches!(e.verify_error(), Some(VerifyError::CustomClaims)));
     }
     assert_eq!(calls.get(), 0);
 }

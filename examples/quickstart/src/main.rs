@@ -134,7 +134,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
     match state.provider.warm_up().await {
         Ok(()) => (StatusCode::OK, "ready\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "provider keys unavailable\n"),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider keys unavailable\n",
+        ),
     }
 }
 
@@ -238,7 +241,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut verifier =
         AccessTokenVerifier::new(provider.clone(), audience.clone()).require_at_jwt(strict);
     verifier = verifier.with_client_id(client_id.clone());
-    let mut client = OidcClient::new(provider, client_id.clone(), format!("{app_url}/auth/callback"))?;
+    let mut client = OidcClient::new(
+        provider,
+        client_id.clone(),
+        format!("{app_url}/auth/callback"),
+    )?;
     if let Some(secret) = &secret {
         client = client.with_client_secret(secret.clone());
     }

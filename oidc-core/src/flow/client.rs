@@ -36,6 +36,9 @@ use crate::verify::Clock;
 struct RawIdToken {
     #[serde(default)]
     id_token: Option<String>,
+    /// An OAuth `error` member, which has no place in a successful response (CB-10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
 }
 
 impl ExtraTokenFields for RawIdToken {}
@@ -475,6 +478,19 @@ impl OidcClient {
         max_age: Option<u64>,
         old_refresh: Option<&Secret>,
     ) -> Result<TokenSet, FlowError> {
+        match &response.extra_fields().error {
+            None => {}
+            Some(Value::String(error)) => {
+                return Err(FlowError::TokenEndpoint {
+                    error: error.clone(),
+                });
+            }
+            Some(_) => {
+                return Err(FlowError::InvalidResponse(
+                    "the token response has an error",
+                ));
+            }
+        }
         if *response.token_type() != CoreTokenType::Bearer {
             return Err(FlowError::InvalidResponse("token_type is not Bearer"));
         }

@@ -1,11 +1,14 @@
 //! The part of verification shared by every kind of token: form, header, key, signature, and
 //! the registered claims every kind checks the same way.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
-use super::token::{self, TokenType};
+use super::token::{self, HeaderBuf, TokenType};
 use crate::algorithm::Algorithm;
 use crate::error::VerifyError;
+use crate::jwks::VerifyingKey;
 use crate::provider::{KeyLookup, Provider};
 
 /// A token whose signature holds, with its (not yet checked) claims.
@@ -14,6 +17,8 @@ pub(crate) struct Signed {
     pub(crate) claims: Map<String, Value>,
     pub(crate) typ: TokenType,
     pub(crate) alg: Algorithm,
+    /// The key that verified the signature.
+    pub(crate) key: Arc<VerifyingKey>,
 }
 
 /// Checks size, form, header, algorithm, type, key and signature, in that order.
@@ -30,7 +35,8 @@ pub(crate) async fn verify_signature(
         return Err(VerifyError::TooLarge { limit: max_size });
     }
     let segments = token::split(token)?;
-    let header = token::header(segments.header)?;
+    let mut buf = HeaderBuf::new();
+    let header = token::header(segments.header, &mut buf)?;
     if header.crit.is_some() {
         return Err(VerifyError::CriticalHeader);
     }
@@ -66,10 +72,18 @@ pub(crate) async fn verify_signature(
     if !key.verify(alg, segments.signing_input.as_bytes(), segments.signature) {
         return Err(VerifyError::InvalidSignature);
     }
-    let payload = token::decode_b64(segments.payload).ok_or(VerifyError::InvalidPayload)?;
+    let mut buf = token::PayloadBuf::new();
+    let payload = buf
+        .decode(segments.payload)
+        .ok_or(VerifyError::InvalidPayload)?;
     let claims: Map<String, Value> =
-        serde_json::from_slice(&payload).map_err(|_| VerifyError::InvalidPayload)?;
-    Ok(Signed { claims, typ, alg })
+        serde_json::from_slice(payload).map_err(|_| VerifyError::InvalidPayload)?;
+    Ok(Signed {
+        claims,
+        typ,
+        alg,
+        key,
+    })
 }
 
 /// `iss` must be exactly `issuer`.

@@ -19,7 +19,7 @@
 //!    type (and curve) must fit the algorithm, and a key that names its `alg` is used only
 //!    with that one. When the provider publishes `id_token_signing_alg_values_supported`, the
 //!    algorithm must also be in it.
-//! 6. Signature, with aws-lc-rs through jsonwebtoken.
+//! 6. Signature, with aws-lc-rs on keys parsed when the key set was loaded.
 //! 7. Claims, only once the signature holds: `iss` equals the issuer exactly; `aud` (a string
 //!    or an array) contains a configured audience; `sub` is a non-empty string of at most 255
 //!    characters; `exp` is required and must be an integer; `nbf` and `iat`, when present,
@@ -36,7 +36,30 @@
 //! audience, and issued without `nonce` or hashes, would pass. Give the API an audience of its
 //! own (not a client id), or turn on [`AccessTokenVerifier::require_at_jwt`] when the
 //! provider issues RFC 9068 tokens.
+//!
+//! # Token cache
+//!
+//! A token that passed every check above is remembered, keyed by the SHA-256 of the whole
+//! token, so that the next request with the same token is answered without signature
+//! verification (which is nearly all of the cost). On by default; see
+//! [`AccessTokenVerifier::with_token_cache`] and [`AccessTokenVerifier::without_token_cache`].
+//!
+//! - The time checks (`exp`, `nbf`, `iat` with the leeway and the verifier's clock) are done
+//!   again on every hit: a cached token that has expired since is refused as
+//!   [`VerifyError::Expired`].
+//! - An entry never outlives the token's `exp` (plus the leeway), nor the cache's maximum
+//!   age (default 5 minutes); at most 10 000 tokens are kept by default, the least useful
+//!   evicted first.
+//! - When the key that verified a token leaves the provider's key set (or changes under the
+//!   same `kid`), the tokens it verified are no longer answered from the cache. While every
+//!   request hits the cache, the key set is still refreshed on its schedule; once it is older
+//!   than the maximum staleness, tokens are verified in full again (and fail closed).
+//! - Every verifier configuration has its own cache: a verifier changed by any builder method
+//!   starts empty. Clones of one verifier share theirs.
+//! - Errors are not cached: a rejected token is verified in full each time.
+//! - The application's claim type is deserialized on every hit, from the cached payload.
 
+mod cache;
 pub(crate) mod jws;
 pub(crate) mod token;
 
@@ -49,6 +72,7 @@ use serde_json::{Map, Value};
 use crate::algorithm::Algorithm;
 use crate::claims::{Claims, Identity, RoleSources};
 use crate::error::{ConfigError, VerifyError};
+use crate::jwks::VerifyingKey;
 use crate::provider::Provider;
 
 use self::token::TokenType;
@@ -90,6 +114,7 @@ struct Config {
     require_iat: bool,
     roles: RoleSources,
     clock: Option<Clock>,
+    cache: cache::Slot,
 }
 
 impl std::fmt::Debug for AccessTokenVerifier {
@@ -103,6 +128,7 @@ impl std::fmt::Debug for AccessTokenVerifier {
             .field("max_token_size", &c.max_token_size)
             .field("require_at_jwt", &c.require_at_jwt)
             .field("require_iat", &c.require_iat)
+            .field("token_cache", &c.cache.settings())
             .finish_non_exhaustive()
     }
 }
@@ -111,7 +137,8 @@ impl AccessTokenVerifier {
     /// A verifier for tokens of `provider` whose `aud` contains `audience`.
     ///
     /// Defaults: algorithms `RS256` and `ES256`, leeway 60 s, 16 KiB size cap, `typ` `JWT`
-    /// accepted besides `at+jwt`, `iat` required.
+    /// accepted besides `at+jwt`, `iat` required, a token cache of 10 000 tokens kept at most
+    /// 5 minutes.
     pub fn new(provider: Provider, audience: impl Into<String>) -> Self {
         Self {
             inner: Arc::new(Config {
@@ -124,12 +151,47 @@ impl AccessTokenVerifier {
                 require_iat: true,
                 roles: RoleSources::default(),
                 clock: None,
+                cache: cache::Slot::new(Some(cache::Settings::default())),
             }),
         }
     }
 
+    /// The configuration, to change: the token cache starts again empty, as its entries were
+    /// checked under the old rules.
     fn config(&mut self) -> &mut Config {
-        Arc::make_mut(&mut self.inner)
+        let config = Arc::make_mut(&mut self.inner);
+        config.cache = cache::Slot::new(config.cache.settings());
+        config
+    }
+
+    /// Sizes the validated-token cache: at most `max_tokens` tokens, each kept at most
+    /// `max_age` (and never past its `exp`). The default values are 10 000 tokens and
+    /// 5 minutes. `0` for either turns the cache off. See the
+    /// [module docs](crate::verify#token-cache).
+    ///
+    /// # Security
+    ///
+    /// A cached token is accepted without its signature being checked again, for as long as
+    /// its entry lives: the time checks are repeated on every hit, and an entry is dropped as
+    /// soon as a key refresh shows its key gone, but a key removal is only noticed at the next
+    /// refresh of the key set (as without the cache). Issuer, audience and the other claim
+    /// checks cannot change for the same token bytes under the same configuration. The cache
+    /// is in memory and keyed by SHA-256, so it holds no token in clear.
+    #[must_use]
+    pub fn with_token_cache(mut self, max_tokens: u64, max_age: Duration) -> Self {
+        self.config().cache = cache::Slot::new(Some(cache::Settings {
+            capacity: max_tokens,
+            max_age,
+        }));
+        self
+    }
+
+    /// Turns the validated-token cache off: every token is verified in full, signature
+    /// included, on every request. See the [module docs](crate::verify#token-cache).
+    #[must_use]
+    pub fn without_token_cache(mut self) -> Self {
+        self.config().cache = cache::Slot::new(None);
+        self
     }
 
     /// Accepts tokens for another audience too.
@@ -252,22 +314,75 @@ impl AccessTokenVerifier {
     /// [`VerifyError::KeysUnavailable`] does not mean the token is bad.
     pub async fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, VerifyError> {
         let c = &*self.inner;
+        let Some(cache) = c.cache.get() else {
+            let (identity, claims, _) = self.verify_in_full(token).await?;
+            let custom = C::deserialize(Value::Object(claims))
+                // The deserializer's message can quote claim values: keep it out of the error.
+                .map_err(|_| VerifyError::CustomClaims)?;
+            return Ok(Claims::new(identity, custom));
+        };
+        if token.len() > c.max_token_size {
+            return Err(VerifyError::TooLarge {
+                limit: c.max_token_size,
+            });
+        }
+        let key = cache::key(token);
+        if let Some(entry) = cache.get(&key) {
+            if !entry.key.is_retired() && c.provider.keys_usable_for_cached() {
+                entry.check_times(self.now(), c.leeway, c.require_iat)?;
+                let custom =
+                    C::deserialize(&entry.claims).map_err(|_| VerifyError::CustomClaims)?;
+                return Ok(Claims::new(entry.identity.clone(), custom));
+            }
+            cache.invalidate(&key);
+        }
+        let (identity, claims, signing_key) = self.verify_in_full(token).await?;
+        let claims = Value::Object(claims);
+        let custom = C::deserialize(&claims).map_err(|_| VerifyError::CustomClaims)?;
+        if let Value::Object(map) = &claims {
+            let times = (
+                identity.expires_at(),
+                jws::time(map, "nbf")?,
+                jws::time(map, "iat")?,
+            );
+            let max_age = c.cache.settings().map(|s| s.max_age).unwrap_or_default();
+            let entry = cache::Entry::new(
+                identity.clone(),
+                claims,
+                signing_key,
+                times,
+                self.now(),
+                c.leeway,
+                max_age,
+            );
+            if let Some(entry) = entry {
+                cache.insert(key, Arc::new(entry));
+            }
+        }
+        Ok(Claims::new(identity, custom))
+    }
+
+    /// Every check of the [module docs](crate::verify): the identity, the payload and the key
+    /// that verified it.
+    async fn verify_in_full(
+        &self,
+        token: &str,
+    ) -> Result<(Identity, Map<String, Value>, Arc<VerifyingKey>), VerifyError> {
+        let c = &*self.inner;
         let strict = c.require_at_jwt;
-        let jws::Signed { claims, typ, .. } =
-            jws::verify_signature(&c.provider, &c.algorithms, c.max_token_size, token, |typ| {
-                match typ {
-                    TokenType::AccessToken => true,
-                    TokenType::Generic => !strict,
-                    TokenType::Other => false,
-                }
-            })
-            .await?;
+        let jws::Signed {
+            claims, typ, key, ..
+        } = jws::verify_signature(&c.provider, &c.algorithms, c.max_token_size, token, |typ| {
+            match typ {
+                TokenType::AccessToken => true,
+                TokenType::Generic => !strict,
+                TokenType::Other => false,
+            }
+        })
+        .await?;
         let (audience, expires_at) = self.check_claims(&claims, typ)?;
         let identity = Identity::from_verified(&claims, audience, expires_at, &c.roles);
-        let custom = C::deserialize(Value::Object(claims))
-            // The deserializer's message can quote claim values: keep it out of the error.
-            .map_err(|_| VerifyError::CustomClaims)?;
-        Ok(Claims::new(identity, custom))
+        Ok((identity, claims, key))
     }
 
     /// Checks the registered claims; returns the audiences and `exp`.

@@ -1,5 +1,7 @@
 //! The compact JWS form: splitting a token and reading its header, before any key is used.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
@@ -46,14 +48,16 @@ pub(crate) fn split(token: &str) -> Result<Segments<'_>, VerifyError> {
 
 /// The JOSE header members this library reads. Unknown members are ignored; `jku`, `x5u`,
 /// `jwk` and `x5c` are never used (keys come only from the provider's JWKS). A duplicated
-/// member makes the header invalid.
+/// member makes the header invalid. The strings borrow from the decoded header unless they
+/// contain escapes.
 #[derive(Debug, Deserialize)]
-pub(crate) struct Header {
-    pub(crate) alg: String,
-    #[serde(default)]
-    pub(crate) kid: Option<String>,
-    #[serde(default)]
-    pub(crate) typ: Option<String>,
+pub(crate) struct Header<'a> {
+    #[serde(borrow)]
+    pub(crate) alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub(crate) kid: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub(crate) typ: Option<Cow<'a, str>>,
     #[serde(default)]
     pub(crate) crit: Option<serde::de::IgnoredAny>,
 }
@@ -62,15 +66,50 @@ pub(crate) fn decode_b64(segment: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(segment).ok()
 }
 
-/// Decodes and parses the header segment.
-pub(crate) fn header(segment: &str) -> Result<Header, VerifyError> {
-    let bytes = decode_b64(segment).ok_or(VerifyError::InvalidHeader)?;
+/// Space to decode a segment into: on the stack up to `N` bytes, on the heap beyond.
+pub(crate) struct DecodeBuf<const N: usize> {
+    stack: [u8; N],
+    heap: Vec<u8>,
+}
+
+impl<const N: usize> DecodeBuf<N> {
+    pub(crate) fn new() -> Self {
+        Self {
+            stack: [0; N],
+            heap: Vec::new(),
+        }
+    }
+
+    /// Decodes a base64url `segment` into this buffer.
+    pub(crate) fn decode(&mut self, segment: &str) -> Option<&[u8]> {
+        if segment.len() / 4 * 3 + 3 <= N {
+            let len = URL_SAFE_NO_PAD
+                .decode_slice(segment, &mut self.stack)
+                .ok()?;
+            self.stack.get(..len)
+        } else {
+            self.heap = decode_b64(segment)?;
+            Some(self.heap.as_slice())
+        }
+    }
+}
+
+/// Room for a typical header.
+pub(crate) type HeaderBuf = DecodeBuf<512>;
+
+/// Room for a typical payload.
+pub(crate) type PayloadBuf = DecodeBuf<2048>;
+
+/// Decodes and parses the header segment into `buf`; the header's strings borrow from it
+/// (unless they contain escapes), so reading a typical header does not allocate.
+pub(crate) fn header<'b>(segment: &str, buf: &'b mut HeaderBuf) -> Result<Header<'b>, VerifyError> {
+    let bytes = buf.decode(segment).ok_or(VerifyError::InvalidHeader)?;
     // A JOSE header is a JSON object (RFC 7515 §4); serde's derived struct visitor would
     // also take a JSON array (`["RS256"]`) as the fields in order.
     if bytes.trim_ascii_start().first() != Some(&b'{') {
         return Err(VerifyError::InvalidHeader);
     }
-    serde_json::from_slice(&bytes).map_err(|_| VerifyError::InvalidHeader)
+    serde_json::from_slice(bytes).map_err(|_| VerifyError::InvalidHeader)
 }
 
 /// What a header `typ` says about the token.
@@ -122,7 +161,7 @@ mod tests {
     #[test]
     fn header_rejects_duplicates_and_non_objects() {
         let enc = |s: &str| URL_SAFE_NO_PAD.encode(s);
-        assert!(header(&enc(r#"{"alg":"RS256","kid":"k"}"#)).is_ok());
+        assert!(header(&enc(r#"{"alg":"RS256","kid":"k"}"#), &mut HeaderBuf::new()).is_ok());
         for bad in [
             r#"{"alg":"RS256","alg":"none"}"#,
             r#"{"kid":"k"}"#,
@@ -130,9 +169,17 @@ mod tests {
             r#"{"alg":5}"#,
             "not json",
         ] {
-            assert!(header(&enc(bad)).is_err(), "{bad}");
+            assert!(header(&enc(bad), &mut HeaderBuf::new()).is_err(), "{bad}");
         }
-        assert!(header("!!!").is_err());
+        assert!(header("!!!", &mut HeaderBuf::new()).is_err());
+        // A header too long for the stack buffer, with an escaped kid.
+        let long = format!(
+            r#"{{"alg":"RS256","kid":"k\u0041","x":"{}"}}"#,
+            "y".repeat(900)
+        );
+        let mut buf = HeaderBuf::new();
+        let h = header(&enc(&long), &mut buf).unwrap();
+        assert_eq!((&*h.alg, h.kid.as_deref()), ("RS256", Some("kA")));
     }
 
     #[test]

@@ -21,7 +21,10 @@ impl LoginInfo {
 
     /// The user's subject at that issuer: with the issuer, the stable key of the identity.
     pub fn subject(&self) -> &str {
-        self.claims.get("sub").and_then(Value::as_str).unwrap_or_default()
+        self.claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     /// The `email` claim, when known.

@@ -105,7 +105,8 @@ impl LoginLayer {
         }
         let origin = app.origin().ascii_serialization();
         let base_path = app.path().trim_end_matches('/').to_owned();
-        let redirect = url::Url::parse(client.redirect_uri()).map_err(|_| bad("bad redirect uri"))?;
+        let redirect =
+            url::Url::parse(client.redirect_uri()).map_err(|_| bad("bad redirect uri"))?;
         if redirect.origin().ascii_serialization() != origin {
             return Err(ConfigError::InvalidUrl {
                 url: client.redirect_uri().to_owned(),
@@ -280,9 +281,9 @@ impl LoginLayer {
             .with_same_site(tower_sessions::cookie::SameSite::Lax)
             .with_secure(c.secure)
             .with_path("/")
-            .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::seconds(
-                c.idle_timeout,
-            )))
+            .with_expiry(Expiry::OnInactivity(
+                tower_sessions::cookie::time::Duration::seconds(c.idle_timeout),
+            ))
     }
 
     /// The client used.

@@ -19,7 +19,11 @@ pub(crate) fn escape(s: &str) -> String {
 }
 
 /// A small error page: the status, an escaped message and a link to start again.
-pub(crate) fn error_page<B: From<String>>(status: StatusCode, message: &str, again: Option<&str>) -> Response<B> {
+pub(crate) fn error_page<B: From<String>>(
+    status: StatusCode,
+    message: &str,
+    again: Option<&str>,
+) -> Response<B> {
     let link = again.map_or_else(String::new, |href| {
         format!("<p><a href=\"{}\">Sign in again</a></p>", escape(href))
     });
@@ -33,7 +37,10 @@ pub(crate) fn error_page<B: From<String>>(status: StatusCode, message: &str, aga
     let mut res = Response::new(B::from(body));
     *res.status_mut() = status;
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     no_store(h);
     res
 }
@@ -69,7 +76,11 @@ mod tests {
 
     #[test]
     fn cb_04_error_text_is_escaped() {
-        let res: Response<String> = error_page(StatusCode::UNAUTHORIZED, "<script>alert(1)</script>", Some("/a\"b"));
+        let res: Response<String> = error_page(
+            StatusCode::UNAUTHORIZED,
+            "<script>alert(1)</script>",
+            Some("/a\"b"),
+        );
         let body = res.body();
         assert!(!body.contains("<script>"));
         assert!(body.contains("&lt;script&gt;"));

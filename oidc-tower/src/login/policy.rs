@@ -26,7 +26,11 @@ pub fn default_policy(parts: &Parts) -> Unauthenticated {
     if parts.headers.contains_key("x-requested-with") {
         return Unauthenticated::Reject;
     }
-    let navigate = match parts.headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok()) {
+    let navigate = match parts
+        .headers
+        .get("sec-fetch-mode")
+        .and_then(|v| v.to_str().ok())
+    {
         Some(mode) => mode.eq_ignore_ascii_case("navigate"),
         None => parts
             .headers
@@ -59,19 +63,42 @@ mod tests {
     fn ses_07_navigation_table() {
         use Unauthenticated::*;
         let cases = [
-            ("GET", vec![("accept", "text/html,application/xhtml+xml")], Redirect),
+            (
+                "GET",
+                vec![("accept", "text/html,application/xhtml+xml")],
+                Redirect,
+            ),
             ("GET", vec![("sec-fetch-mode", "navigate")], Redirect),
             ("HEAD", vec![("accept", "text/html")], Redirect),
             ("GET", vec![("accept", "application/json")], Reject),
             ("GET", vec![], Reject),
             ("GET", vec![("accept", "*/*")], Reject),
-            ("GET", vec![("accept", "text/html"), ("sec-fetch-mode", "cors")], Reject),
-            ("GET", vec![("accept", "text/html"), ("x-requested-with", "XMLHttpRequest")], Reject),
-            ("POST", vec![("accept", "text/html"), ("sec-fetch-mode", "navigate")], Reject),
+            (
+                "GET",
+                vec![("accept", "text/html"), ("sec-fetch-mode", "cors")],
+                Reject,
+            ),
+            (
+                "GET",
+                vec![
+                    ("accept", "text/html"),
+                    ("x-requested-with", "XMLHttpRequest"),
+                ],
+                Reject,
+            ),
+            (
+                "POST",
+                vec![("accept", "text/html"), ("sec-fetch-mode", "navigate")],
+                Reject,
+            ),
             ("DELETE", vec![("accept", "text/html")], Reject),
         ];
         for (method, headers, want) in cases {
-            assert_eq!(default_policy(&parts(method, &headers)), want, "{method} {headers:?}");
+            assert_eq!(
+                default_policy(&parts(method, &headers)),
+                want,
+                "{method} {headers:?}"
+            );
         }
     }
 }

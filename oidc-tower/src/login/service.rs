@@ -118,7 +118,8 @@ where
             Ok(None) => return reject(AuthError::new(AuthErrorKind::MissingToken, realm)),
             Err(description) => {
                 return reject(
-                    AuthError::new(AuthErrorKind::InvalidRequest, realm).with_description(description),
+                    AuthError::new(AuthErrorKind::InvalidRequest, realm)
+                        .with_description(description),
                 );
             }
         };
@@ -205,7 +206,9 @@ fn options_from_query(query: &str) -> AuthorizeOptions {
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match &*name {
             "return_to" => options = options.with_return_to(&*value),
-            "login_hint" if value.len() <= 256 => options = options.with_login_hint(value.into_owned()),
+            "login_hint" if value.len() <= 256 => {
+                options = options.with_login_hint(value.into_owned())
+            }
             "prompt" if matches!(&*value, "login" | "consent" | "select_account" | "none") => {
                 options = options.with_prompt(value.into_owned());
             }
@@ -234,7 +237,12 @@ async fn start_login<B: Default + From<String>>(
         }
     };
     txs.push(tx);
-    prune(&mut txs, now, config.transaction_lifetime, config.max_transactions);
+    prune(
+        &mut txs,
+        now,
+        config.transaction_lifetime,
+        config.max_transactions,
+    );
     if let Err(e) = session.insert(TX_KEY, &txs).await {
         tracing::error!(error = %e, "session store failed");
         return store_unavailable();
@@ -316,12 +324,19 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
         .state()
         .and_then(|state| txs.iter().position(|tx| tx.matches_state(state)));
     let Some(position) = position else {
-        return unbound("This sign-in response does not belong to a sign-in started in this browser.");
+        return unbound(
+            "This sign-in response does not belong to a sign-in started in this browser.",
+        );
     };
     // Single use: consumed whatever the outcome.
     let tx = txs.remove(position);
     let now = config.client.now();
-    prune(&mut txs, now, config.transaction_lifetime, config.max_transactions);
+    prune(
+        &mut txs,
+        now,
+        config.transaction_lifetime,
+        config.max_transactions,
+    );
     let saved = if txs.is_empty() {
         session.remove_value(TX_KEY).await.map(|_| ())
     } else {
@@ -416,7 +431,10 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
 /// Loads the logged-in state, enforcing timeouts, refreshing and revalidating.
 ///
 /// `Ok(None)`: not logged in (or the session just ended). `Err(())`: the store failed.
-async fn load_login(config: &LoginConfig, session: &Session) -> Result<Option<Arc<LoginState>>, ()> {
+async fn load_login(
+    config: &LoginConfig,
+    session: &Session,
+) -> Result<Option<Arc<LoginState>>, ()> {
     let stored: Option<LoginState> = session.get(LOGIN_KEY).await.map_err(|e| {
         tracing::error!(error = %e, "session store failed");
     })?;
