@@ -1,7 +1,6 @@
 //! The relying-party client: authorization requests, code exchange, refresh, UserInfo, logout.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
@@ -291,13 +290,7 @@ impl OidcClient {
 
     /// Seconds since the Unix epoch, by the configured clock.
     pub fn now(&self) -> i64 {
-        let now = self
-            .inner
-            .clock
-            .as_ref()
-            .map_or_else(SystemTime::now, |c| c());
-        now.duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        crate::verify::unix_now(self.inner.clock.as_ref())
     }
 
     async fn metadata(&self) -> Result<Arc<ProviderMetadata>, FlowError> {

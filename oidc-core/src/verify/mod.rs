@@ -80,6 +80,14 @@ use self::token::TokenType;
 /// A source of the current time, for tests with a fixed clock.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
+/// Seconds since the Unix epoch by `clock`, or by the system clock.
+pub(crate) fn unix_now(clock: Option<&Clock>) -> i64 {
+    clock
+        .map_or_else(SystemTime::now, |c| c())
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Verifies access tokens issued by one provider for this API.
 ///
 /// Cheap to clone. The verifier is its own builder: every `with_*`, `add_*` and `require_*`
@@ -297,13 +305,7 @@ impl AccessTokenVerifier {
     }
 
     fn now(&self) -> i64 {
-        let now = self
-            .inner
-            .clock
-            .as_ref()
-            .map_or_else(SystemTime::now, |c| c());
-        now.duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        unix_now(self.inner.clock.as_ref())
     }
 
     /// Verifies `token` and returns its claims, with the application's claims as `C`.
