@@ -49,9 +49,12 @@ impl Scopes {
             (_, Some(Value::Array(items))) => {
                 let mut out = Self::default();
                 for s in items.iter().filter_map(Value::as_str) {
-                    out.0.extend(Self::from_space_separated(s).0);
+                    for scope in Self::from_space_separated(s).0 {
+                        if !out.contains(&scope) {
+                            out.0.push(scope);
+                        }
+                    }
                 }
-                out.0.dedup();
                 out
             }
             _ => Self::default(),

@@ -174,8 +174,10 @@ fn is_safe_path(raw: &str) -> bool {
     {
         return false;
     }
-    // Decode repeatedly (bounded) and check each form: no `//`, `/\` start, no controls.
+    // Decode repeatedly (bounded) and check each form: no `//`, `/\` start, no controls. A
+    // path that still changes after the last round is refused rather than trusted.
     let mut current = raw.to_owned();
+    let mut settled = false;
     for _ in 0..4 {
         if current.starts_with("//") || current.starts_with("/\\") {
             return false;
@@ -188,11 +190,12 @@ fn is_safe_path(raw: &str) -> bool {
         }
         let decoded = percent_decode(&current);
         if decoded == current {
+            settled = true;
             break;
         }
         current = decoded;
     }
-    !(current.starts_with("//") || current.starts_with("/\\"))
+    settled && !(current.starts_with("//") || current.starts_with("/\\"))
 }
 
 fn percent_decode(s: &str) -> String {

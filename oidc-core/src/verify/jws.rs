@@ -37,7 +37,7 @@ pub(crate) async fn verify_signature(
     let segments = token::split(token)?;
     let mut buf = HeaderBuf::new();
     let header = token::header(segments.header, &mut buf)?;
-    if header.crit.is_some() {
+    if header.crit {
         return Err(VerifyError::CriticalHeader);
     }
     let alg = Algorithm::from_name(&header.alg)

@@ -58,8 +58,14 @@ pub(crate) struct Header<'a> {
     pub(crate) kid: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub(crate) typ: Option<Cow<'a, str>>,
-    #[serde(default)]
-    pub(crate) crit: Option<serde::de::IgnoredAny>,
+    /// Whether a `crit` member is present, whatever its value (even `null`).
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) crit: bool,
+}
+
+/// `true` for any value, so that `"crit": null` counts as present.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 pub(crate) fn decode_b64(segment: &str) -> Option<Vec<u8>> {

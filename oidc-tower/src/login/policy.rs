@@ -26,12 +26,9 @@ pub fn default_policy(parts: &Parts) -> Unauthenticated {
     if parts.headers.contains_key("x-requested-with") {
         return Unauthenticated::Reject;
     }
-    let navigate = match parts
-        .headers
-        .get("sec-fetch-mode")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(mode) => mode.eq_ignore_ascii_case("navigate"),
+    // When present, Sec-Fetch-Mode decides alone (a value that is not ASCII is not `navigate`).
+    let navigate = match parts.headers.get("sec-fetch-mode") {
+        Some(mode) => mode.as_bytes().eq_ignore_ascii_case(b"navigate"),
         None => parts
             .headers
             .get_all(header::ACCEPT)
