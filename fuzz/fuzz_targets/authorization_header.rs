@@ -77,5 +77,9 @@ fuzz_target!(|data: &[u8]| {
     if status == StatusCode::SERVICE_UNAVAILABLE {
         assert!(res.headers().contains_key(http::header::RETRY_AFTER));
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "the protected service was called");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "the protected service was called"
+    );
 });

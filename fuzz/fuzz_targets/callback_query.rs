@@ -19,10 +19,19 @@ fuzz_target!(|query: &str| {
     let duplicated = READ.iter().any(|name| count(name) > 1);
     match AuthorizationResponse::from_query(query) {
         Ok(response) => {
-            assert!(!duplicated, "a duplicated parameter was accepted: {query:?}");
-            let state = pairs.iter().find(|(k, _)| k == "state").map(|(_, v)| v.as_str());
+            assert!(
+                !duplicated,
+                "a duplicated parameter was accepted: {query:?}"
+            );
+            let state = pairs
+                .iter()
+                .find(|(k, _)| k == "state")
+                .map(|(_, v)| v.as_str());
             assert_eq!(response.state(), state);
         }
-        Err(_) => assert!(duplicated, "refused without a duplicated parameter: {query:?}"),
+        Err(_) => assert!(
+            duplicated,
+            "refused without a duplicated parameter: {query:?}"
+        ),
     }
 });

@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    let issuer = if selector & 1 == 0 { ISSUER } else { ISSUER_WITH_PATH };
+    let issuer = if selector & 1 == 0 {
+        ISSUER
+    } else {
+        ISSUER_WITH_PATH
+    };
     let mut canned = Canned::new(Some(body.to_vec()), JWKS.as_bytes().to_vec());
     if selector & 2 != 0 {
         // No OpenID document: the RFC 8414 location answers instead.
@@ -34,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(metadata) = block_on(provider.metadata()) else {
         return;
     };
-    assert_eq!(metadata.issuer(), issuer, "metadata of another issuer accepted");
+    assert_eq!(
+        metadata.issuer(),
+        issuer,
+        "metadata of another issuer accepted"
+    );
     let jwks_uri = url::Url::parse(metadata.jwks_uri()).expect("a jwks_uri that is not a URL");
     let loopback = match jwks_uri.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -49,7 +57,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = metadata.authorization_endpoint();
     let _ = metadata.code_challenge_methods_supported();
 
-    let token = if issuer == ISSUER { &tokens().rs256 } else { &tokens().rs256_path_issuer };
+    let token = if issuer == ISSUER {
+        &tokens().rs256
+    } else {
+        &tokens().rs256_path_issuer
+    };
     let verifier = AccessTokenVerifier::new(provider, AUDIENCE)
         .with_clock(clock())
         .without_token_cache();

@@ -137,7 +137,11 @@ fuzz_target!(|data: &[u8]| {
         .layer(fixture.login.layer(inner));
     let status = block_on(service.oneshot(req)).unwrap().status();
 
-    assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "500 for {mode:?}");
+    assert_ne!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "500 for {mode:?}"
+    );
     let allowed: &[u16] = match mode {
         Mode::Api => &[200, 401, 503],
         Mode::Navigate => &[200, 303, 401, 503],
@@ -149,11 +153,17 @@ fuzz_target!(|data: &[u8]| {
 
     let called = calls.load(Ordering::SeqCst);
     if called > 0 {
-        assert!(matches!(mode, Mode::Api | Mode::Navigate), "app reached in {mode:?}");
+        assert!(
+            matches!(mode, Mode::Api | Mode::Navigate),
+            "app reached in {mode:?}"
+        );
         assert_eq!(status, StatusCode::OK);
         let time = |name: &str| value.get(name).and_then(Value::as_i64).unwrap();
         assert_eq!(value.get("issuer").and_then(Value::as_str), Some(ISSUER));
-        assert!(NOW - time("authenticated_at") < 12 * 3600, "absolute timeout ignored");
+        assert!(
+            NOW - time("authenticated_at") < 12 * 3600,
+            "absolute timeout ignored"
+        );
         assert!(NOW - time("last_seen") < 30 * 60, "idle timeout ignored");
     } else {
         assert_ne!(status, StatusCode::OK, "200 without reaching the app");

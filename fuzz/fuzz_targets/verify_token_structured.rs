@@ -19,18 +19,69 @@ use serde_json::{Map, Value};
 
 /// Member names worth trying, besides arbitrary ones.
 const NAMES: &[&str] = &[
-    "alg", "kid", "typ", "crit", "jku", "jwk", "x5u", "x5c", "cty", "b64", "iss", "sub", "aud",
-    "exp", "nbf", "iat", "jti", "scope", "scp", "roles", "groups", "realm_access",
-    "resource_access", "client_id", "azp", "nonce", "at_hash", "c_hash", "events", "sid",
-    "auth_time", "acr", "amr", "cnf",
+    "alg",
+    "kid",
+    "typ",
+    "crit",
+    "jku",
+    "jwk",
+    "x5u",
+    "x5c",
+    "cty",
+    "b64",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "scope",
+    "scp",
+    "roles",
+    "groups",
+    "realm_access",
+    "resource_access",
+    "client_id",
+    "azp",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "events",
+    "sid",
+    "auth_time",
+    "acr",
+    "amr",
+    "cnf",
 ];
 
 /// String values worth trying, besides arbitrary ones.
 const STRINGS: &[&str] = &[
-    "RS256", "ES256", "PS256", "HS256", "none", "None", "EdDSA", "rsa1-RS256", "ec1-ES256",
-    "at+jwt", "application/at+jwt", "AT+JWT", "JWT", "jwt", "application/jwt", "logout+jwt",
-    "id_token+jwt", "Bearer", "ID", "Refresh", "https://id.example.com",
-    "https://id.example.com/", "https://api.example.com", "user-1", "",
+    "RS256",
+    "ES256",
+    "PS256",
+    "HS256",
+    "none",
+    "None",
+    "EdDSA",
+    "rsa1-RS256",
+    "ec1-ES256",
+    "at+jwt",
+    "application/at+jwt",
+    "AT+JWT",
+    "JWT",
+    "jwt",
+    "application/jwt",
+    "logout+jwt",
+    "id_token+jwt",
+    "Bearer",
+    "ID",
+    "Refresh",
+    "https://id.example.com",
+    "https://id.example.com/",
+    "https://api.example.com",
+    "user-1",
+    "",
 ];
 
 #[derive(Arbitrary, Debug)]
@@ -142,7 +193,11 @@ fn edited(mut map: Map<String, Value>, part: &Part) -> Vec<u8> {
 }
 
 fuzz_target!(|input: Input| {
-    let alg = if input.es256 { Algorithm::ES256 } else { Algorithm::RS256 };
+    let alg = if input.es256 {
+        Algorithm::ES256
+    } else {
+        Algorithm::RS256
+    };
     let header = edited(valid_header(alg, true), &input.header);
     let payload = edited(valid_claims(ISSUER), &input.payload);
     let signing_input = format!("{}.{}", b64(&header), b64(&payload));
@@ -150,7 +205,11 @@ fuzz_target!(|input: Input| {
         Signature::ResignRs256 => sign(&signing_input, Algorithm::RS256),
         Signature::ResignEs256 => sign(&signing_input, Algorithm::ES256),
         Signature::Original => {
-            let original = if input.es256 { &tokens().es256 } else { &tokens().rs256 };
+            let original = if input.es256 {
+                &tokens().es256
+            } else {
+                &tokens().rs256
+            };
             original.rsplit('.').next().unwrap_or_default().to_owned()
         }
         Signature::Empty => String::new(),
