@@ -131,10 +131,8 @@ fuzz_target!(|data: &[u8]| {
             async { Ok::<_, Infallible>(Response::new(String::from("app"))) }
         })
     };
-    let service = fixture
-        .login
-        .session_layer(store)
-        .layer(fixture.login.layer(inner));
+    let login = fixture.login.clone().with_store(store);
+    let service = login.session_layer().layer(login.layer(inner));
     let status = block_on(service.oneshot(req)).unwrap().status();
 
     assert_ne!(

@@ -373,7 +373,7 @@ async fn session_app(tp: &TestProvider) -> u16 {
     let provider = Provider::builder(tp.issuer()).build().unwrap();
     let client = OidcClient::new(provider, "bench-web", &redirect).unwrap();
     let login = LoginLayer::new(client, &app_url).unwrap();
-    let sessions = login.session_layer(tower_sessions::MemoryStore::default());
+    let sessions = login.session_layer();
     let app = route().layer(login).layer(sessions);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr.port()

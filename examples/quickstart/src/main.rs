@@ -61,7 +61,6 @@ use oidc_core::{AccessTokenVerifier, Provider};
 use oidc_tower::login::LoginLayer;
 use oidc_tower::{BearerAuthLayer, RequireLayer};
 use serde_json::json;
-use tower_sessions::MemoryStore;
 use tracing_subscriber::EnvFilter;
 
 /// The audience of tokens minted by the embedded provider.
@@ -157,7 +156,7 @@ fn app(verifier: AccessTokenVerifier, login: LoginLayer) -> Router {
             get(admin).route_layer(RequireLayer::scopes(["api:write"]).with_realm("quickstart")),
         )
         .layer(bearer);
-    let sessions = login.session_layer(MemoryStore::default());
+    let sessions = login.session_layer();
     Router::new()
         .route("/", get(home))
         .route("/me", get(me))

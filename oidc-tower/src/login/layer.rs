@@ -6,10 +6,12 @@ use oidc_core::AccessTokenVerifier;
 use oidc_core::error::ConfigError;
 use oidc_core::flow::OidcClient;
 use tower_layer::Layer;
-use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
+use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer, SessionStore};
 
 use super::hook::OnLogin;
 use super::policy::{Unauthenticated, default_policy};
+use super::registry::{MemoryRegistry, SessionRegistry};
+use super::store::LoginStore;
 use super::service::Login;
 
 /// Browser login with server-side sessions. The layer is its own builder.
@@ -47,6 +49,7 @@ pub(crate) struct LoginConfig {
     pub(crate) revalidate_every: i64,
     pub(crate) userinfo: UserInfoPolicy,
     pub(crate) refreshes: moka::future::Cache<String, Arc<super::session::LoginState>>,
+    pub(crate) store: LoginStore,
 }
 
 /// When UserInfo is fetched at login.
@@ -147,6 +150,10 @@ impl LoginLayer {
                     .max_capacity(10_000)
                     .time_to_live(Duration::from_secs(10))
                     .build(),
+                store: LoginStore {
+                    sessions: Arc::new(MemoryStore::default()),
+                    registry: Arc::new(MemoryRegistry::new()),
+                },
             }),
         })
     }
@@ -260,22 +267,53 @@ impl LoginLayer {
         self
     }
 
-    /// The session layer to put around this one, with the cookie settings login needs:
-    /// `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, `Secure` and the `__Host-` name
-    /// prefix when the app URL is `https`, and expiry on inactivity after the idle timeout.
+    /// Keeps sessions in `store`, any tower-sessions store. The default is tower-sessions'
+    /// `MemoryStore`.
+    ///
+    /// Logins, refreshes and back-channel logouts are coordinated through an in-process
+    /// [`MemoryRegistry`]: right for one instance. When several instances share `store`, use
+    /// [`with_shared_store`](Self::with_shared_store) instead.
+    pub fn with_store(mut self, store: impl SessionStore) -> Self {
+        self.config().store = LoginStore {
+            sessions: Arc::new(store),
+            registry: Arc::new(MemoryRegistry::new()),
+        };
+        self
+    }
+
+    /// Keeps sessions in `store`, shared by every instance of the app, and coordinates through
+    /// it: a login on one instance is valid on all, one instance at a time refreshes a
+    /// session's tokens (a rotated refresh token is never spent twice), and a back-channel
+    /// logout received by any instance ends the sessions on all. The Redis and PostgreSQL
+    /// stores of this crate (features `redis` and `postgres`) are such stores.
+    pub fn with_shared_store<S>(mut self, store: S) -> Self
+    where
+        S: SessionStore + SessionRegistry + Clone,
+    {
+        self.config().store = LoginStore {
+            sessions: Arc::new(store.clone()),
+            registry: Arc::new(store),
+        };
+        self
+    }
+
+    /// The session layer to put around this one, on the layer's store, with the cookie
+    /// settings login needs: `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, `Secure` and
+    /// the `__Host-` name prefix when the app URL is `https`, and expiry on inactivity after
+    /// the idle timeout.
     ///
     /// # Security
     ///
     /// The cookie is `Secure` exactly when the app URL is `https`; serve the app over `http`
     /// only in development.
-    pub fn session_layer<S: SessionStore + Clone>(&self, store: S) -> SessionManagerLayer<S> {
+    pub fn session_layer(&self) -> SessionManagerLayer<LoginStore> {
         let c = &self.config;
         let name = if c.secure {
             "__Host-oidc-session"
         } else {
             "oidc-session"
         };
-        SessionManagerLayer::new(store)
+        SessionManagerLayer::new(c.store.clone())
             .with_name(name)
             .with_http_only(true)
             .with_same_site(tower_sessions::cookie::SameSite::Lax)

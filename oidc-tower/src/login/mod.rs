@@ -59,8 +59,8 @@
 //! let provider = Provider::builder("https://id.example.com").build()?;
 //! let client = OidcClient::new(provider, "web-app", "https://app.example.com/auth/callback")?
 //!     .with_client_secret("s3cret");
-//! let login = LoginLayer::new(client, "https://app.example.com")?;
-//! let sessions = login.session_layer(MemoryStore::default());
+//! let login = LoginLayer::new(client, "https://app.example.com")?.with_store(MemoryStore::default());
+//! let sessions = login.session_layer();
 //!
 //! let app: Router = Router::new()
 //!     .route("/", get(|| async { "only for logged-in users" }))
@@ -75,11 +75,15 @@ mod hook;
 mod layer;
 mod pages;
 mod policy;
+pub mod registry;
 mod service;
 mod session;
+pub mod store;
 
 pub use self::hook::{HookFuture, LoginInfo, LoginRefused, OnLogin};
 pub use self::layer::LoginLayer;
 pub use self::policy::{Unauthenticated, default_policy};
+pub use self::registry::{MemoryRegistry, SessionRegistry};
 pub use self::service::Login;
 pub use self::session::LoginSession;
+pub use self::store::LoginStore;

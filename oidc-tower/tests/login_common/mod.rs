@@ -189,7 +189,8 @@ impl Builder {
 
 /// The app of the tests, wired as in the quickstart.
 pub(crate) fn router(layer: &LoginLayer, store: MemoryStore) -> Router {
-    let sessions = layer.session_layer(store);
+    let layer = layer.clone().with_store(store);
+    let sessions = layer.session_layer();
     Router::new()
         .route("/", get(|| async { "home" }))
         .route("/app", get(|| async { "app" }))
@@ -203,7 +204,7 @@ pub(crate) fn router(layer: &LoginLayer, store: MemoryStore) -> Router {
             "/boom",
             get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
         )
-        .layer(layer.clone())
+        .layer(layer)
         .layer(sessions)
 }
 
