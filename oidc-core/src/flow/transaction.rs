@@ -131,6 +131,11 @@ impl Transaction {
         &self.issuer
     }
 
+    /// The redirect URI the login was started with.
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
     /// Where to send the browser after login: a same-origin relative path.
     pub fn return_to(&self) -> &str {
         &self.return_to

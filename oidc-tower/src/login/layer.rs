@@ -10,9 +10,10 @@ use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer, SessionStore};
 
 use super::hook::OnLogin;
 use super::policy::{Unauthenticated, default_policy};
+use super::providers::{LoginProvider, ProviderLink, valid_name};
 use super::registry::{MemoryRegistry, SessionRegistry};
-use super::store::LoginStore;
 use super::service::Login;
+use super::store::LoginStore;
 
 /// Browser login with server-side sessions. The layer is its own builder.
 ///
@@ -24,18 +25,21 @@ pub struct LoginLayer {
 }
 
 pub(crate) type Policy = Arc<dyn Fn(&Parts) -> Unauthenticated + Send + Sync>;
+pub(crate) type LoginPage = Arc<dyn Fn(&[ProviderLink]) -> String + Send + Sync>;
 
 #[derive(Clone)]
 pub(crate) struct LoginConfig {
-    pub(crate) client: OidcClient,
+    /// At least one; names and callback paths checked by [`LoginLayer::with_provider`].
+    pub(crate) providers: Vec<LoginProvider>,
     /// `scheme://host[:port]`.
     pub(crate) origin: String,
     /// The app's path prefix, without a trailing slash (`""` at the root).
     pub(crate) base_path: String,
     pub(crate) secure: bool,
     pub(crate) login_path: String,
-    pub(crate) callback_path: String,
     pub(crate) logout_path: String,
+    pub(crate) backchannel_logout_path: String,
+    pub(crate) login_page: Option<LoginPage>,
     pub(crate) post_logout_redirect_uri: String,
     pub(crate) require_login: bool,
     pub(crate) policy: Policy,
@@ -65,12 +69,12 @@ impl std::fmt::Debug for LoginLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let c = &self.config;
         f.debug_struct("LoginLayer")
-            .field("client", &c.client)
+            .field("providers", &c.providers)
             .field("origin", &c.origin)
             .field("base_path", &c.base_path)
             .field("login_path", &c.login_path)
-            .field("callback_path", &c.callback_path)
             .field("logout_path", &c.logout_path)
+            .field("backchannel_logout_path", &c.backchannel_logout_path)
             .field("require_login", &c.require_login)
             .field("bearer", &c.bearer.is_some())
             .field("hook", &c.hook.is_some())
@@ -98,6 +102,29 @@ impl LoginLayer {
     /// [`ConfigError`] when `app_url` is not an absolute `http(s)` URL, or when the client's
     /// redirect URI is not under it.
     pub fn new(client: OidcClient, app_url: &str) -> Result<Self, ConfigError> {
+        let display_name = url::Url::parse(client.provider().issuer())
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| client.provider().issuer().to_owned());
+        Self::with_providers(
+            app_url,
+            [LoginProvider::new("default", display_name, client)],
+        )
+    }
+
+    /// Browser login for the app at `app_url` with several providers (at least one). With
+    /// more than one, `/auth/login` shows a page listing them and `/auth/login/{name}` starts
+    /// the login at one; with one, `/auth/login` starts it directly.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] as for [`new`](Self::new), for a provider name that is not a plain
+    /// path segment or is used twice, for no provider, and for two providers whose clients
+    /// share an issuer and a redirect URI (their callbacks could not be told apart).
+    pub fn with_providers(
+        app_url: &str,
+        providers: impl IntoIterator<Item = LoginProvider>,
+    ) -> Result<Self, ConfigError> {
         let bad = |reason| ConfigError::InvalidUrl {
             url: app_url.to_owned(),
             reason,
@@ -108,33 +135,17 @@ impl LoginLayer {
         }
         let origin = app.origin().ascii_serialization();
         let base_path = app.path().trim_end_matches('/').to_owned();
-        let redirect =
-            url::Url::parse(client.redirect_uri()).map_err(|_| bad("bad redirect uri"))?;
-        if redirect.origin().ascii_serialization() != origin {
-            return Err(ConfigError::InvalidUrl {
-                url: client.redirect_uri().to_owned(),
-                reason: "the redirect uri must be on the app's origin",
-            });
-        }
-        let callback_path = redirect
-            .path()
-            .strip_prefix(base_path.as_str())
-            .filter(|p| p.starts_with('/'))
-            .ok_or(ConfigError::InvalidUrl {
-                url: client.redirect_uri().to_owned(),
-                reason: "the redirect uri must lie under the app url",
-            })?
-            .to_owned();
-        Ok(Self {
+        let mut layer = Self {
             config: Arc::new(LoginConfig {
-                client,
+                providers: Vec::new(),
                 secure: app.scheme() == "https",
                 post_logout_redirect_uri: format!("{origin}{base_path}/"),
                 origin,
                 base_path,
                 login_path: "/auth/login".to_owned(),
-                callback_path,
                 logout_path: "/auth/logout".to_owned(),
+                backchannel_logout_path: "/auth/backchannel-logout".to_owned(),
+                login_page: None,
                 require_login: true,
                 policy: Arc::new(default_policy),
                 bearer: None,
@@ -155,7 +166,57 @@ impl LoginLayer {
                     registry: Arc::new(MemoryRegistry::new()),
                 },
             }),
-        })
+        };
+        for provider in providers {
+            layer = layer.with_provider(provider)?;
+        }
+        if layer.config.providers.is_empty() {
+            return Err(bad("no provider configured"));
+        }
+        Ok(layer)
+    }
+
+    /// Adds a provider users may sign in with (see [`with_providers`](Self::with_providers)).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the client's redirect URI is not under the app URL, the name is
+    /// not a plain path segment or is taken, or another provider has the same issuer and
+    /// redirect URI.
+    pub fn with_provider(mut self, mut provider: LoginProvider) -> Result<Self, ConfigError> {
+        let client = &provider.client;
+        let redirect_uri = client.redirect_uri().to_owned();
+        let bad = |reason| ConfigError::InvalidUrl {
+            url: redirect_uri.clone(),
+            reason,
+        };
+        if !valid_name(&provider.name) {
+            return Err(bad("the provider name must be a plain path segment"));
+        }
+        let redirect = url::Url::parse(&redirect_uri).map_err(|_| bad("bad redirect uri"))?;
+        if redirect.origin().ascii_serialization() != self.config.origin {
+            return Err(bad("the redirect uri must be on the app's origin"));
+        }
+        provider.callback_path = redirect
+            .path()
+            .strip_prefix(self.config.base_path.as_str())
+            .filter(|p| p.starts_with('/'))
+            .ok_or_else(|| bad("the redirect uri must lie under the app url"))?
+            .to_owned();
+        for other in &self.config.providers {
+            if other.name == provider.name {
+                return Err(bad("two providers have the same name"));
+            }
+            if other.client.provider().issuer() == client.provider().issuer()
+                && other.client.redirect_uri() == redirect_uri
+            {
+                return Err(bad(
+                    "two providers share an issuer and a redirect uri; give each its own redirect uri",
+                ));
+            }
+        }
+        self.config().providers.push(provider);
+        Ok(self)
     }
 
     fn config(&mut self) -> &mut LoginConfig {
@@ -181,6 +242,24 @@ impl LoginLayer {
     /// Sets the logout path (`POST` only). The default value is `"/auth/logout"`.
     pub fn with_logout_path(mut self, path: impl Into<String>) -> Self {
         self.config().logout_path = path.into();
+        self
+    }
+
+    /// Sets the back-channel logout path (`POST` only, called by the provider). The default
+    /// value is `"/auth/backchannel-logout"`; register `app_url` + this path as the client's
+    /// `backchannel_logout_uri` at the provider.
+    pub fn with_backchannel_logout_path(mut self, path: impl Into<String>) -> Self {
+        self.config().backchannel_logout_path = path.into();
+        self
+    }
+
+    /// Replaces the HTML of the page `/auth/login` shows when several providers are
+    /// configured. `page` gets one link per provider (hrefs URL-encoded, not HTML-escaped).
+    pub fn with_login_page(
+        mut self,
+        page: impl Fn(&[ProviderLink]) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.config().login_page = Some(Arc::new(page));
         self
     }
 
@@ -324,9 +403,15 @@ impl LoginLayer {
             ))
     }
 
-    /// The client used.
+    /// The client of the first provider.
     pub fn client(&self) -> &OidcClient {
-        &self.config.client
+        // `with_providers` refuses an empty list, so there is a first provider.
+        &self.config.first().client
+    }
+
+    /// The providers users may sign in with.
+    pub fn providers(&self) -> &[LoginProvider] {
+        &self.config.providers
     }
 }
 
@@ -335,5 +420,23 @@ impl<S> Layer<S> for LoginLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         Login::new(inner, self.clone())
+    }
+}
+
+impl LoginConfig {
+    /// The first provider (there is always one).
+    pub(crate) fn first(&self) -> &LoginProvider {
+        #[allow(clippy::indexing_slicing)] // never empty: checked by `with_providers`
+        &self.providers[0]
+    }
+
+    /// The provider named `name`.
+    pub(crate) fn provider(&self, name: &str) -> Option<&LoginProvider> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+
+    /// Seconds since the Unix epoch, on the clock of the clients.
+    pub(crate) fn now(&self) -> i64 {
+        self.first().client.now()
     }
 }

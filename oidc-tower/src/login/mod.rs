@@ -71,10 +71,12 @@
 //! # }
 //! ```
 
+mod backchannel;
 mod hook;
 mod layer;
 mod pages;
 mod policy;
+mod providers;
 pub mod registry;
 mod service;
 mod session;
@@ -83,6 +85,7 @@ pub mod store;
 pub use self::hook::{HookFuture, LoginInfo, LoginRefused, OnLogin};
 pub use self::layer::LoginLayer;
 pub use self::policy::{Unauthenticated, default_policy};
+pub use self::providers::{LoginProvider, ProviderLink};
 pub use self::registry::{MemoryRegistry, SessionRegistry};
 pub use self::service::Login;
 pub use self::session::LoginSession;

@@ -45,6 +45,24 @@ pub(crate) fn error_page<B: From<String>>(
     res
 }
 
+/// The default page listing the providers (several configured).
+pub(crate) fn login_page(links: &[super::providers::ProviderLink]) -> String {
+    let items: String = links
+        .iter()
+        .map(|l| {
+            format!(
+                "<li><a href=\"{}\">{}</a></li>",
+                escape(&l.href),
+                escape(&l.display_name)
+            )
+        })
+        .collect();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign in</title></head>\
+         <body><h1>Sign in</h1><ul>{items}</ul></body></html>"
+    )
+}
+
 /// `Cache-Control: no-store` and `Referrer-Policy: no-referrer` (CB-12).
 pub(crate) fn no_store(h: &mut http::HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

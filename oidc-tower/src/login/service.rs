@@ -12,9 +12,13 @@ use tower_sessions::Session;
 
 use super::hook::LoginInfo;
 use super::layer::{LoginConfig, LoginLayer, UserInfoPolicy};
-use super::pages::{error_page, see_other, status};
+use super::pages::{error_page, login_page, see_other, status};
 use super::policy::Unauthenticated;
-use super::session::{LOGIN_KEY, LoginSession, LoginState, TX_KEY, prune};
+use super::providers::{LoginProvider, ProviderLink};
+use super::session::{
+    LOGIN_KEY, LoginSession, LoginState, TX_KEY, ended_key, prune, refresh_lock_key, sid_set,
+    sub_set,
+};
 use crate::bearer::bearer_token;
 use crate::error::{Anonymous, AuthError, AuthErrorKind};
 use crate::future::ResponseFuture;
@@ -50,7 +54,9 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     ResBody: Default + From<String> + Send + 'static,
 {
     type Response = Response<ResBody>;
@@ -78,24 +84,40 @@ async fn handle<S, ReqBody, ResBody>(
 ) -> Result<Response<ResBody>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: http_body::Body,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     ResBody: Default + From<String>,
 {
     let path = req.uri().path().to_owned();
-    if path == config.callback_path {
+    if config.providers.iter().any(|p| p.callback_path == path) {
         let (parts, _) = req.into_parts();
         return Ok(callback(&config, &parts).await);
     }
-    if path == config.login_path {
+    let provider_segment = path
+        .strip_prefix(config.login_path.as_str())
+        .and_then(|rest| rest.strip_prefix('/'));
+    if path == config.login_path || provider_segment.is_some() {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return Ok(method_not_allowed("GET, HEAD"));
         }
+        let query = req.uri().query().unwrap_or_default().to_owned();
+        let provider = match provider_segment {
+            Some(name) => match config.provider(name) {
+                Some(provider) => provider,
+                None => return Ok(status(StatusCode::NOT_FOUND)),
+            },
+            None if config.providers.len() == 1 => config.first(),
+            None => return Ok(provider_choice(&config, &query)),
+        };
         let Some(session) = req.extensions().get::<Session>().cloned() else {
             return Ok(missing_session_layer());
         };
-        let query = req.uri().query().unwrap_or_default().to_owned();
         drop(req);
-        let query = query.as_str();
-        return Ok(start_login(&config, &session, options_from_query(query)).await);
+        let options = options_from_query(&query);
+        return Ok(start_login(&config, provider, &session, options).await);
+    }
+    if path == config.backchannel_logout_path {
+        return Ok(super::backchannel::backchannel_logout(&config, req).await);
     }
     if path == config.logout_path {
         if req.method() != Method::POST {
@@ -163,8 +185,17 @@ where
                         config.base_path,
                         parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
                     );
+                    if config.providers.len() > 1 {
+                        // Let the user choose: the login page, with the way back.
+                        let encoded: String =
+                            url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+                        return Ok(see_other(&format!(
+                            "{}?return_to={encoded}",
+                            login_link(&config)
+                        )));
+                    }
                     let options = AuthorizeOptions::new().with_return_to(return_to);
-                    Ok(start_login(&config, &session, options).await)
+                    Ok(start_login(&config, config.first(), &session, options).await)
                 }
                 _ => Ok(status(StatusCode::UNAUTHORIZED)),
             }
@@ -218,17 +249,58 @@ fn options_from_query(query: &str) -> AuthorizeOptions {
     options
 }
 
+/// The page listing the providers, each link keeping `return_to` and `login_hint`.
+fn provider_choice<B: From<String>>(config: &LoginConfig, query: &str) -> Response<B> {
+    let kept: String = {
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if matches!(&*name, "return_to" | "login_hint" | "prompt") {
+                out.append_pair(&name, &value);
+            }
+        }
+        out.finish()
+    };
+    let links: Vec<ProviderLink> = config
+        .providers
+        .iter()
+        .map(|p| {
+            let mut href = format!("{}/{}", login_link(config), p.name);
+            if !kept.is_empty() {
+                href.push('?');
+                href.push_str(&kept);
+            }
+            ProviderLink {
+                name: p.name.clone(),
+                display_name: p.display_name.clone(),
+                href,
+            }
+        })
+        .collect();
+    let html = match &config.login_page {
+        Some(page) => page(&links),
+        None => login_page(&links),
+    };
+    let mut res = Response::new(B::from(html));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    super::pages::no_store(res.headers_mut());
+    res
+}
+
 /// Stores a new transaction and redirects to the provider.
 async fn start_login<B: Default + From<String>>(
     config: &LoginConfig,
+    provider: &LoginProvider,
     session: &Session,
     options: AuthorizeOptions,
 ) -> Response<B> {
-    let (url, tx) = match config.client.authorize(&options).await {
+    let (url, tx) = match provider.client.authorize(&options).await {
         Ok(started) => started,
         Err(e) => return flow_error_page(config, &e),
     };
-    let now = config.client.now();
+    let now = config.now();
     let mut txs: Vec<Transaction> = match session.get(TX_KEY).await {
         Ok(txs) => txs.unwrap_or_default(),
         Err(e) => {
@@ -330,7 +402,7 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
     };
     // Single use: consumed whatever the outcome.
     let tx = txs.remove(position);
-    let now = config.client.now();
+    let now = config.now();
     prune(
         &mut txs,
         now,
@@ -355,8 +427,19 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
     if tx.created_at().saturating_add(config.transaction_lifetime) <= now {
         return unbound("This sign-in took too long. Please start again.");
     }
+    // The provider the login was started at (RFC 9700 mix-up defence, CB-06): the code is
+    // redeemed only there, and only when the response came back to that provider's callback.
+    let Some(provider) = config.providers.iter().find(|p| {
+        p.client.provider().issuer() == tx.issuer() && p.client.redirect_uri() == tx.redirect_uri()
+    }) else {
+        return unbound("This sign-in was started with a provider that is no longer configured.");
+    };
+    if provider.callback_path != req.uri.path() {
+        return unbound("This sign-in response came back for another provider.");
+    }
+    let client = &provider.client;
 
-    let tokens = match config.client.complete(&tx, response).await {
+    let tokens = match client.complete(&tx, response).await {
         Ok(tokens) => tokens,
         Err(e) => return flow_error_page(config, &e),
     };
@@ -367,15 +450,13 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
         UserInfoPolicy::WhenMissing(names) => names.iter().any(|n| !claims.contains_key(n)),
     };
     if wants_userinfo {
-        let has_endpoint = config
-            .client
+        let has_endpoint = client
             .provider()
             .metadata()
             .await
             .is_ok_and(|m| m.userinfo_endpoint().is_some());
         if has_endpoint {
-            match config
-                .client
+            match client
                 .userinfo(tokens.access_token(), tokens.subject())
                 .await
             {
@@ -389,7 +470,7 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
         }
     }
 
-    let issuer = config.client.provider().issuer().to_owned();
+    let issuer = client.provider().issuer().to_owned();
     let local_user = match &config.hook {
         Some(hook) => {
             let info = LoginInfo {
@@ -406,7 +487,13 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
         }
         None => None,
     };
+    let sid = tokens
+        .id_claims()
+        .get("sid")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let state = LoginState {
+        provider: provider.name.clone(),
         issuer,
         tokens,
         claims,
@@ -424,7 +511,35 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
         tracing::error!(error = %e, "session store failed");
         return store_unavailable();
     }
-    tracing::info!(sub = state.tokens.subject(), "login");
+    // Saved now for its id, which back-channel logout finds by `sid` and `sub`.
+    let id = match session.save().await.map(|()| session.id()) {
+        Ok(Some(id)) => id.to_string(),
+        Ok(None) => {
+            tracing::error!("the session store gave the session no id");
+            return store_unavailable();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "session store failed");
+            return store_unavailable();
+        }
+    };
+    let registry = &config.store.registry;
+    let ttl = std::time::Duration::from_secs(config.absolute_timeout.unsigned_abs());
+    let mut indexed = registry
+        .add_member(&sub_set(&state.issuer, state.tokens.subject()), &id, ttl)
+        .await;
+    if let (Ok(()), Some(sid)) = (&indexed, &sid) {
+        indexed = registry
+            .add_member(&sid_set(&state.issuer, sid), &id, ttl)
+            .await;
+    }
+    if let Err(e) = indexed {
+        // Fail closed: a session that back-channel logout could not find must not exist.
+        tracing::error!(error = %e, "session registry failed");
+        let _ = session.flush().await;
+        return store_unavailable();
+    }
+    tracing::info!(sub = state.tokens.subject(), provider = %provider.name, "login");
     see_other(tx.return_to())
 }
 
@@ -441,7 +556,7 @@ async fn load_login(
     let Some(mut state) = stored else {
         return Ok(None);
     };
-    let now = config.client.now();
+    let now = config.now();
     let end = |reason: &'static str| async move {
         tracing::info!(reason, "session ended");
         session.flush().await.map_err(|e| {
@@ -449,9 +564,18 @@ async fn load_login(
         })?;
         Ok::<_, ()>(None)
     };
-    if state.issuer != config.client.provider().issuer() {
-        return end("issued by another provider").await;
+    let id = session.id().map(|id| id.to_string()).unwrap_or_default();
+    match config.store.registry.contains(&ended_key(&id)).await {
+        Ok(false) => {}
+        Ok(true) => return end("logged out").await,
+        Err(e) => {
+            tracing::error!(error = %e, "session registry failed");
+            return Err(());
+        }
     }
+    let Some(provider) = provider_of(config, &state) else {
+        return end("issued by a provider that is no longer configured").await;
+    };
     if now.saturating_sub(state.authenticated_at) >= config.absolute_timeout {
         return end("absolute timeout").await;
     }
@@ -459,7 +583,6 @@ async fn load_login(
         return end("idle timeout").await;
     }
     let mut changed = false;
-    let mut renewed = false;
     let refresh_due = state.tokens.refresh_token().is_some()
         && state
             .tokens
@@ -467,19 +590,27 @@ async fn load_login(
             .is_some_and(|exp| exp.saturating_sub(config.refresh_margin) <= now);
     let revalidation_due = now.saturating_sub(state.last_revalidated) >= config.revalidate_every;
     if refresh_due || revalidation_due {
-        match renew(config, session, &state).await {
+        match renew(config, provider, session, &id, &state).await {
             Ok(fresh) => {
+                // Saved by `renew` (before another instance could use the refresh token).
                 state = (*fresh).clone();
-                changed = true;
-                renewed = true;
             }
-            Err(e) if e.kind() == FlowErrorKind::Rejected => {
+            Err(RenewError::Flow(e)) if e.kind() == FlowErrorKind::Rejected => {
                 return end("the provider no longer accepts the grant").await;
             }
-            Err(e) => {
+            Err(RenewError::Flow(e)) => {
                 tracing::warn!(error = %e, "session revalidation failed; keeping the session");
                 state.last_revalidated = now;
                 changed = true;
+            }
+            Err(RenewError::Store(e)) => {
+                tracing::error!(error = %e, "session store failed during refresh");
+                return Err(());
+            }
+            Err(RenewError::Busy) => {
+                tracing::warn!(
+                    "another instance is still refreshing the session; keeping the current tokens"
+                );
             }
         }
     }
@@ -491,55 +622,192 @@ async fn load_login(
         session.insert(LOGIN_KEY, &state).await.map_err(|e| {
             tracing::error!(error = %e, "session store failed");
         })?;
-        if renewed {
-            // Store a rotated refresh token at once: tower-sessions does not save a session
-            // whose response is a server error, and the used token would be replayed later.
-            session.save().await.map_err(|e| {
-                tracing::error!(error = %e, "session store failed");
-            })?;
-        }
     }
     Ok(Some(Arc::new(state)))
 }
 
+/// The configured provider a stored login belongs to.
+fn provider_of<'a>(config: &'a LoginConfig, state: &LoginState) -> Option<&'a LoginProvider> {
+    let provider = if state.provider.is_empty() {
+        config
+            .providers
+            .iter()
+            .find(|p| p.client.provider().issuer() == state.issuer)
+    } else {
+        config.provider(&state.provider)
+    };
+    provider.filter(|p| p.client.provider().issuer() == state.issuer)
+}
+
+/// Why the tokens could not be renewed.
+#[derive(Debug, Clone)]
+enum RenewError {
+    /// The provider refused ([`FlowErrorKind::Rejected`]: the session ends) or failed.
+    Flow(FlowError),
+    /// The session store or registry failed.
+    Store(String),
+    /// Another instance held the refresh lock for too long.
+    Busy,
+}
+
+impl From<FlowError> for RenewError {
+    fn from(e: FlowError) -> Self {
+        Self::Flow(e)
+    }
+}
+
+/// How long a request waits for another instance's refresh of the same session.
+const REFRESH_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long a refresh lock lives if its holder dies.
+const REFRESH_LOCK_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The login state of session `id` as stored now (possibly written by another instance).
+async fn stored_state(config: &LoginConfig, id: &str) -> Result<Option<LoginState>, RenewError> {
+    let Ok(id) = id.parse::<tower_sessions::session::Id>() else {
+        return Ok(None);
+    };
+    let record = config
+        .store
+        .sessions
+        .load(&id)
+        .await
+        .map_err(|e| RenewError::Store(e.to_string()))?;
+    Ok(record
+        .and_then(|mut r| r.data.remove(LOGIN_KEY))
+        .and_then(|v| serde_json::from_value(v).ok()))
+}
+
+/// Takes over tokens another instance renewed: the session's record here must not write the
+/// spent refresh token back.
+async fn adopt(session: &Session, stored: LoginState) -> Result<Arc<LoginState>, RenewError> {
+    session
+        .insert(LOGIN_KEY, &stored)
+        .await
+        .map_err(|e| RenewError::Store(e.to_string()))?;
+    Ok(Arc::new(stored))
+}
+
 /// Refreshes the tokens (or checks UserInfo without a refresh token), once per session and
-/// grant even under concurrent requests.
+/// grant even under concurrent requests, and across instances sharing the store.
 async fn renew(
     config: &LoginConfig,
+    provider: &LoginProvider,
     session: &Session,
+    id: &str,
     state: &LoginState,
-) -> Result<Arc<LoginState>, FlowError> {
+) -> Result<Arc<LoginState>, RenewError> {
     // Keyed by the session and the access token being replaced: requests that saw the same
     // tokens share one refresh; the next refresh (a new access token) gets a new key even when
     // the provider does not rotate refresh tokens.
-    let key = format!(
-        "{}:{}",
-        session.id().map(|id| id.to_string()).unwrap_or_default(),
-        state.tokens.access_token().secret()
-    );
+    let key = format!("{id}:{}", state.tokens.access_token().secret());
     config
         .refreshes
         .try_get_with(key, async {
-            let client = &config.client;
-            let mut renewed = state.clone();
-            if state.tokens.refresh_token().is_some() {
-                renewed.tokens = client.refresh(&state.tokens).await?;
-                for (name, value) in renewed.tokens.id_claims() {
-                    if !matches!(value, Value::Null) {
-                        renewed.claims.insert(name.clone(), value.clone());
-                    }
-                }
-            } else {
+            if state.tokens.refresh_token().is_none() {
+                let client = &provider.client;
                 client
                     .userinfo(state.tokens.access_token(), state.tokens.subject())
                     .await?;
+                let mut renewed = state.clone();
+                renewed.last_revalidated = client.now();
+                return save_renewed(session, renewed).await;
             }
-            renewed.last_revalidated = client.now();
-            tracing::debug!(sub = renewed.tokens.subject(), "session renewed");
-            Ok(Arc::new(renewed))
+            refresh_once(config, provider, session, id, state).await
         })
         .await
-        .map_err(|e: Arc<FlowError>| Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone()))
+        .map_err(|e: Arc<RenewError>| Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone()))
+}
+
+/// The refresh grant under the session's lock in the registry: the instance that gets the
+/// lock first refreshes and stores the new tokens before releasing it; the others wait and
+/// take over what it stored. A refresh token is so never spent twice.
+async fn refresh_once(
+    config: &LoginConfig,
+    provider: &LoginProvider,
+    session: &Session,
+    id: &str,
+    state: &LoginState,
+) -> Result<Arc<LoginState>, RenewError> {
+    let registry = &config.store.registry;
+    let lock = refresh_lock_key(id);
+    let renewed_elsewhere = |stored: &LoginState| {
+        stored.tokens.access_token().secret() != state.tokens.access_token().secret()
+    };
+    let deadline = tokio::time::Instant::now() + REFRESH_WAIT;
+    loop {
+        let locked = registry
+            .insert(&lock, REFRESH_LOCK_TTL)
+            .await
+            .map_err(|e| RenewError::Store(e.to_string()))?;
+        if locked {
+            let result = async {
+                if let Some(stored) = stored_state(config, id).await?
+                    && renewed_elsewhere(&stored)
+                {
+                    return adopt(session, stored).await;
+                }
+                match refresh(provider, state).await {
+                    Ok(renewed) => save_renewed(session, renewed).await,
+                    Err(e) => {
+                        // The grant may have been used by an instance whose lock expired.
+                        if e.kind() == FlowErrorKind::Rejected
+                            && let Some(stored) = stored_state(config, id).await?
+                            && renewed_elsewhere(&stored)
+                        {
+                            return adopt(session, stored).await;
+                        }
+                        Err(e.into())
+                    }
+                }
+            }
+            .await;
+            if let Err(e) = registry.remove(&lock).await {
+                tracing::warn!(error = %e, "could not release the refresh lock; it expires by itself");
+            }
+            return result;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if let Some(stored) = stored_state(config, id).await?
+            && renewed_elsewhere(&stored)
+        {
+            return adopt(session, stored).await;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RenewError::Busy);
+        }
+    }
+}
+
+/// The refresh grant and the claims of a new ID token.
+async fn refresh(provider: &LoginProvider, state: &LoginState) -> Result<LoginState, FlowError> {
+    let client = &provider.client;
+    let mut renewed = state.clone();
+    renewed.tokens = client.refresh(&state.tokens).await?;
+    for (name, value) in renewed.tokens.id_claims() {
+        if !matches!(value, Value::Null) {
+            renewed.claims.insert(name.clone(), value.clone());
+        }
+    }
+    renewed.last_revalidated = client.now();
+    tracing::debug!(sub = renewed.tokens.subject(), "session renewed");
+    Ok(renewed)
+}
+
+/// Stores renewed tokens at once: tower-sessions does not save a session whose response is a
+/// server error, and another instance must see a rotated refresh token before it refreshes.
+async fn save_renewed(
+    session: &Session,
+    renewed: LoginState,
+) -> Result<Arc<LoginState>, RenewError> {
+    session
+        .insert(LOGIN_KEY, &renewed)
+        .await
+        .map_err(|e| RenewError::Store(e.to_string()))?;
+    session
+        .save()
+        .await
+        .map_err(|e| RenewError::Store(e.to_string()))?;
+    Ok(Arc::new(renewed))
 }
 
 /// `POST /auth/logout`: same-origin only (LO-02).
@@ -561,6 +829,21 @@ async fn logout<B: Default + From<String>>(config: &LoginConfig, req: &Parts) ->
         return missing_session_layer();
     };
     let state: Option<LoginState> = session.get(LOGIN_KEY).await.ok().flatten();
+    if state.is_some()
+        && let Some(id) = session.id()
+    {
+        // Ends the session on every instance, even one still holding its record.
+        let ttl = std::time::Duration::from_secs(config.absolute_timeout.unsigned_abs());
+        if let Err(e) = config
+            .store
+            .registry
+            .insert(&ended_key(&id.to_string()), ttl)
+            .await
+        {
+            tracing::error!(error = %e, "session registry failed");
+            return store_unavailable();
+        }
+    }
     if let Err(e) = session.flush().await {
         tracing::error!(error = %e, "session store failed");
         return store_unavailable();
@@ -569,7 +852,10 @@ async fn logout<B: Default + From<String>>(config: &LoginConfig, req: &Parts) ->
         return see_other(&config.post_logout_redirect_uri);
     };
     tracing::info!(sub = state.tokens.subject(), "logout");
-    match config
+    let Some(provider) = provider_of(config, &state) else {
+        return see_other(&config.post_logout_redirect_uri);
+    };
+    match provider
         .client
         .end_session_url(
             Some(state.tokens.id_token()),

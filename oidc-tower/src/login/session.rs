@@ -13,6 +13,10 @@ pub(crate) const LOGIN_KEY: &str = "oidc.login";
 /// The logged-in state, stored server-side.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct LoginState {
+    /// The name of the provider (empty in sessions stored before providers had names: the
+    /// provider is then found by issuer).
+    #[serde(default)]
+    pub(crate) provider: String,
     pub(crate) issuer: String,
     pub(crate) tokens: TokenSet,
     /// ID token claims merged with UserInfo claims (ID token wins for `iss`, `sub`, `aud`).
@@ -48,6 +52,7 @@ pub struct LoginSession {
 impl std::fmt::Debug for LoginSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoginSession")
+            .field("provider", &self.state.provider)
             .field("issuer", &self.state.issuer)
             .field("subject", &self.subject())
             .field("local_user", &self.state.local_user)
@@ -59,6 +64,12 @@ impl LoginSession {
     /// The issuer that authenticated the user.
     pub fn issuer(&self) -> &str {
         &self.state.issuer
+    }
+
+    /// The name of the provider that authenticated the user (see
+    /// [`LoginProvider`](super::LoginProvider); `"default"` with a single provider).
+    pub fn provider(&self) -> &str {
+        &self.state.provider
     }
 
     /// The user's subject at that issuer.
@@ -99,4 +110,30 @@ pub(crate) fn prune(txs: &mut Vec<Transaction>, now: i64, lifetime: i64, max: us
         let excess = txs.len() - max;
         txs.drain(..excess);
     }
+}
+
+/// Registry key: the session `id` was ended (by logout, possibly on another instance). A
+/// request still holding the session's old record finds it and cannot bring it back.
+pub(crate) fn ended_key(id: &str) -> String {
+    format!("oidc:ended:{id}")
+}
+
+/// Registry key: one instance at a time refreshes the tokens of session `id`.
+pub(crate) fn refresh_lock_key(id: &str) -> String {
+    format!("oidc:refresh:{id}")
+}
+
+/// Registry set: the sessions of provider session `sid` at `issuer`.
+pub(crate) fn sid_set(issuer: &str, sid: &str) -> String {
+    format!("oidc:sid:{issuer}:{sid}")
+}
+
+/// Registry set: the sessions of user `sub` at `issuer`.
+pub(crate) fn sub_set(issuer: &str, sub: &str) -> String {
+    format!("oidc:sub:{issuer}:{sub}")
+}
+
+/// Registry key: logout token `jti` of `issuer` was used.
+pub(crate) fn jti_key(issuer: &str, jti: &str) -> String {
+    format!("oidc:jti:{issuer}:{jti}")
 }
