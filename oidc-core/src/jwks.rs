@@ -650,6 +650,8 @@ impl JwksCache {
                 }
                 let fetched = Fetched { keys, ..fetched };
                 tracing::debug!(keys = fetched.keys.len(), ?interval, "jwks loaded");
+                #[cfg(feature = "metrics")]
+                metrics::counter!("oidc_jwks_fetches_total", "outcome" => "ok").increment(1);
                 st.all = Arc::from(fetched.keys);
                 st.loaded_at = Some(started);
                 st.fresh_until = Some(started + interval);
@@ -667,6 +669,8 @@ impl JwksCache {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "jwks fetch failed");
+                #[cfg(feature = "metrics")]
+                metrics::counter!("oidc_jwks_fetches_total", "outcome" => "error").increment(1);
                 st.backoff.failed(Instant::now());
                 st.last_error = Some(e.clone());
                 Err(e)

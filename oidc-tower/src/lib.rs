@@ -39,6 +39,22 @@
 //! - Rejection bodies are empty by default and never echo the token or internal errors;
 //!   rejections are logged under the `oidc::rejection` target (token problems at `debug`,
 //!   unavailable keys at `error`), without the token.
+//!
+//! # Metrics
+//!
+//! With the feature `metrics`, the layers report through the
+//! [`metrics`](https://docs.rs/metrics) facade (install any recorder, for example
+//! `metrics-exporter-prometheus`, and export it at `/metrics`):
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `oidc_requests_total` | counter | `outcome`: `authenticated`, `anonymous`, `redirected`, `rejected`; `reason` (for `rejected`: `missing_token`, `invalid_request`, `invalid_token`, `insufficient_scope`, `unavailable`, `missing_layer`, `login_required`, `unauthenticated`, `store_unavailable`; for `authenticated`: `bearer` or `session`) |
+//! | `oidc_request_duration_seconds` | histogram | `layer`: `bearer`, `login` |
+//! | `oidc_requests_in_flight` | gauge | `layer` |
+//! | `oidc_token_refreshes_total` | counter | `outcome`: `ok`, `adopted` (renewed by another instance), `refused`, `failed` |
+//! | `oidc_logins_total` | counter | `outcome`: `ok`, `refused`, `failed` |
+//! | `oidc_logouts_total` | counter | `kind`: `rp` (the user), `backchannel` (the provider) |
+//! | `oidc_jwks_fetches_total` | counter | `outcome`: `ok`, `error` (from oidc-core) |
 
 #[macro_use]
 mod macros;
@@ -47,6 +63,7 @@ pub mod bearer;
 mod error;
 mod future;
 pub mod login;
+mod metrics;
 pub mod require;
 mod response;
 

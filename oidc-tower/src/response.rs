@@ -68,6 +68,7 @@ impl<B: Default> OnRejection<B> for DefaultRejection {
 /// Logs a rejection: token problems at debug, missing keys and misconfiguration at error.
 pub(crate) fn log(error: &AuthError) {
     use crate::error::AuthErrorKind::*;
+    crate::metrics::rejected(error);
     match error.kind() {
         Unavailable => {
             tracing::error!(target: "oidc::rejection", cause = ?error.verify_error(), "{error}")

@@ -71,6 +71,7 @@ where
         let token = match bearer_token(req.headers(), req.uri().query()) {
             Ok(Some(token)) => token.to_owned(),
             Ok(None) if self.layer.allow_anonymous => {
+                crate::metrics::outcome("anonymous", "");
                 req.extensions_mut().insert(Anonymous::new(realm));
                 return ResponseFuture::new(self.inner.call(req));
             }
@@ -89,9 +90,12 @@ where
         // Keep the service that was driven to readiness; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let in_flight = crate::metrics::InFlight::new("bearer");
         ResponseFuture::new(async move {
+            let _in_flight = in_flight;
             match verifier.verify::<C>(&token).await {
                 Ok(claims) => {
+                    crate::metrics::outcome("authenticated", "bearer");
                     drop(token);
                     req.extensions_mut().insert(claims.identity().clone());
                     req.extensions_mut().insert(claims);

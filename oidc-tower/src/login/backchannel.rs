@@ -141,6 +141,7 @@ where
     };
     match end_sessions(config, &set).await {
         Ok(ended) => {
+            crate::metrics::event("oidc_logouts_total", "kind", "backchannel");
             tracing::info!(
                 provider = %provider.name(),
                 sessions = ended,

@@ -7,8 +7,10 @@
 //!
 //! | route | what it does |
 //! |---|---|
-//! | `GET /auth/login?return_to=/path` | starts a login: a new transaction in the session, 303 to the provider (`login_hint` and `prompt` pass through) |
+//! | `GET /auth/login?return_to=/path` | starts a login: a new transaction in the session, 303 to the provider (`login_hint` and `prompt` pass through); with several providers, a page listing them |
+//! | `GET /auth/login/{provider}` | starts a login at that provider (404 for an unknown name) |
 //! | `GET /auth/callback` (the client's redirect URI) | finishes it: see below |
+//! | `POST /auth/backchannel-logout` | OIDC Back-Channel Logout: the provider ends sessions by `sid` or `sub` (see below) |
 //! | `POST /auth/logout` | same-origin only (`Origin`, or `Sec-Fetch-Site: same-origin`; else 403; `GET` is 405): destroys the server-side session, clears the cookie, 303 to the provider's `end_session_endpoint` with `id_token_hint`, `client_id`, `post_logout_redirect_uri` and `state` (or to `post_logout_redirect_uri` when the provider has none) |
 //!
 //! On every other request it loads the session. A logged-in request reaches the service with
@@ -45,6 +47,39 @@
 //! without a refresh token); `invalid_grant` or a refused token ends it. When the provider
 //! cannot be reached the session is kept and revalidated later. A session store failure
 //! answers 503 (fail closed).
+//!
+//! # Several providers
+//!
+//! [`LoginLayer::with_providers`] takes any number of [`LoginProvider`]s, each a name, a
+//! display name and an [`OidcClient`](oidc_core::flow::OidcClient) (issuer or manual
+//! endpoints, credentials, scopes). `/auth/login` then lists them (replace the HTML with
+//! [`LoginLayer::with_login_page`]), keeping `return_to`, `login_hint` and `prompt` in each
+//! link, and an unauthenticated navigation is sent there. The transaction remembers the
+//! issuer and redirect URI it was started with: the code is redeemed only at that provider,
+//! and only when the response arrives at that provider's callback (RFC 9700 mix-up defence;
+//! give each provider its own redirect URI). [`LoginSession::provider`] and the `iss` claim
+//! say who authenticated the user.
+//!
+//! # Back-channel logout, and many instances
+//!
+//! At login the session is indexed by the ID token's `sid` and by `sub` in a
+//! [`SessionRegistry`]. A logout token (validated as the route table above) with `sid` ends the sessions of that provider
+//! session, one with only `sub` every session of that user at that issuer. Ended sessions are
+//! deleted from the store and marked in the registry, which every request checks, so that a
+//! request in flight cannot write an ended session back. Register
+//! `{app_url}/auth/backchannel-logout` as the client's `backchannel_logout_uri`.
+//!
+//! Instances of one app share sessions through a shared store
+//! ([`LoginLayer::with_shared_store`]; the Redis and PostgreSQL stores of [`store`] with the
+//! features `redis` and `postgres`). Through its registry one instance at a time refreshes a
+//! session's tokens: the others wait (up to 15 s) and take over the stored result, so a
+//! rotated refresh token is not spent twice. A refresh refused because another instance
+//! already used the grant is also resolved by taking over the stored tokens rather than
+//! ending the session. One narrow window remains: tower-sessions writes whole records, and a
+//! request records activity in the session (at most once a minute, written at once after
+//! loading it); when another instance stores refreshed tokens between that load and that
+//! write, the previous tokens are written back, the next refresh fails and the session ends
+//! (the user signs in again).
 //!
 //! # Example
 //!

@@ -80,7 +80,7 @@ impl Entries {
     /// Every 1 024 operations, drops what expired.
     fn sweep(&mut self, now: Instant) {
         self.ops = self.ops.wrapping_add(1);
-        if self.ops % 1024 == 0 {
+        if self.ops.is_multiple_of(1024) {
             self.keys.retain(|_, until| *until > now);
             self.sets.retain(|_, (until, _)| *until > now);
         }

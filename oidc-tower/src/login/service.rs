@@ -71,7 +71,11 @@ where
         let config = self.layer.config.clone();
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(handle(config, inner, req))
+        let in_flight = crate::metrics::InFlight::new("login");
+        ResponseFuture::new(async move {
+            let _in_flight = in_flight;
+            handle(config, inner, req).await
+        })
     }
 }
 
@@ -147,6 +151,7 @@ where
         };
         return match verifier.verify::<AdditionalClaims>(&token).await {
             Ok(claims) => {
+                crate::metrics::outcome("authenticated", "bearer");
                 req.extensions_mut().insert(claims.identity().clone());
                 req.extensions_mut().insert(claims);
                 inner.call(req).await
@@ -160,6 +165,7 @@ where
     };
     match load_login(&config, &session).await {
         Ok(Some(state)) => {
+            crate::metrics::outcome("authenticated", "session");
             let identity = state.identity();
             req.extensions_mut()
                 .insert(Claims::new(identity.clone(), state.claims.clone()));
@@ -168,6 +174,7 @@ where
             inner.call(req).await
         }
         Ok(None) if !config.require_login => {
+            crate::metrics::outcome("anonymous", "");
             req.extensions_mut().insert(Anonymous::with_login(
                 Arc::from(LOGIN_REALM),
                 Arc::from(format!("{}{}", config.base_path, config.login_path)),
@@ -180,6 +187,7 @@ where
             drop(body);
             match decision {
                 Unauthenticated::Redirect => {
+                    crate::metrics::outcome("redirected", "login");
                     let return_to = format!(
                         "{}{}",
                         config.base_path,
@@ -197,14 +205,20 @@ where
                     let options = AuthorizeOptions::new().with_return_to(return_to);
                     Ok(start_login(&config, config.first(), &session, options).await)
                 }
-                _ => Ok(status(StatusCode::UNAUTHORIZED)),
+                _ => {
+                    crate::metrics::outcome("rejected", "unauthenticated");
+                    Ok(status(StatusCode::UNAUTHORIZED))
+                }
             }
         }
-        Err(()) => Ok(error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The session store is unavailable. Please try again shortly.",
-            None,
-        )),
+        Err(()) => Ok({
+            crate::metrics::outcome("rejected", "store_unavailable");
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The session store is unavailable. Please try again shortly.",
+                None,
+            )
+        }),
     }
 }
 
@@ -368,6 +382,17 @@ fn flow_error_page<B: From<String>>(config: &LoginConfig, error: &FlowError) -> 
     }
 }
 
+/// A login that failed after the token request: counted, then the error page.
+fn login_failed<B: From<String>>(config: &LoginConfig, error: &FlowError) -> Response<B> {
+    let outcome = if error.kind() == FlowErrorKind::Rejected {
+        "refused"
+    } else {
+        "failed"
+    };
+    crate::metrics::event("oidc_logins_total", "outcome", outcome);
+    flow_error_page(config, error)
+}
+
 /// The redirect back from the provider.
 async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) -> Response<B> {
     if req.method != Method::GET {
@@ -441,7 +466,7 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
 
     let tokens = match client.complete(&tx, response).await {
         Ok(tokens) => tokens,
-        Err(e) => return flow_error_page(config, &e),
+        Err(e) => return login_failed(config, &e),
     };
     let mut claims = tokens.id_claims().clone();
     let wants_userinfo = match &config.userinfo {
@@ -465,7 +490,7 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
                         claims.entry(name).or_insert(value);
                     }
                 }
-                Err(e) => return flow_error_page(config, &e),
+                Err(e) => return login_failed(config, &e),
             }
         }
     }
@@ -480,6 +505,7 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
             match hook.on_login(info).await {
                 Ok(local) => local,
                 Err(refused) => {
+                    crate::metrics::event("oidc_logins_total", "outcome", "refused");
                     tracing::info!(target: "oidc::rejection", %refused, "login hook refused the user");
                     return error_page(StatusCode::FORBIDDEN, refused.message(), None);
                 }
@@ -539,6 +565,7 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
         let _ = session.flush().await;
         return store_unavailable();
     }
+    crate::metrics::event("oidc_logins_total", "outcome", "ok");
     tracing::info!(sub = state.tokens.subject(), provider = %provider.name, "login");
     see_other(tx.return_to())
 }
@@ -596,9 +623,11 @@ async fn load_login(
                 state = (*fresh).clone();
             }
             Err(RenewError::Flow(e)) if e.kind() == FlowErrorKind::Rejected => {
+                crate::metrics::event("oidc_token_refreshes_total", "outcome", "refused");
                 return end("the provider no longer accepts the grant").await;
             }
             Err(RenewError::Flow(e)) => {
+                crate::metrics::event("oidc_token_refreshes_total", "outcome", "failed");
                 tracing::warn!(error = %e, "session revalidation failed; keeping the session");
                 state.last_revalidated = now;
                 changed = true;
@@ -620,6 +649,12 @@ async fn load_login(
     }
     if changed {
         session.insert(LOGIN_KEY, &state).await.map_err(|e| {
+            tracing::error!(error = %e, "session store failed");
+        })?;
+        // Written now rather than after the response: the record was read a moment ago, and
+        // the sooner it is written the smaller the window in which another instance's refresh
+        // could be overwritten with the tokens read here.
+        session.save().await.map_err(|e| {
             tracing::error!(error = %e, "session store failed");
         })?;
     }
@@ -680,6 +715,7 @@ async fn stored_state(config: &LoginConfig, id: &str) -> Result<Option<LoginStat
 /// Takes over tokens another instance renewed: the session's record here must not write the
 /// spent refresh token back.
 async fn adopt(session: &Session, stored: LoginState) -> Result<Arc<LoginState>, RenewError> {
+    crate::metrics::event("oidc_token_refreshes_total", "outcome", "adopted");
     session
         .insert(LOGIN_KEY, &stored)
         .await
@@ -747,7 +783,10 @@ async fn refresh_once(
                     return adopt(session, stored).await;
                 }
                 match refresh(provider, state).await {
-                    Ok(renewed) => save_renewed(session, renewed).await,
+                    Ok(renewed) => {
+                        crate::metrics::event("oidc_token_refreshes_total", "outcome", "ok");
+                        save_renewed(session, renewed).await
+                    }
                     Err(e) => {
                         // The grant may have been used by an instance whose lock expired.
                         if e.kind() == FlowErrorKind::Rejected
@@ -851,6 +890,7 @@ async fn logout<B: Default + From<String>>(config: &LoginConfig, req: &Parts) ->
     let Some(state) = state else {
         return see_other(&config.post_logout_redirect_uri);
     };
+    crate::metrics::event("oidc_logouts_total", "kind", "rp");
     tracing::info!(sub = state.tokens.subject(), "logout");
     let Some(provider) = provider_of(config, &state) else {
         return see_other(&config.post_logout_redirect_uri);

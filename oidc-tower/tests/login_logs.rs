@@ -1,0 +1,137 @@
+//! No token, code or secret in the logs of a whole login: every event of every target is
+//! captured at TRACE level during a login, requests, a refresh and a logout, and searched for
+//! each secret the test saw.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod login_common;
+
+use std::io::Write;
+use std::str::FromStr as _;
+use std::sync::{Arc, Mutex};
+
+use login_common::{App, Builder, SECRET, param};
+use serde_json::Value;
+use tower_sessions::SessionStore as _;
+use tower_sessions::session::Id;
+
+/// A `MakeWriter` appending to a shared buffer.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Every string of at least 12 characters in a JSON value.
+fn long_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) if s.len() >= 12 => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| long_strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| long_strings(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn no_token_code_or_secret_in_the_logs_of_a_full_login() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // Short-lived access tokens, so that a request after the login refreshes them.
+    let app: App = Builder::new()
+        .layer(|l| l.with_refresh_margin(std::time::Duration::from_secs(3600)))
+        .start()
+        .await;
+    let (mut jar, callback) = app.until_callback(Some("/me")).await;
+    let code = param(&callback, "code").unwrap();
+    let state = param(&callback, "state").unwrap();
+    let res = app.callback(&callback, &mut jar).await;
+    assert_eq!(res.status, 303, "{}", res.body);
+
+    let id = Id::from_str(jar.session().unwrap()).unwrap();
+    let before = app.store.load(&id).await.unwrap().unwrap();
+    let mut secrets = vec![code, state, SECRET.to_owned()];
+    for value in before.data.values() {
+        long_strings(value, &mut secrets);
+    }
+    // The refresh margin makes this request refresh the tokens.
+    app.assert_logged_in(&jar).await;
+    assert!(app.token_request_count() >= 2, "a refresh happened");
+    let after = app.store.load(&id).await.unwrap().unwrap();
+    for value in after.data.values() {
+        long_strings(value, &mut secrets);
+    }
+    let logout = app
+        .send(
+            app.http
+                .post(format!("{}/auth/logout", app.url))
+                .header("origin", app.url.clone()),
+            &mut jar,
+        )
+        .await;
+    assert_eq!(logout.status, 303);
+    app.assert_not_logged_in(&jar).await;
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("login"), "the capture works: {logs}");
+    assert!(logs.contains("logout"), "the capture works: {logs}");
+    // The tokens themselves are among the secrets (not only their claims).
+    assert!(
+        secrets
+            .iter()
+            .any(|s| s.matches('.').count() == 2 && s.len() > 100),
+        "a JWT was collected: {secrets:?}"
+    );
+    let names = ["sub", "email", "iss", "aud"];
+    for secret in &secrets {
+        // Claims such as the issuer URL or the subject may be logged; tokens and their
+        // parts, codes and secrets may not.
+        let is_claim_value = after
+            .data
+            .values()
+            .filter_map(|v| v.get("claims"))
+            .any(|claims| {
+                names
+                    .iter()
+                    .any(|n| claims.get(n) == Some(&Value::String(secret.clone())))
+            });
+        if is_claim_value || secret.starts_with("http") {
+            continue;
+        }
+        assert!(
+            !logs.contains(secret.as_str()),
+            "the logs contain a secret ({} chars, starting {:?})",
+            secret.len(),
+            &secret[..4]
+        );
+        for part in secret.split('.').filter(|p| p.len() >= 16) {
+            assert!(!logs.contains(part), "the logs contain part of a token");
+        }
+    }
+}
