@@ -174,6 +174,7 @@ async fn end_sessions(config: &LoginConfig, set: &str) -> Result<usize, String> 
                 .insert(&ended_key(id), ttl)
                 .await
                 .map_err(|e| e.to_string())?;
+            config.logins.invalidate(id);
             if let Ok(parsed) = id.parse::<tower_sessions::session::Id>() {
                 config
                     .store

@@ -53,6 +53,9 @@ pub(crate) struct LoginConfig {
     pub(crate) revalidate_every: i64,
     pub(crate) userinfo: UserInfoPolicy,
     pub(crate) refreshes: moka::future::Cache<String, Arc<super::session::LoginState>>,
+    /// Recent logins by session id, so that a request of a session that needs no change
+    /// neither reads nor decodes the session record (see `current_login`).
+    pub(crate) logins: moka::sync::Cache<String, Arc<super::session::LoggedIn>>,
     pub(crate) store: LoginStore,
 }
 
@@ -81,6 +84,9 @@ impl std::fmt::Debug for LoginLayer {
             .finish_non_exhaustive()
     }
 }
+
+/// How long a login stays in the layer's cache without the session record being read.
+pub(crate) const LOGIN_CACHE_TTL: Duration = Duration::from_secs(30);
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
@@ -160,6 +166,10 @@ impl LoginLayer {
                 refreshes: moka::future::Cache::builder()
                     .max_capacity(10_000)
                     .time_to_live(Duration::from_secs(10))
+                    .build(),
+                logins: moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(LOGIN_CACHE_TTL)
                     .build(),
                 store: LoginStore {
                     sessions: Arc::new(MemoryStore::default()),

@@ -3,9 +3,9 @@ use std::task::{Context, Poll};
 
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use oidc_core::AdditionalClaims;
 use oidc_core::error::{FlowError, FlowErrorKind};
 use oidc_core::flow::{AuthorizationResponse, AuthorizeOptions, Transaction};
-use oidc_core::{AdditionalClaims, Claims};
 use serde_json::Value;
 use tower_service::Service;
 use tower_sessions::Session;
@@ -16,8 +16,8 @@ use super::pages::{error_page, login_page, see_other, status};
 use super::policy::Unauthenticated;
 use super::providers::{LoginProvider, ProviderLink};
 use super::session::{
-    LOGIN_KEY, LoginSession, LoginState, TX_KEY, ended_key, prune, refresh_lock_key, sid_set,
-    sub_set,
+    LOGIN_KEY, LoggedIn, LoginSession, LoginState, TX_KEY, ended_key, prune, refresh_lock_key,
+    sid_set, sub_set,
 };
 use crate::bearer::bearer_token;
 use crate::error::{Anonymous, AuthError, AuthErrorKind};
@@ -163,14 +163,14 @@ where
     let Some(session) = req.extensions().get::<Session>().cloned() else {
         return Ok(missing_session_layer());
     };
-    match load_login(&config, &session).await {
-        Ok(Some(state)) => {
+    match current_login(&config, &session).await {
+        Ok(Some(login)) => {
             crate::metrics::outcome("authenticated", "session");
-            let identity = state.identity();
-            req.extensions_mut()
-                .insert(Claims::new(identity.clone(), state.claims.clone()));
-            req.extensions_mut().insert(identity);
-            req.extensions_mut().insert(LoginSession { state });
+            req.extensions_mut().insert(login.claims.clone());
+            req.extensions_mut().insert(login.identity.clone());
+            req.extensions_mut().insert(LoginSession {
+                state: login.state.clone(),
+            });
             inner.call(req).await
         }
         Ok(None) if !config.require_login => {
@@ -570,6 +570,63 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
     see_other(tx.return_to())
 }
 
+/// The logged-in state of the request's session.
+///
+/// A session seen in the last 30 s that needs nothing now (no timeout, refresh, revalidation
+/// or activity record due) is taken from the layer's cache without reading its record; it is
+/// still checked against the registry's ended sessions on every request, so a logout on any
+/// instance takes effect at once. Everything else goes through [`load_login`].
+async fn current_login(
+    config: &LoginConfig,
+    session: &Session,
+) -> Result<Option<Arc<LoggedIn>>, ()> {
+    let key = session.id().map(|id| id.to_string());
+    if let Some(key) = &key
+        && let Some(hit) = config.logins.get(key)
+        && !needs_work(config, &hit.state, config.now())
+    {
+        match config.store.registry.contains(&ended_key(key)).await {
+            Ok(false) => return Ok(Some(hit)),
+            Ok(true) => config.logins.invalidate(key),
+            Err(e) => {
+                tracing::error!(error = %e, "session registry failed");
+                return Err(());
+            }
+        }
+    }
+    let state = load_login(config, session).await?;
+    // The id again: loading may have ended the session.
+    let key = session.id().map(|id| id.to_string()).or(key);
+    Ok(match state {
+        Some(state) => {
+            let login = Arc::new(LoggedIn::new(state));
+            if let Some(key) = key {
+                config.logins.insert(key, login.clone());
+            }
+            Some(login)
+        }
+        None => {
+            if let Some(key) = key {
+                config.logins.invalidate(&key);
+            }
+            None
+        }
+    })
+}
+
+/// Whether a request must load the session: a timeout, a refresh, a revalidation or an
+/// activity record is due.
+fn needs_work(config: &LoginConfig, state: &LoginState, now: i64) -> bool {
+    now.saturating_sub(state.authenticated_at) >= config.absolute_timeout
+        || now.saturating_sub(state.last_seen) >= 60.min(config.idle_timeout)
+        || now.saturating_sub(state.last_revalidated) >= config.revalidate_every
+        || (state.tokens.refresh_token().is_some()
+            && state
+                .tokens
+                .expires_at()
+                .is_some_and(|exp| exp.saturating_sub(config.refresh_margin) <= now))
+}
+
 /// Loads the logged-in state, enforcing timeouts, refreshing and revalidating.
 ///
 /// `Ok(None)`: not logged in (or the session just ended). `Err(())`: the store failed.
@@ -882,6 +939,9 @@ async fn logout<B: Default + From<String>>(config: &LoginConfig, req: &Parts) ->
             tracing::error!(error = %e, "session registry failed");
             return store_unavailable();
         }
+    }
+    if let Some(id) = session.id() {
+        config.logins.invalidate(&id.to_string());
     }
     if let Err(e) = session.flush().await {
         tracing::error!(error = %e, "session store failed");

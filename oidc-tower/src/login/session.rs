@@ -1,7 +1,9 @@
 //! What the login layer keeps in the server-side session.
 
 use oidc_core::flow::{Secret, TokenSet, Transaction};
-use oidc_core::{AdditionalClaims, Identity};
+use std::sync::Arc;
+
+use oidc_core::{AdditionalClaims, Claims, Identity};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -39,6 +41,26 @@ impl LoginState {
     }
 }
 
+/// A logged-in state with what handlers get, built once and kept in the layer's cache of
+/// recent logins (see `Login::current_login`).
+pub(crate) struct LoggedIn {
+    pub(crate) state: Arc<LoginState>,
+    pub(crate) identity: Identity,
+    pub(crate) claims: Claims<AdditionalClaims>,
+}
+
+impl LoggedIn {
+    pub(crate) fn new(state: Arc<LoginState>) -> Self {
+        let identity = state.identity();
+        let claims = Claims::new(identity.clone(), state.claims.clone());
+        Self {
+            state,
+            identity,
+            claims,
+        }
+    }
+}
+
 /// The logged-in user of a browser session, in the request extensions of every request the
 /// login layer lets through with a session.
 ///
@@ -46,7 +68,7 @@ impl LoginState {
 /// fresh access token for calling APIs on the user's behalf.
 #[derive(Clone)]
 pub struct LoginSession {
-    pub(crate) state: std::sync::Arc<LoginState>,
+    pub(crate) state: Arc<LoginState>,
 }
 
 impl std::fmt::Debug for LoginSession {
