@@ -37,6 +37,50 @@
 //! own (not a client id), or turn on [`AccessTokenVerifier::require_at_jwt`] when the
 //! provider issues RFC 9068 tokens.
 //!
+//! # Several issuers
+//!
+//! An API that accepts tokens of several providers (one realm per tenant, a company provider
+//! next to a partner's) combines one verifier per issuer with [`AccessTokenVerifier::any_of`].
+//! Each keeps its own provider, audiences, algorithms and other settings:
+//!
+//! ```
+//! use oidc_core::{AccessTokenVerifier, Provider};
+//!
+//! let acme = Provider::builder("https://id.example.com/realms/acme").build()?;
+//! let globex = Provider::builder("https://login.example.net/globex").build()?;
+//! let verifier = AccessTokenVerifier::any_of([
+//!     AccessTokenVerifier::new(acme, "https://api.example.com"),
+//!     AccessTokenVerifier::new(globex, "api://orders").require_at_jwt(true),
+//! ])?;
+//! assert_eq!(verifier.providers().count(), 2);
+//! # Ok::<_, oidc_core::error::ConfigError>(())
+//! ```
+//!
+//! - The token's `iss` is read, unverified, after the size cap (the largest of the
+//!   verifiers' caps) and the split into segments, and only to choose a verifier: the one whose
+//!   issuer is exactly that string (no case folding, no trailing-slash or prefix matching).
+//!   Nothing else of the unverified token is used. A payload with `iss` twice, or that is not a
+//!   JSON object, is refused as [`VerifyError::InvalidPayload`].
+//! - A token whose `iss` names no configured issuer is refused as [`VerifyError::InvalidIssuer`]
+//!   (`MissingClaim("iss")` without `iss`), like a wrong issuer with a single verifier, and
+//!   without any request to any provider: a token never makes the service contact an issuer
+//!   that is not configured.
+//! - The chosen verifier then makes every check of [What is checked](#what-is-checked),
+//!   `iss` included, with its own keys: a token that names issuer A but is signed with B's key
+//!   is refused.
+//! - Each verifier keeps its own [token cache](#token-cache); an entry is only ever answered
+//!   by the verifier that validated it.
+//! - Handlers tell the issuers apart by [`Identity::issuer`](crate::Identity::issuer) (also
+//!   reachable through [`Claims`]), which is the chosen verifier's issuer. Subjects are unique
+//!   per issuer only: key users by (`iss`, `sub`), never by `sub` alone.
+//! - [`AccessTokenVerifier::readiness`] and [`AccessTokenVerifier::warm_up`] cover every
+//!   issuer; builder methods called on the combined verifier change every verifier in it.
+//! - Two verifiers for the same issuer are a configuration error (give one verifier several
+//!   audiences with [`AccessTokenVerifier::add_audience`] instead).
+//!
+//! With a single issuer nothing of this runs: [`AccessTokenVerifier::any_of`] of one verifier
+//! is that verifier.
+//!
 //! # Token cache
 //!
 //! A token that passed every check above is remembered, keyed by the SHA-256 of the whole
@@ -60,6 +104,7 @@
 //! - The application's claim type is deserialized on every hit, from the cached payload.
 
 mod cache;
+mod issuers;
 pub(crate) mod jws;
 pub(crate) mod token;
 
@@ -71,10 +116,11 @@ use serde_json::{Map, Value};
 
 use crate::algorithm::Algorithm;
 use crate::claims::{Claims, Identity, RoleSources};
-use crate::error::{ConfigError, VerifyError};
+use crate::error::{ConfigError, JwksError, VerifyError};
 use crate::jwks::VerifyingKey;
-use crate::provider::Provider;
+use crate::provider::{Provider, Readiness};
 
+use self::issuers::Issuers;
 use self::token::TokenType;
 
 /// A source of the current time, for tests with a fixed clock.
@@ -88,7 +134,8 @@ pub(crate) fn unix_now(clock: Option<&Clock>) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Verifies access tokens issued by one provider for this API.
+/// Verifies access tokens issued for this API by one provider, or by one of several
+/// ([`AccessTokenVerifier::any_of`]).
 ///
 /// Cheap to clone. The verifier is its own builder: every `with_*`, `add_*` and `require_*`
 /// method returns the changed verifier. See the [module docs](crate::verify) for the checks.
@@ -108,9 +155,18 @@ pub(crate) fn unix_now(clock: Option<&Clock>) -> i64 {
 /// ```
 #[derive(Clone)]
 pub struct AccessTokenVerifier {
-    inner: Arc<Config>,
+    kind: Kind,
 }
 
+#[derive(Clone)]
+enum Kind {
+    /// One issuer: the common case, verified without any selection step.
+    One(Arc<Config>),
+    /// Several issuers, one of which the token's exact `iss` chooses.
+    AnyOf(Arc<Issuers>),
+}
+
+/// The settings for one issuer, and the token cache filled under them.
 #[derive(Clone)]
 struct Config {
     provider: Provider,
@@ -125,20 +181,39 @@ struct Config {
     cache: cache::Slot,
 }
 
-impl std::fmt::Debug for AccessTokenVerifier {
+impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let c = &self.inner;
         f.debug_struct("AccessTokenVerifier")
-            .field("issuer", &c.provider.issuer())
-            .field("audiences", &c.audiences)
-            .field("algorithms", &c.algorithms)
-            .field("leeway", &c.leeway)
-            .field("max_token_size", &c.max_token_size)
-            .field("require_at_jwt", &c.require_at_jwt)
-            .field("require_iat", &c.require_iat)
-            .field("token_cache", &c.cache.settings())
+            .field("issuer", &self.provider.issuer())
+            .field("audiences", &self.audiences)
+            .field("algorithms", &self.algorithms)
+            .field("leeway", &self.leeway)
+            .field("max_token_size", &self.max_token_size)
+            .field("require_at_jwt", &self.require_at_jwt)
+            .field("require_iat", &self.require_iat)
+            .field("token_cache", &self.cache.settings())
             .finish_non_exhaustive()
     }
+}
+
+impl std::fmt::Debug for AccessTokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            Kind::One(config) => config.fmt(f),
+            Kind::AnyOf(set) => f
+                .debug_struct("AccessTokenVerifier")
+                .field("any_of", &set.configs().collect::<Vec<_>>())
+                .finish(),
+        }
+    }
+}
+
+/// `config`, to change: its token cache starts again empty, as its entries were checked under
+/// the old rules. A configuration shared with other handles is copied first.
+fn fresh(config: &mut Arc<Config>) -> &mut Config {
+    let config = Arc::make_mut(config);
+    config.cache = cache::Slot::new(config.cache.settings());
+    config
 }
 
 impl AccessTokenVerifier {
@@ -149,7 +224,7 @@ impl AccessTokenVerifier {
     /// 5 minutes.
     pub fn new(provider: Provider, audience: impl Into<String>) -> Self {
         Self {
-            inner: Arc::new(Config {
+            kind: Kind::One(Arc::new(Config {
                 provider,
                 audiences: vec![audience.into()],
                 algorithms: vec![Algorithm::RS256, Algorithm::ES256],
@@ -160,22 +235,95 @@ impl AccessTokenVerifier {
                 roles: RoleSources::default(),
                 clock: None,
                 cache: cache::Slot::new(Some(cache::Settings::default())),
-            }),
+            })),
         }
     }
 
-    /// The configuration, to change: the token cache starts again empty, as its entries were
-    /// checked under the old rules.
-    fn config(&mut self) -> &mut Config {
-        let config = Arc::make_mut(&mut self.inner);
-        config.cache = cache::Slot::new(config.cache.settings());
-        config
+    /// A verifier for tokens of several issuers: each token is verified by the one of
+    /// `verifiers` whose provider's issuer is exactly the token's `iss`, with that verifier's
+    /// settings (audiences, algorithms, leeway…) and token cache. See
+    /// [Several issuers](crate::verify#several-issuers).
+    ///
+    /// Verifiers that are themselves combinations are taken apart: their issuers join the
+    /// list. A single verifier is returned as it is.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ConfigError::InvalidUrl`] (with the issuer as `url`) when two verifiers have
+    /// the same issuer, and [`ConfigError::InvalidIssuer`] when `verifiers` is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oidc_core::{AccessTokenVerifier, Provider};
+    ///
+    /// let staff = Provider::builder("https://id.example.com/realms/staff").build()?;
+    /// let partners = Provider::builder("https://id.example.com/realms/partners").build()?;
+    /// let verifier = AccessTokenVerifier::any_of([
+    ///     AccessTokenVerifier::new(staff, "https://api.example.com"),
+    ///     AccessTokenVerifier::new(partners, "https://api.example.com"),
+    /// ])?;
+    /// let issuers: Vec<&str> = verifier.providers().map(|p| p.issuer()).collect();
+    /// assert_eq!(issuers.len(), 2);
+    ///
+    /// // The same issuer twice is refused.
+    /// let again = Provider::builder("https://id.example.com/realms/staff").build()?;
+    /// assert!(AccessTokenVerifier::any_of([
+    ///     verifier.clone(),
+    ///     AccessTokenVerifier::new(again, "api://other"),
+    /// ])
+    /// .is_err());
+    /// # Ok::<_, oidc_core::error::ConfigError>(())
+    /// ```
+    pub fn any_of(
+        verifiers: impl IntoIterator<Item = AccessTokenVerifier>,
+    ) -> Result<Self, ConfigError> {
+        let mut configs: Vec<Arc<Config>> = Vec::new();
+        for verifier in verifiers {
+            match verifier.kind {
+                Kind::One(config) => configs.push(config),
+                Kind::AnyOf(set) => configs.extend(set.configs().cloned()),
+            }
+        }
+        let mut configs = configs.into_iter();
+        let Some(first) = configs.next() else {
+            return Err(issuers::no_issuer());
+        };
+        let others: Vec<Arc<Config>> = configs.collect();
+        if others.is_empty() {
+            return Ok(Self {
+                kind: Kind::One(first),
+            });
+        }
+        Ok(Self {
+            kind: Kind::AnyOf(Arc::new(Issuers::new(first, others)?)),
+        })
+    }
+
+    /// Applies `change` to the configuration of every issuer (each copied if shared, with a
+    /// new, empty token cache).
+    fn update(mut self, mut change: impl FnMut(&mut Config)) -> Self {
+        match &mut self.kind {
+            Kind::One(config) => change(fresh(config)),
+            Kind::AnyOf(set) => Arc::make_mut(set).update(|config| change(fresh(config))),
+        }
+        self
+    }
+
+    /// The configuration of each issuer, in the order given to [`AccessTokenVerifier::any_of`].
+    fn configs(&self) -> impl Iterator<Item = &Arc<Config>> {
+        let (first, others): (&Arc<Config>, &[Arc<Config>]) = match &self.kind {
+            Kind::One(config) => (config, &[]),
+            Kind::AnyOf(set) => (set.first(), set.others()),
+        };
+        std::iter::once(first).chain(others)
     }
 
     /// Sizes the validated-token cache: at most `max_tokens` tokens, each kept at most
     /// `max_age` (and never past its `exp`). The default values are 10 000 tokens and
     /// 5 minutes. `0` for either turns the cache off. See the
-    /// [module docs](crate::verify#token-cache).
+    /// [module docs](crate::verify#token-cache). For several issuers, each gets a cache of
+    /// this size.
     ///
     /// # Security
     ///
@@ -186,27 +334,26 @@ impl AccessTokenVerifier {
     /// checks cannot change for the same token bytes under the same configuration. The cache
     /// is in memory and keyed by SHA-256, so it holds no token in clear.
     #[must_use]
-    pub fn with_token_cache(mut self, max_tokens: u64, max_age: Duration) -> Self {
-        self.config().cache = cache::Slot::new(Some(cache::Settings {
+    pub fn with_token_cache(self, max_tokens: u64, max_age: Duration) -> Self {
+        let settings = cache::Settings {
             capacity: max_tokens,
             max_age,
-        }));
-        self
+        };
+        self.update(|c| c.cache = cache::Slot::new(Some(settings)))
     }
 
     /// Turns the validated-token cache off: every token is verified in full, signature
     /// included, on every request. See the [module docs](crate::verify#token-cache).
     #[must_use]
-    pub fn without_token_cache(mut self) -> Self {
-        self.config().cache = cache::Slot::new(None);
-        self
+    pub fn without_token_cache(self) -> Self {
+        self.update(|c| c.cache = cache::Slot::new(None))
     }
 
-    /// Accepts tokens for another audience too.
+    /// Accepts tokens for another audience too (for several issuers: from every issuer).
     #[must_use]
-    pub fn add_audience(mut self, audience: impl Into<String>) -> Self {
-        self.config().audiences.push(audience.into());
-        self
+    pub fn add_audience(self, audience: impl Into<String>) -> Self {
+        let audience = audience.into();
+        self.update(|c| c.audiences.push(audience.clone()))
     }
 
     /// Replaces the allowed algorithms. The default value is `[RS256, ES256]`.
@@ -215,7 +362,7 @@ impl AccessTokenVerifier {
     ///
     /// Returns [`ConfigError::InvalidAlgorithms`] for an empty list.
     pub fn with_algorithms(
-        mut self,
+        self,
         algorithms: impl IntoIterator<Item = Algorithm>,
     ) -> Result<Self, ConfigError> {
         let mut list: Vec<Algorithm> = Vec::new();
@@ -227,8 +374,7 @@ impl AccessTokenVerifier {
         if list.is_empty() {
             return Err(ConfigError::InvalidAlgorithms("the list is empty"));
         }
-        self.config().algorithms = list;
-        Ok(self)
+        Ok(self.update(|c| c.algorithms.clone_from(&list)))
     }
 
     /// Sets the clock skew tolerated for `exp`, `nbf` and `iat`. The default value is 60 s.
@@ -237,39 +383,36 @@ impl AccessTokenVerifier {
     ///
     /// A large leeway keeps expired tokens working for that long.
     #[must_use]
-    pub fn with_leeway(mut self, leeway: Duration) -> Self {
-        self.config().leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
-        self
+    pub fn with_leeway(self, leeway: Duration) -> Self {
+        let leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+        self.update(|c| c.leeway = leeway)
     }
 
     /// Sets the largest token accepted, in bytes. The default value is 16 KiB.
     #[must_use]
-    pub fn with_max_token_size(mut self, bytes: usize) -> Self {
-        self.config().max_token_size = bytes;
-        self
+    pub fn with_max_token_size(self, bytes: usize) -> Self {
+        self.update(|c| c.max_token_size = bytes)
     }
 
     /// Requires the RFC 9068 header `typ: at+jwt`. The default value is `false`, because
     /// Keycloak, Entra ID and Auth0 send `typ: JWT`.
     #[must_use]
-    pub fn require_at_jwt(mut self, strict: bool) -> Self {
-        self.config().require_at_jwt = strict;
-        self
+    pub fn require_at_jwt(self, strict: bool) -> Self {
+        self.update(|c| c.require_at_jwt = strict)
     }
 
     /// Requires the `iat` claim (RFC 9068 §2.2). The default value is `true`.
     #[must_use]
-    pub fn require_iat(mut self, required: bool) -> Self {
-        self.config().require_iat = required;
-        self
+    pub fn require_iat(self, required: bool) -> Self {
+        self.update(|c| c.require_iat = required)
     }
 
     /// Names the client whose Keycloak `resource_access.<client>.roles` count as roles.
     /// By default no client roles are read.
     #[must_use]
-    pub fn with_client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.config().roles.client_id = Some(client_id.into());
-        self
+    pub fn with_client_id(self, client_id: impl Into<String>) -> Self {
+        let client_id = client_id.into();
+        self.update(|c| c.roles.client_id = Some(client_id.clone()))
     }
 
     /// Reads roles from another claim too, given as a dot-separated path to a string or an
@@ -278,60 +421,113 @@ impl AccessTokenVerifier {
     /// # Errors
     ///
     /// Returns [`ConfigError::InvalidClaimPath`] for an empty path or an empty segment.
-    pub fn add_roles_claim(mut self, path: &str) -> Result<Self, ConfigError> {
+    pub fn add_roles_claim(self, path: &str) -> Result<Self, ConfigError> {
         let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
         if segments.iter().any(String::is_empty) {
             return Err(ConfigError::InvalidClaimPath(path.to_owned()));
         }
-        self.config().roles.paths.push(segments);
-        Ok(self)
+        Ok(self.update(|c| c.roles.paths.push(segments.clone())))
     }
 
     /// Replaces the clock used for `exp`, `nbf` and `iat`. The default is the system clock.
     #[must_use]
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.config().clock = Some(clock);
-        self
+    pub fn with_clock(self, clock: Clock) -> Self {
+        self.update(|c| c.clock = Some(clock.clone()))
     }
 
-    /// The provider whose tokens this verifier accepts.
+    /// The provider whose tokens this verifier accepts; for several issuers, the first one
+    /// given to [`AccessTokenVerifier::any_of`] (see [`AccessTokenVerifier::providers`]).
     pub fn provider(&self) -> &Provider {
-        &self.inner.provider
+        match &self.kind {
+            Kind::One(config) => &config.provider,
+            Kind::AnyOf(set) => &set.first().provider,
+        }
     }
 
-    /// Whether verification fails on tokens without `typ: at+jwt`.
+    /// The providers whose tokens this verifier accepts, in the order given to
+    /// [`AccessTokenVerifier::any_of`]: one, unless it was built from several.
+    pub fn providers(&self) -> impl Iterator<Item = &Provider> {
+        self.configs().map(|c| &c.provider)
+    }
+
+    /// What the providers have loaded so far, for a readiness probe: metadata (or keys) count
+    /// as loaded when they are for every issuer. Does no I/O. See [`Provider::readiness`].
+    pub fn readiness(&self) -> Readiness {
+        self.providers().map(Provider::readiness).fold(
+            Readiness {
+                metadata: true,
+                keys: true,
+            },
+            |all, one| Readiness {
+                metadata: all.metadata && one.metadata,
+                keys: all.keys && one.keys,
+            },
+        )
+    }
+
+    /// Loads the metadata and keys of every issuer now, instead of on first need (all issuers
+    /// at once). See [`Provider::warm_up`].
+    ///
+    /// # Errors
+    ///
+    /// Returns the error of the first issuer, in the order given to
+    /// [`AccessTokenVerifier::any_of`], whose keys could not be loaded; the others are loaded
+    /// all the same.
+    pub async fn warm_up(&self) -> Result<(), JwksError> {
+        match &self.kind {
+            Kind::One(config) => config.provider.warm_up().await,
+            Kind::AnyOf(set) => set.warm_up().await,
+        }
+    }
+
+    /// Whether verification fails on tokens without `typ: at+jwt` (for several issuers: for
+    /// every one of them).
     pub fn is_strict(&self) -> bool {
-        self.inner.require_at_jwt
-    }
-
-    fn now(&self) -> i64 {
-        unix_now(self.inner.clock.as_ref())
+        self.configs().all(|c| c.require_at_jwt)
     }
 
     /// Verifies `token` and returns its claims, with the application's claims as `C`.
+    ///
+    /// For a verifier of several issuers, the token's `iss` first chooses the verifier (see
+    /// [Several issuers](crate::verify#several-issuers)); [`Claims::issuer`](crate::Identity::issuer)
+    /// tells which one accepted it.
     ///
     /// # Errors
     ///
     /// Returns a [`VerifyError`] naming the first check that failed. Only
     /// [`VerifyError::KeysUnavailable`] does not mean the token is bad.
     pub async fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, VerifyError> {
-        let c = &*self.inner;
-        let Some(cache) = c.cache.get() else {
+        let config = match &self.kind {
+            Kind::One(config) => config,
+            Kind::AnyOf(set) => set.select(token)?,
+        };
+        config.verify(token).await
+    }
+}
+
+impl Config {
+    fn now(&self) -> i64 {
+        unix_now(self.clock.as_ref())
+    }
+
+    /// [`AccessTokenVerifier::verify`] for this issuer: from the token cache, or in full.
+    async fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, VerifyError> {
+        let Some(cache) = self.cache.get() else {
             let (identity, claims, _) = self.verify_in_full(token).await?;
             let custom = C::deserialize(Value::Object(claims))
                 // The deserializer's message can quote claim values: keep it out of the error.
                 .map_err(|_| VerifyError::CustomClaims)?;
             return Ok(Claims::new(identity, custom));
         };
-        if token.len() > c.max_token_size {
+        if token.len() > self.max_token_size {
             return Err(VerifyError::TooLarge {
-                limit: c.max_token_size,
+                limit: self.max_token_size,
             });
         }
         let key = cache::key(token);
         if let Some(entry) = cache.get(&key) {
-            if !entry.key.is_retired() && c.provider.keys_usable_for_cached() {
-                entry.check_times(self.now(), c.leeway, c.require_iat)?;
+            if !entry.key.is_retired() && self.provider.keys_usable_for_cached() {
+                entry.check_times(self.now(), self.leeway, self.require_iat)?;
                 let custom =
                     C::deserialize(&entry.claims).map_err(|_| VerifyError::CustomClaims)?;
                 return Ok(Claims::new(entry.identity.clone(), custom));
@@ -347,14 +543,14 @@ impl AccessTokenVerifier {
                 jws::time(map, "nbf")?,
                 jws::time(map, "iat")?,
             );
-            let max_age = c.cache.settings().map(|s| s.max_age).unwrap_or_default();
+            let max_age = self.cache.settings().map(|s| s.max_age).unwrap_or_default();
             let entry = cache::Entry::new(
                 identity.clone(),
                 claims,
                 signing_key,
                 times,
                 self.now(),
-                c.leeway,
+                self.leeway,
                 max_age,
             );
             if let Some(entry) = entry {
@@ -370,20 +566,23 @@ impl AccessTokenVerifier {
         &self,
         token: &str,
     ) -> Result<(Identity, Map<String, Value>, Arc<VerifyingKey>), VerifyError> {
-        let c = &*self.inner;
-        let strict = c.require_at_jwt;
+        let strict = self.require_at_jwt;
         let jws::Signed {
             claims, typ, key, ..
-        } = jws::verify_signature(&c.provider, &c.algorithms, c.max_token_size, token, |typ| {
-            match typ {
+        } = jws::verify_signature(
+            &self.provider,
+            &self.algorithms,
+            self.max_token_size,
+            token,
+            |typ| match typ {
                 TokenType::AccessToken => true,
                 TokenType::Generic => !strict,
                 TokenType::Other => false,
-            }
-        })
+            },
+        )
         .await?;
         let (audience, expires_at) = self.check_claims(&claims, typ)?;
-        let identity = Identity::from_verified(&claims, audience, expires_at, &c.roles);
+        let identity = Identity::from_verified(&claims, audience, expires_at, &self.roles);
         Ok((identity, claims, key))
     }
 
@@ -393,19 +592,18 @@ impl AccessTokenVerifier {
         claims: &Map<String, Value>,
         typ: TokenType,
     ) -> Result<(Vec<String>, i64), VerifyError> {
-        let c = &*self.inner;
         let now = self.now();
 
-        jws::check_issuer(claims, c.provider.issuer())?;
+        jws::check_issuer(claims, self.provider.issuer())?;
         let audience = jws::audiences(claims)?;
         if !audience
             .iter()
-            .any(|a| !a.is_empty() && c.audiences.iter().any(|want| want == a))
+            .any(|a| !a.is_empty() && self.audiences.iter().any(|want| want == a))
         {
             return Err(VerifyError::InvalidAudience);
         }
         jws::check_subject(claims)?;
-        let exp = jws::check_times(claims, now, c.leeway, c.require_iat)?;
+        let exp = jws::check_times(claims, now, self.leeway, self.require_iat)?;
 
         if claims.contains_key("events") {
             return Err(VerifyError::NotAnAccessToken);

@@ -8,10 +8,18 @@ fn provider() -> Provider {
     Provider::builder("https://id.example.com").build().unwrap()
 }
 
+/// The configuration of a single-issuer verifier.
+fn config(v: &AccessTokenVerifier) -> &Config {
+    match &v.kind {
+        Kind::One(config) => config,
+        Kind::AnyOf(_) => panic!("a verifier of several issuers"),
+    }
+}
+
 #[test]
 fn defaults_match_the_documentation() {
     let v = AccessTokenVerifier::new(provider(), "api://default");
-    let c = &*v.inner;
+    let c = config(&v);
     assert_eq!(c.audiences, ["api://default"]);
     assert_eq!(c.algorithms, [Algorithm::RS256, Algorithm::ES256]);
     assert_eq!(c.leeway, 60);
@@ -27,7 +35,7 @@ fn idt_05_algorithm_list_deduplicated_and_never_empty() {
     let v = AccessTokenVerifier::new(provider(), "api://default")
         .with_algorithms([Algorithm::PS256, Algorithm::RS256, Algorithm::PS256])
         .unwrap();
-    assert_eq!(v.inner.algorithms, [Algorithm::PS256, Algorithm::RS256]);
+    assert_eq!(config(&v).algorithms, [Algorithm::PS256, Algorithm::RS256]);
     assert!(matches!(
         v.with_algorithms([]),
         Err(ConfigError::InvalidAlgorithms(_))
@@ -41,8 +49,8 @@ fn builder_methods_do_not_change_clones() {
         .clone()
         .require_at_jwt(true)
         .with_leeway(Duration::from_secs(5));
-    assert!(strict.is_strict() && strict.inner.leeway == 5);
-    assert!(!base.is_strict() && base.inner.leeway == 60);
+    assert!(strict.is_strict() && config(&strict).leeway == 5);
+    assert!(!base.is_strict() && config(&base).leeway == 60);
     let debug = format!("{strict:?}");
     assert!(debug.contains("https://id.example.com") && debug.contains("require_at_jwt: true"));
 }
@@ -295,10 +303,348 @@ async fn cache_can_be_turned_off() {
 fn cache_defaults_match_the_documentation() {
     let v = AccessTokenVerifier::new(provider(), "api://default");
     assert_eq!(
-        v.inner.cache.settings(),
+        config(&v).cache.settings(),
         Some(cache::Settings {
             capacity: 10_000,
             max_age: Duration::from_secs(300)
         })
     );
+}
+
+// --- Several issuers --------------------------------------------------------------------------
+
+/// Two running providers with distinct current RS256 keys (the test keys are shared by every
+/// `TestProvider`: `b` signs with `rsa2` and does not publish `a`'s `rsa1`), and a verifier
+/// for both.
+async fn two_issuers() -> (TestProvider, TestProvider, AccessTokenVerifier) {
+    let a = TestProvider::start().await;
+    let b = TestProvider::start().await;
+    let a_kid = a.kid(SigningAlg::RS256);
+    assert_ne!(b.rotate_key(SigningAlg::RS256), a_kid);
+    b.remove_key(&a_kid);
+    let v = AccessTokenVerifier::any_of([
+        AccessTokenVerifier::new(Provider::builder(a.issuer()).build().unwrap(), "api://a"),
+        AccessTokenVerifier::new(Provider::builder(b.issuer()).build().unwrap(), "api://b"),
+    ])
+    .unwrap();
+    (a, b, v)
+}
+
+fn fetches(tp: &TestProvider) -> usize {
+    tp.discovery_fetch_count() + tp.jwks_fetch_count()
+}
+
+fn set(v: &AccessTokenVerifier) -> &Issuers {
+    match &v.kind {
+        Kind::AnyOf(set) => set,
+        Kind::One(_) => panic!("a verifier of one issuer"),
+    }
+}
+
+#[test]
+fn any_of_needs_distinct_issuers_and_flattens() {
+    let one = |issuer: &str, aud: &str| {
+        AccessTokenVerifier::new(Provider::builder(issuer).build().unwrap(), aud)
+    };
+    assert!(matches!(
+        AccessTokenVerifier::any_of([]),
+        Err(ConfigError::InvalidIssuer(_))
+    ));
+    // One verifier is that verifier, not a combination.
+    let a = one("https://a.example.com", "api");
+    let only = AccessTokenVerifier::any_of([a.clone()]).unwrap();
+    assert!(std::ptr::eq(config(&a), config(&only)));
+    // The same issuer twice, whatever the other settings.
+    let err = AccessTokenVerifier::any_of([a.clone(), one("https://a.example.com", "other")])
+        .unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::InvalidUrl { url, .. } if url == "https://a.example.com"),
+        "{err:?}"
+    );
+    // Issuers differing by a trailing slash or case are different issuers.
+    let ab = AccessTokenVerifier::any_of([
+        a.clone(),
+        one("https://a.example.com/", "api"),
+        one("https://A.example.com", "api"),
+    ])
+    .unwrap();
+    // Nested combinations are taken apart, in order; a duplicate inside is found too.
+    let abc =
+        AccessTokenVerifier::any_of([ab.clone(), one("https://c.example.com", "api")]).unwrap();
+    let issuers: Vec<&str> = abc.providers().map(Provider::issuer).collect();
+    assert_eq!(
+        issuers,
+        [
+            "https://a.example.com",
+            "https://a.example.com/",
+            "https://A.example.com",
+            "https://c.example.com"
+        ]
+    );
+    assert_eq!(abc.provider().issuer(), "https://a.example.com");
+    assert!(AccessTokenVerifier::any_of([ab, a]).is_err());
+    let debug = format!("{abc:?}");
+    assert!(
+        debug.contains("any_of") && debug.contains("https://c.example.com"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn builder_methods_change_every_issuer_and_no_clone() {
+    let a = AccessTokenVerifier::new(
+        Provider::builder("https://a.example.com").build().unwrap(),
+        "a",
+    );
+    let b = AccessTokenVerifier::new(
+        Provider::builder("https://b.example.com").build().unwrap(),
+        "b",
+    )
+    .require_at_jwt(true);
+    let both = AccessTokenVerifier::any_of([a.clone(), b.clone()]).unwrap();
+    assert!(!both.is_strict());
+    let changed = both
+        .clone()
+        .require_at_jwt(true)
+        .with_leeway(Duration::from_secs(7))
+        .add_audience("shared")
+        .with_max_token_size(100);
+    assert!(changed.is_strict());
+    for c in set(&changed).configs() {
+        assert_eq!(c.leeway, 7);
+        assert_eq!(c.audiences.last().map(String::as_str), Some("shared"));
+    }
+    assert_eq!(set(&changed).max_token_size, 100);
+    // The originals and the earlier combination are unchanged.
+    assert!(!both.is_strict() && !a.is_strict() && config(&a).leeway == 60);
+    assert_eq!(config(&b).audiences, ["b"]);
+    assert!(set(&both).configs().all(|c| c.leeway == 60));
+    assert_eq!(set(&both).max_token_size, 16 * 1024);
+    // The lookup index follows the change.
+    assert!(set(&changed).by_issuer.iter().all(|c| c.leeway == 7));
+}
+
+#[tokio::test]
+async fn any_of_accepts_each_issuer_with_its_own_settings() {
+    let (a, b, v) = two_issuers().await;
+    let from_a = v
+        .verify::<AdditionalClaims>(&a.token().audience("api://a").claim("sub", "alice").sign())
+        .await
+        .unwrap();
+    assert_eq!(
+        (from_a.issuer(), from_a.subject()),
+        (a.issuer().as_str(), "alice")
+    );
+    let from_b = v
+        .verify::<AdditionalClaims>(&b.token().audience("api://b").claim("sub", "alice").sign())
+        .await
+        .unwrap();
+    assert_eq!(from_b.issuer(), b.issuer());
+    // Each issuer's audience only.
+    assert!(matches!(
+        v.verify::<AdditionalClaims>(&a.token().audience("api://b").sign())
+            .await,
+        Err(VerifyError::InvalidAudience)
+    ));
+    assert!(matches!(
+        v.verify::<AdditionalClaims>(&b.token().audience("api://a").sign())
+            .await,
+        Err(VerifyError::InvalidAudience)
+    ));
+}
+
+#[tokio::test]
+async fn any_of_refuses_unknown_issuers_without_any_request() {
+    let (a, b, v) = two_issuers().await;
+    let c = TestProvider::start().await;
+    let ia = a.issuer();
+    let variants = [
+        c.issuer(),
+        format!("{ia}/"),
+        format!("{ia}/realms/x"),
+        ia.trim_end_matches(|ch: char| ch.is_ascii_digit())
+            .to_owned(),
+        ia.replace("http://", "HTTP://"),
+        ia.to_uppercase(),
+        format!(" {ia}"),
+        format!("{ia}\u{0}"),
+        String::new(),
+    ];
+    for iss in &variants {
+        let token = a
+            .token()
+            .audience("api://a")
+            .claim("iss", iss.as_str())
+            .sign();
+        assert!(
+            matches!(
+                v.verify::<AdditionalClaims>(&token).await,
+                Err(VerifyError::InvalidIssuer)
+            ),
+            "{iss:?}"
+        );
+    }
+    for token in [
+        c.token().sign(),
+        a.token().audience("api://a").claim("iss", 5).sign(),
+        a.token()
+            .audience("api://a")
+            .claim("iss", json!([ia]))
+            .sign(),
+    ] {
+        assert!(matches!(
+            v.verify::<AdditionalClaims>(&token).await,
+            Err(VerifyError::InvalidIssuer)
+        ));
+    }
+    assert!(matches!(
+        v.verify::<AdditionalClaims>(&a.token().without_claim("iss").sign())
+            .await,
+        Err(VerifyError::MissingClaim("iss"))
+    ));
+    for bad in ["a.b.c", "x", &"e".repeat(17 * 1024)] {
+        assert!(v.verify::<AdditionalClaims>(bad).await.is_err());
+    }
+    assert_eq!(fetches(&a) + fetches(&b) + fetches(&c), 0);
+}
+
+#[tokio::test]
+async fn any_of_checks_the_chosen_issuer_keys() {
+    let (a, b, v) = two_issuers().await;
+    // Names A, signed with B's key (its kid, unknown to A).
+    let token = b
+        .token()
+        .audience("api://a")
+        .claim("iss", a.issuer())
+        .sign();
+    assert!(matches!(
+        v.verify::<AdditionalClaims>(&token).await,
+        Err(VerifyError::UnknownKey)
+    ));
+    // Names A and A's kid, signed with B's key.
+    let token = b
+        .token()
+        .audience("api://a")
+        .claim("iss", a.issuer())
+        .header("kid", a.kid(SigningAlg::RS256))
+        .sign();
+    assert!(matches!(
+        v.verify::<AdditionalClaims>(&token).await,
+        Err(VerifyError::InvalidSignature)
+    ));
+    // B was never asked for anything.
+    assert_eq!(fetches(&b), 0);
+    assert!(fetches(&a) > 0);
+}
+
+#[tokio::test]
+async fn any_of_size_cap_is_each_issuer_cap() {
+    let a = TestProvider::start().await;
+    let b = TestProvider::start().await;
+    let v = AccessTokenVerifier::any_of([
+        AccessTokenVerifier::new(
+            Provider::builder(a.issuer()).build().unwrap(),
+            "api://default",
+        )
+        .with_max_token_size(1500),
+        AccessTokenVerifier::new(
+            Provider::builder(b.issuer()).build().unwrap(),
+            "api://default",
+        )
+        .with_max_token_size(4000),
+    ])
+    .unwrap();
+    let pad = "x".repeat(1500);
+    assert!(matches!(
+        v.verify::<AdditionalClaims>(&a.token().claim("pad", pad.as_str()).sign())
+            .await,
+        Err(VerifyError::TooLarge { limit: 1500 })
+    ));
+    v.verify::<AdditionalClaims>(&b.token().claim("pad", pad.as_str()).sign())
+        .await
+        .unwrap();
+    let pad = "x".repeat(4000);
+    assert!(matches!(
+        v.verify::<AdditionalClaims>(&b.token().claim("pad", pad.as_str()).sign())
+            .await,
+        Err(VerifyError::TooLarge { limit: 4000 })
+    ));
+    assert_eq!(fetches(&a), 0);
+}
+
+#[tokio::test]
+async fn any_of_cache_entries_stay_with_their_issuer() {
+    let (a, b, v) = two_issuers().await;
+    let va = AccessTokenVerifier::any_of([v.clone()]).unwrap();
+    let token_a = a.token().audience("api://a").sign();
+    let token_b = b.token().audience("api://b").sign();
+    for _ in 0..3 {
+        assert_eq!(
+            v.verify::<AdditionalClaims>(&token_a)
+                .await
+                .unwrap()
+                .issuer(),
+            a.issuer()
+        );
+        assert_eq!(
+            v.verify::<AdditionalClaims>(&token_b)
+                .await
+                .unwrap()
+                .issuer(),
+            b.issuer()
+        );
+    }
+    // One signature check per token, on its own issuer's key.
+    let count = |tp: &TestProvider, kid: String| {
+        let p = v
+            .providers()
+            .find(|p| p.issuer() == tp.issuer())
+            .unwrap()
+            .clone();
+        async move {
+            match p.key_for(Some(&kid), Algorithm::RS256).await.unwrap() {
+                crate::provider::KeyLookup::Found(key) => {
+                    key.verifications.load(std::sync::atomic::Ordering::SeqCst)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(count(&a, a.kid(SigningAlg::RS256)).await, 1);
+    assert_eq!(count(&b, b.kid(SigningAlg::RS256)).await, 1);
+    // Clones share the caches; a changed combination starts empty.
+    va.verify::<AdditionalClaims>(&token_a).await.unwrap();
+    assert_eq!(count(&a, a.kid(SigningAlg::RS256)).await, 1);
+    let changed = v.clone().with_leeway(Duration::from_secs(1));
+    changed.verify::<AdditionalClaims>(&token_a).await.unwrap();
+    assert_eq!(count(&a, a.kid(SigningAlg::RS256)).await, 2);
+    // A cached token is not accepted by a verifier of another issuer.
+    let only_b = set(&v).configs().nth(1).unwrap().clone();
+    let only_b = AccessTokenVerifier {
+        kind: Kind::One(only_b),
+    };
+    assert!(matches!(
+        only_b.verify::<AdditionalClaims>(&token_a).await,
+        Err(VerifyError::UnknownKey)
+    ));
+}
+
+#[tokio::test]
+async fn any_of_readiness_and_warm_up_cover_every_issuer() {
+    let (a, b, v) = two_issuers().await;
+    assert!(!v.readiness().metadata && !v.readiness().keys);
+    v.providers().next().unwrap().warm_up().await.unwrap();
+    assert!(v.provider().readiness().is_ready());
+    assert!(!v.readiness().is_ready(), "one issuer of two is not ready");
+    b.fail_jwks(oidc_testing::Failure::Status(503));
+    assert!(v.warm_up().await.is_err());
+    assert!(!v.readiness().keys);
+    assert!(v.readiness().metadata);
+    b.fail_jwks(oidc_testing::Failure::None);
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    tokio::time::resume();
+    v.warm_up().await.unwrap();
+    assert!(v.readiness().is_ready());
+    assert_eq!((a.jwks_fetch_count(), b.jwks_fetch_count()), (1, 2));
 }

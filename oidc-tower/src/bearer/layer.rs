@@ -25,6 +25,26 @@ pub struct BearerAuthLayer<C = AdditionalClaims, R = DefaultRejection> {
 impl BearerAuthLayer {
     /// A layer that verifies tokens with `verifier`, with realm `"api"` and the RFC 6750
     /// [`DefaultRejection`].
+    ///
+    /// The verifier may stand for several issuers
+    /// ([`AccessTokenVerifier::any_of`]); readiness probes then use
+    /// [`AccessTokenVerifier::readiness`] to cover all of them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oidc_core::{AccessTokenVerifier, Provider};
+    /// use oidc_tower::BearerAuthLayer;
+    ///
+    /// let tenant = |realm: &str| -> Result<AccessTokenVerifier, oidc_core::error::ConfigError> {
+    ///     let issuer = format!("https://id.example.com/realms/{realm}");
+    ///     let provider = Provider::builder(issuer).build()?;
+    ///     Ok(AccessTokenVerifier::new(provider, "https://api.example.com"))
+    /// };
+    /// let verifier = AccessTokenVerifier::any_of([tenant("acme")?, tenant("globex")?])?;
+    /// let layer = BearerAuthLayer::new(verifier);
+    /// # Ok::<_, oidc_core::error::ConfigError>(())
+    /// ```
     pub fn new(verifier: AccessTokenVerifier) -> Self {
         Self {
             verifier,

@@ -13,6 +13,14 @@
 //! | a token that fails verification | 401, `error="invalid_token"` |
 //! | no verification keys obtainable | 503 with `Retry-After` |
 //!
+//! For an API that accepts tokens of several issuers (one realm per tenant, say), give the
+//! layer a verifier built with
+//! [`AccessTokenVerifier::any_of`](oidc_core::AccessTokenVerifier::any_of): the token's exact
+//! `iss` chooses the issuer's verifier, a token of any other issuer is refused with 401
+//! `invalid_token` without a request to any provider, and handlers tell the issuers apart by
+//! [`Identity::issuer`](oidc_core::Identity::issuer) (see
+//! [Several issuers](oidc_core::verify#several-issuers)).
+//!
 //! Tokens are never accepted from the URL query or a form body (RFC 6750 §2.2–2.3 allow it,
 //! RFC 9700 §2.5 advises against it): a query `access_token` is refused so that tokens do not
 //! end up in logs and browser history.
