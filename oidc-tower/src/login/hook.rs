@@ -9,11 +9,18 @@ use serde_json::Value;
 /// A verified login, handed to the login hook before the session is created.
 #[derive(Debug, Clone)]
 pub struct LoginInfo {
+    pub(crate) provider: String,
     pub(crate) issuer: String,
     pub(crate) claims: AdditionalClaims,
 }
 
 impl LoginInfo {
+    /// The name of the provider the user signed in with (see
+    /// [`LoginProvider`](super::LoginProvider); `"default"` with a single provider).
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
     /// The issuer that authenticated the user.
     pub fn issuer(&self) -> &str {
         &self.issuer

@@ -499,6 +499,7 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
     let local_user = match &config.hook {
         Some(hook) => {
             let info = LoginInfo {
+                provider: provider.name.clone(),
                 issuer: issuer.clone(),
                 claims: claims.clone(),
             };
