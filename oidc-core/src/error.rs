@@ -260,6 +260,9 @@ pub enum FlowError {
     /// The ID token failed validation, or no ID token was returned.
     #[error("id token rejected")]
     IdToken(#[source] VerifyError),
+    /// A back-channel logout token was refused (or its keys were unavailable).
+    #[error("logout token rejected")]
+    LogoutToken(#[source] VerifyError),
     /// The token response has no `id_token` although `openid` was requested (IDT-15).
     #[error("the token response has no id token")]
     MissingIdToken,
@@ -315,7 +318,8 @@ impl FlowError {
             | Self::MissingIdToken
             | Self::UserInfoRefused { .. }
             | Self::RefreshMismatch => FlowErrorKind::Rejected,
-            Self::IdToken(VerifyError::KeysUnavailable(e)) => match e {
+            Self::IdToken(VerifyError::KeysUnavailable(e))
+            | Self::LogoutToken(VerifyError::KeysUnavailable(e)) => match e {
                 JwksError::Http(h) | JwksError::Discovery(DiscoveryError::Http(h))
                     if h.is_timeout() =>
                 {
@@ -323,7 +327,7 @@ impl FlowError {
                 }
                 _ => FlowErrorKind::ProviderFailure,
             },
-            Self::IdToken(_) => FlowErrorKind::Rejected,
+            Self::IdToken(_) | Self::LogoutToken(_) => FlowErrorKind::Rejected,
             Self::Http(h) | Self::Discovery(DiscoveryError::Http(h)) if h.is_timeout() => {
                 FlowErrorKind::Timeout
             }

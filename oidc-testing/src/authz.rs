@@ -23,6 +23,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use crate::backchannel::{self, BackchannelDelivery, Recipient};
 use crate::client::{ClientRegistration, TokenEndpointAuth};
 use crate::failure::{self, Failure};
 use crate::html;
@@ -130,6 +131,7 @@ pub(crate) struct AuthState {
     token_requests: Vec<RecordedTokenRequest>,
     userinfo_requests: usize,
     end_session_requests: Vec<Vec<(String, String)>>,
+    pub(crate) backchannel_deliveries: Vec<BackchannelDelivery>,
     codes: HashMap<String, CodeEntry>,
     sessions: HashMap<String, OpSession>,
     grants: Vec<Grant>,
@@ -174,12 +176,52 @@ impl AuthState {
             token_requests: Vec::new(),
             userinfo_requests: 0,
             end_session_requests: Vec::new(),
+            backchannel_deliveries: Vec::new(),
             codes: HashMap::new(),
             sessions: HashMap::new(),
             grants: Vec::new(),
             refresh_tokens: HashMap::new(),
             access_tokens: HashMap::new(),
         }
+    }
+
+    /// The registered client `client_id`.
+    pub(crate) fn client(&self, client_id: &str) -> Option<&ClientRegistration> {
+        self.clients.get(client_id)
+    }
+
+    /// The `sid`s of the current provider sessions of `sub`.
+    pub(crate) fn session_ids(&self, sub: &str) -> Vec<String> {
+        self.sessions
+            .values()
+            .filter(|session| session.sub == sub)
+            .map(|session| session.sid.clone())
+            .collect()
+    }
+
+    /// The clients to notify when the provider session `sid` ends: those
+    /// with a `backchannel_logout_uri` that were issued tokens in that
+    /// session, in the order of their first grant.
+    fn backchannel_recipients(&self, sid: &str) -> Vec<Recipient> {
+        let mut recipients: Vec<Recipient> = Vec::new();
+        for grant in &self.grants {
+            if grant.sid.as_deref() != Some(sid)
+                || recipients.iter().any(|r| r.client_id == grant.client_id)
+            {
+                continue;
+            }
+            let Some(client) = self.clients.get(&grant.client_id) else {
+                continue;
+            };
+            if let Some(uri) = &client.backchannel_logout_uri {
+                recipients.push(Recipient {
+                    client_id: client.client_id.clone(),
+                    uri: uri.clone(),
+                    alg: client.id_token_alg,
+                });
+            }
+        }
+        recipients
     }
 
     fn new_session(&mut self, sub: &str, now: i64) -> (String, OpSession) {
@@ -428,7 +470,7 @@ fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
 }
 
 /// The decoded payload of a compact JWT, without any verification.
-fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
+pub(crate) fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
     let payload = token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     match serde_json::from_slice(&bytes).ok()? {
@@ -1397,7 +1439,7 @@ pub(crate) async fn end_session_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let params = parse_params(query.unwrap_or_default().as_bytes());
-    end_session(&server.provider, &headers, params)
+    end_session(&server.provider, &headers, params).await
 }
 
 pub(crate) async fn end_session_post(
@@ -1405,18 +1447,40 @@ pub(crate) async fn end_session_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    end_session(&server.provider, &headers, parse_params(&body))
+    end_session(&server.provider, &headers, parse_params(&body)).await
 }
 
-fn end_session(
-    provider: &ProviderState,
+/// A provider session ended by the end-session endpoint, and the clients to
+/// notify of it.
+type EndedSession = (OpSession, Vec<Recipient>);
+
+async fn end_session(
+    provider: &Arc<ProviderState>,
     headers: &HeaderMap,
     params: Vec<(String, String)>,
 ) -> Response {
+    let (response, ended) = end_session_step(provider, headers, params);
+    // Back-channel logout (OIDC BCL 1.0 §2.5) before answering the browser,
+    // as `oidc-provider` does: when the answer arrives, every delivery is
+    // recorded.
+    if let Some((session, recipients)) = ended {
+        backchannel::notify(provider, recipients, &session.sub, &session.sid).await;
+    }
+    response
+}
+
+fn end_session_step(
+    provider: &ProviderState,
+    headers: &HeaderMap,
+    params: Vec<(String, String)>,
+) -> (Response, Option<EndedSession>) {
     let mut auth = provider.auth();
     auth.end_session_requests.push(params.clone());
     let reject = |description: &str| {
-        html::error_page(StatusCode::BAD_REQUEST, "invalid_request", description)
+        (
+            html::error_page(StatusCode::BAD_REQUEST, "invalid_request", description),
+            None,
+        )
     };
     if let Some(name) = first_duplicate(&params) {
         return reject(&format!("the parameter {name} is repeated"));
@@ -1461,6 +1525,7 @@ fn end_session(
         }
     };
 
+    let mut ended = None;
     if let Some(id) = session_cookie(headers)
         && let Some(session) = auth.sessions.remove(&id)
     {
@@ -1469,6 +1534,8 @@ fn end_session(
                 grant.revoked = true;
             }
         }
+        let recipients = auth.backchannel_recipients(&session.sid);
+        ended = Some((session, recipients));
     }
     let state = match &auth.logout_state {
         LogoutState::Echo => find_param(&params, "state").map(str::to_owned),
@@ -1494,7 +1561,7 @@ fn end_session(
     response
         .headers_mut()
         .append(header::SET_COOKIE, session_clear_cookie());
-    response
+    (response, ended)
 }
 
 // ---------------------------------------------------------------------------

@@ -131,9 +131,14 @@ impl ClientRegistration {
         self
     }
 
-    /// Records the client's back-channel logout URI
-    /// (`backchannel_logout_uri`). It is only stored for now: the provider
-    /// does not deliver logout tokens yet.
+    /// Sets the client's back-channel logout URI (`backchannel_logout_uri`,
+    /// OpenID Connect Back-Channel Logout 1.0). When the end-session
+    /// endpoint ends a provider session in which this client was issued
+    /// tokens, the provider POSTs a logout token (`sub` and the session's
+    /// `sid`) to this URI; see
+    /// [`TestProvider::backchannel_deliveries`](crate::TestProvider::backchannel_deliveries).
+    /// Only `http` URIs can be delivered to (the delivery of an `https` URI
+    /// is recorded as failed).
     pub fn with_backchannel_logout_uri(mut self, uri: &str) -> Self {
         self.backchannel_logout_uri = Some(uri.to_owned());
         self

@@ -12,10 +12,12 @@
 //!
 //! It is also a small authorization server for the authorization code flow
 //! with PKCE: an HTML login form (any username, no password), provider
-//! sessions, a token endpoint with refresh token rotation, UserInfo and
-//! RP-initiated logout, plus knobs that make each step misbehave (forged ID
-//! tokens, wrong callback `iss`, PKCE downgrade, broken token responses,
-//! ...), for testing relying parties' login flows.
+//! sessions, a token endpoint with refresh token rotation, UserInfo,
+//! RP-initiated logout and back-channel logout (logout tokens POSTed to the
+//! clients, recorded with their answers; hostile logout tokens on demand),
+//! plus knobs that make each step misbehave (forged ID tokens, wrong
+//! callback `iss`, PKCE downgrade, broken token responses, ...), for testing
+//! relying parties' login flows.
 //!
 //! # Public test keys: never use them in production
 //!
@@ -132,8 +134,8 @@
 //!
 //! See [`TestProvider`] for the endpoints, the authorization server, the
 //! keys and their kids, [`ClientRegistration`] for clients, [`TokenBuilder`]
-//! for the default claims and the hostile tokens, and [`Failure`] for
-//! failure injection.
+//! for the default claims and the hostile tokens, [`Failure`] for failure
+//! injection, and [`BackchannelDelivery`] for back-channel logout.
 //!
 //! The server is spawned on the runtime that calls [`TestProvider::start`],
 //! so the test must keep that runtime running while the code under test
@@ -146,6 +148,7 @@
 // kid, no loopback port) are allowed item by item.
 
 mod authz;
+mod backchannel;
 mod client;
 mod failure;
 mod html;
@@ -154,6 +157,7 @@ mod knobs;
 mod provider;
 mod token;
 
+pub use backchannel::BackchannelDelivery;
 pub use client::{ClientRegistration, TokenEndpointAuth};
 pub use failure::Failure;
 pub use keys::{SigningAlg, UnknownSigningAlg};
@@ -161,6 +165,8 @@ pub use knobs::{CallbackIss, IdTokenSigning, LogoutState, RecordedTokenRequest, 
 pub use provider::TestProvider;
 pub use token::TokenBuilder;
 
+#[cfg(test)]
+mod backchannel_tests;
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]

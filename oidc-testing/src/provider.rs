@@ -276,6 +276,14 @@ impl Drop for Shared {
 ///   `state`; it ends the `op_session` (clearing the cookie and revoking the
 ///   grants of that session) and answers `303` to
 ///   `post_logout_redirect_uri?state=…`, or a "you are logged out" page.
+///   Before answering, it POSTs a back-channel logout token (`typ`
+///   `logout+jwt`, `iss`, `aud` = client id, `iat`, `exp`, `jti`, `events`,
+///   `sub` and the session's `sid`, as in its ID tokens) to the
+///   [`backchannel_logout_uri`](crate::ClientRegistration::with_backchannel_logout_uri)
+///   of every client issued tokens in the ended session, one after the
+///   other (each bounded to 5 s; failures do not change the answer), and
+///   records each delivery with the client's answer
+///   ([`backchannel_deliveries`](TestProvider::backchannel_deliveries)).
 ///
 /// Misbehaviour knobs, each named after the cases of the project's
 /// security-case catalogue it serves:
@@ -290,11 +298,17 @@ impl Drop for Shared {
 /// [`ignore_pkce`](TestProvider::ignore_pkce),
 /// [`set_nonce_override`](TestProvider::set_nonce_override),
 /// [`set_logout_state`](TestProvider::set_logout_state) and
-/// [`revoke_user`](TestProvider::revoke_user); and recordings:
+/// [`revoke_user`](TestProvider::revoke_user); back-channel logout on
+/// demand, including hostile logout tokens:
+/// [`logout_token`](TestProvider::logout_token),
+/// [`send_backchannel_logout`](TestProvider::send_backchannel_logout),
+/// [`deliver_logout_token`](TestProvider::deliver_logout_token) and
+/// [`session_ids`](TestProvider::session_ids); and recordings:
 /// [`authorization_requests`](TestProvider::authorization_requests),
 /// [`token_requests`](TestProvider::token_requests),
 /// [`userinfo_request_count`](TestProvider::userinfo_request_count),
-/// [`end_session_requests`](TestProvider::end_session_requests).
+/// [`end_session_requests`](TestProvider::end_session_requests),
+/// [`backchannel_deliveries`](TestProvider::backchannel_deliveries).
 ///
 /// # Keys and kids
 ///

@@ -535,7 +535,7 @@ impl OidcClient {
         })
     }
 
-    fn rules(&self) -> IdTokenRules<'_> {
+    pub(super) fn rules(&self) -> IdTokenRules<'_> {
         let c = &*self.inner;
         IdTokenRules {
             provider: &c.provider,

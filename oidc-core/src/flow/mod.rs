@@ -1,5 +1,5 @@
 //! The authorization code flow (OIDC Core 3.1) with PKCE, `state` and `nonce`; code exchange,
-//! refresh, UserInfo and RP-initiated logout.
+//! refresh, UserInfo, RP-initiated logout and back-channel logout tokens.
 //!
 //! [`OidcClient`] is the relying party. `openidconnect` builds the authorization request and
 //! performs the token requests; its type parameters stay inside this module. ID tokens are
@@ -19,6 +19,11 @@
 //! 3. Keep the [`TokenSet`] server-side. [`OidcClient::refresh`] renews it;
 //!    [`OidcClient::userinfo`] fetches UserInfo (its `sub` must match);
 //!    [`OidcClient::end_session_url`] ends the provider session.
+//! 4. When the provider ends a session on its side, it POSTs a logout token to the client's
+//!    `backchannel_logout_uri` (OpenID Connect Back-Channel Logout 1.0);
+//!    [`OidcClient::verify_logout_token`] checks it (see `logout_token` checks below) and
+//!    returns a [`LogoutToken`] naming the provider session (`sid`) or the user (`sub`) whose
+//!    sessions to end.
 //!
 //! # ID token checks
 //!
@@ -27,6 +32,48 @@
 //! the client id when present); `sub`; `exp` and `iat` required; `nonce` equal to the
 //! transaction's; `at_hash` when present; `auth_time` when `max_age` was sent. On refresh the
 //! new ID token must keep `iss`, `sub` and `aud` and not add `azp`.
+//!
+//! # Logout token checks
+//!
+//! In this order, stopping at the first failure. Every failure is a
+//! [`FlowError`](crate::error::FlowError) of kind
+//! [`Rejected`](crate::error::FlowErrorKind::Rejected) (BCL §2.8: answer 400), except keys that
+//! cannot be obtained, which is a provider failure: the token was not checked.
+//!
+//! 1. Size, form, header and signature exactly as for ID tokens: the 16 KiB cap before
+//!    anything is decoded; three base64url segments; no `crit`; the algorithm must be one of
+//!    the client's ID token algorithms
+//!    ([`with_id_token_algorithms`](OidcClient::with_id_token_algorithms)) and, when the
+//!    provider publishes `id_token_signing_alg_values_supported`, one of those (§2.6 #2: "in
+//!    the same way an ID Token signature is validated"). `none` and HMAC can never be
+//!    configured, so a token signed with either is refused, as is a valid signature with an
+//!    algorithm the client did not configure (the OIDF "wrong alg" case). The key comes from
+//!    the provider's JWKS only (`jku`, `x5u`, `jwk`, `x5c` are ignored); an unknown `kid`
+//!    forces at most one key set refresh per cooldown, as for every token.
+//! 2. Header `typ`: absent, `JWT`, or `logout+jwt` (§2.4 recommends it; also with
+//!    `application/`, in any case). Any other type, such as an access token's `at+jwt`, is
+//!    refused: explicit typing keeps one kind of JWT from being replayed as another (RFC 8725
+//!    §3.11).
+//! 3. `iss` equals the provider's issuer exactly.
+//! 4. `aud` contains the client id, and every other audience is one the client trusts
+//!    ([`add_trusted_audience`](OidcClient::add_trusted_audience)), as for ID tokens (OIDC Core
+//!    3.1.3.7 #3). Logout tokens carry no `azp`, so none is required with several audiences.
+//! 5. `exp` and `iat` are required integers; `exp` not passed and `iat` (and `nbf`, when
+//!    present) not in the future, with the client's leeway (default 60 s). §2.4 only makes
+//!    `exp` recommended; this library requires it so that a captured token cannot be replayed
+//!    forever (providers such as `oidc-provider` and Keycloak send it).
+//! 6. `events` is a JSON object with the member
+//!    `http://schemas.openid.net/event/backchannel-logout`, whose value is a JSON object
+//!    (§2.6 #5; other events may sit beside it).
+//! 7. No `nonce` (§2.6 #6): with the `events` check, this is what keeps an ID token from being
+//!    accepted as a logout token.
+//! 8. `jti` is a non-empty string (§2.4: required). The caller may remember recent `jti`s to
+//!    refuse replays (§2.6 #7, optional).
+//! 9. `sid`, `sub` or both are present (§2.6 #4): `sid` a non-empty string, `sub` a non-empty
+//!    string of at most 255 characters.
+//!
+//! Other claims are ignored (§2.4). Errors name the check that failed and never carry the
+//! token or its claims.
 //!
 //! # Errors
 //!
@@ -38,12 +85,14 @@
 mod callback;
 mod client;
 mod id_token;
+mod logout_token;
 mod secret;
 mod tokens;
 mod transaction;
 
 pub use self::callback::AuthorizationResponse;
 pub use self::client::{ClientAuth, OidcClient};
+pub use self::logout_token::LogoutToken;
 pub use self::secret::Secret;
 pub use self::tokens::TokenSet;
 pub use self::transaction::{AuthorizeOptions, Transaction, sanitize_return_to};

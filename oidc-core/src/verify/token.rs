@@ -129,14 +129,19 @@ pub(crate) enum TokenType {
     Other,
 }
 
+/// A `typ` value without its optional `application/` prefix (RFC 7515 §4.1.9), whose case
+/// does not matter.
+fn media_subtype(typ: &str) -> &str {
+    typ.get(..12)
+        .filter(|p| p.eq_ignore_ascii_case("application/"))
+        .map_or(typ, |_| typ.get(12..).unwrap_or_default())
+}
+
 pub(crate) fn token_type(typ: Option<&str>) -> TokenType {
     let Some(typ) = typ else {
         return TokenType::Generic;
     };
-    let media = typ
-        .get(..12)
-        .filter(|p| p.eq_ignore_ascii_case("application/"))
-        .map_or(typ, |_| typ.get(12..).unwrap_or_default());
+    let media = media_subtype(typ);
     if media.eq_ignore_ascii_case("at+jwt") {
         TokenType::AccessToken
     } else if media.eq_ignore_ascii_case("jwt") {
@@ -144,6 +149,12 @@ pub(crate) fn token_type(typ: Option<&str>) -> TokenType {
     } else {
         TokenType::Other
     }
+}
+
+/// Whether a header `typ` names a logout token: `logout+jwt` or `application/logout+jwt`, in
+/// any case (OIDC Back-Channel Logout 1.0 §2.4).
+pub(crate) fn is_logout_type(typ: &str) -> bool {
+    media_subtype(typ).eq_ignore_ascii_case("logout+jwt")
 }
 
 #[cfg(test)]
@@ -205,6 +216,30 @@ mod tests {
             (Some(""), Other),
         ] {
             assert_eq!(token_type(typ), want, "{typ:?}");
+        }
+    }
+
+    #[test]
+    fn logout_types() {
+        for typ in [
+            "logout+jwt",
+            "LOGOUT+JWT",
+            "application/logout+jwt",
+            "Application/Logout+JWT",
+        ] {
+            assert!(is_logout_type(typ), "{typ}");
+        }
+        for typ in [
+            "",
+            "jwt",
+            "at+jwt",
+            "application/",
+            "logout+jwt ",
+            "application/application/logout+jwt",
+            "secevent+jwt",
+            "logout",
+        ] {
+            assert!(!is_logout_type(typ), "{typ}");
         }
     }
 }
