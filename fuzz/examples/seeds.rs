@@ -198,6 +198,69 @@ fn main() {
         write("verify_token", name, token);
     }
 
+    // logout_token: a valid logout token (sid, sub only), and the BCL refusals.
+    let logout = |edit: &dyn Fn(
+        &mut serde_json::Map<String, Value>,
+        &mut serde_json::Map<String, Value>,
+    )| {
+        let mut h = header(Algorithm::RS256);
+        h.insert("typ".into(), json!("logout+jwt"));
+        let mut c = serde_json::Map::new();
+        c.insert("iss".into(), json!(ISSUER));
+        c.insert("aud".into(), json!("web-app"));
+        c.insert("iat".into(), json!(oidc_fuzz::NOW));
+        c.insert("exp".into(), json!(oidc_fuzz::NOW + 120));
+        c.insert("jti".into(), json!("jti-1"));
+        c.insert("sid".into(), json!("sid-1"));
+        c.insert("sub".into(), json!("user-1"));
+        c.insert(
+            "events".into(),
+            json!({"http://schemas.openid.net/event/backchannel-logout": {}}),
+        );
+        edit(&mut h, &mut c);
+        mint(&h, &c, Algorithm::RS256)
+    };
+    write("logout_token", "valid", logout(&|_, _| {}));
+    write(
+        "logout_token",
+        "sub-only",
+        logout(&|_, c| {
+            c.remove("sid");
+        }),
+    );
+    write(
+        "logout_token",
+        "with-nonce",
+        logout(&|_, c| {
+            c.insert("nonce".into(), json!("n"));
+        }),
+    );
+    write(
+        "logout_token",
+        "typ-at-jwt",
+        logout(&|h, _| {
+            h.insert("typ".into(), json!("at+jwt"));
+        }),
+    );
+    write(
+        "logout_token",
+        "wrong-event",
+        logout(&|_, c| {
+            c.insert(
+                "events".into(),
+                json!({"http://schemas.openid.net/event/foobar": {}}),
+            );
+        }),
+    );
+    write(
+        "logout_token",
+        "no-sid-no-sub",
+        logout(&|_, c| {
+            c.remove("sid");
+            c.remove("sub");
+        }),
+    );
+
     // verify_token_structured: `arbitrary` inputs; the empty input is the valid RS256 token.
     write("verify_token_structured", "valid-resigned", b"");
     write("verify_token_structured", "es256", [1u8]);
