@@ -31,7 +31,7 @@ use serde_json::json;
 use super::layer::LoginConfig;
 use super::pages::no_store;
 use super::providers::LoginProvider;
-use super::session::{ended_key, jti_key, sid_set, sub_set};
+use super::session::{ended_key, jti_key, sid_ended_key, sid_set, sub_set};
 
 /// The largest request body accepted (BCL-08, DOS-01).
 const MAX_BODY: usize = 64 * 1024;
@@ -134,7 +134,17 @@ where
     }
 
     let set = match (logout.session_id(), logout.subject()) {
-        (Some(sid), _) => sid_set(issuer, sid),
+        (Some(sid), _) => {
+            let ttl = Duration::from_secs(config.absolute_timeout.unsigned_abs());
+            if let Err(e) = registry.insert(&sid_ended_key(issuer, sid), ttl).await {
+                tracing::error!(error = %e, "session registry failed");
+                if let Err(e) = registry.remove(&jti).await {
+                    tracing::warn!(error = %e, "could not release the logout token's jti");
+                }
+                return unavailable();
+            }
+            sid_set(issuer, sid)
+        }
         (None, Some(sub)) => sub_set(issuer, sub),
         // verify_logout_token requires one of them.
         (None, None) => return invalid("the logout token names no session"),
@@ -198,8 +208,9 @@ async fn end_sessions(config: &LoginConfig, set: &str) -> Result<usize, String> 
 }
 
 /// The provider whose issuer the token names. With one provider, that one (its verification
-/// checks `iss`); with several, the unverified `iss` picks by exact match and nothing else
-/// of the unverified token is used.
+/// checks `iss`); with several, the unverified `iss` (and, when providers share an issuer, the
+/// unverified `aud`) picks one by exact match, and nothing else of the unverified token is
+/// used: the chosen provider's verification checks everything again.
 fn provider_for<'a>(config: &'a LoginConfig, token: &str) -> Option<&'a LoginProvider> {
     if config.providers.len() == 1 {
         return Some(config.first());
@@ -212,14 +223,32 @@ fn provider_for<'a>(config: &'a LoginConfig, token: &str) -> Option<&'a LoginPro
         .decode(payload)
         .ok()?;
     #[derive(serde::Deserialize)]
-    struct Iss {
-        iss: String,
+    #[serde(untagged)]
+    enum Audience {
+        One(String),
+        Many(Vec<String>),
     }
-    let Iss { iss } = serde_json::from_slice(&bytes).ok()?;
-    config
+    #[derive(serde::Deserialize)]
+    struct Unverified {
+        iss: String,
+        aud: Option<Audience>,
+    }
+    let Unverified { iss, aud } = serde_json::from_slice(&bytes).ok()?;
+    let mut candidates = config
         .providers
         .iter()
-        .find(|p| p.client.provider().issuer() == iss)
+        .filter(|p| p.client.provider().issuer() == iss)
+        .peekable();
+    let first = candidates.next()?;
+    if candidates.peek().is_none() {
+        return Some(first);
+    }
+    let named = |p: &&LoginProvider| match &aud {
+        Some(Audience::One(a)) => a == p.client.client_id(),
+        Some(Audience::Many(list)) => list.iter().any(|a| a == p.client.client_id()),
+        None => false,
+    };
+    std::iter::once(first).chain(candidates).find(named)
 }
 
 fn empty<B: Default>(status: StatusCode) -> Response<B> {

@@ -17,7 +17,7 @@ use super::policy::Unauthenticated;
 use super::providers::{LoginProvider, ProviderLink};
 use super::session::{
     LOGIN_KEY, LoggedIn, LoginSession, LoginState, TX_KEY, ended_key, prune, refresh_lock_key,
-    sid_set, sub_set,
+    sid_ended_key, sid_set, sub_set,
 };
 use crate::bearer::bearer_token;
 use crate::error::{Anonymous, AuthError, AuthErrorKind};
@@ -529,6 +529,20 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
         last_seen: now,
         last_revalidated: now,
     };
+    // A login already in this session (a second login in the same browser) ends with the old
+    // id on every instance, even where it is still cached.
+    let previous = match session.get::<LoginState>(LOGIN_KEY).await {
+        Ok(previous) => previous.and(session.id()).map(|id| id.to_string()),
+        Err(_) => session.id().map(|id| id.to_string()),
+    };
+    if let Some(old) = previous {
+        config.logins.invalidate(&old);
+        let ttl = std::time::Duration::from_secs(config.absolute_timeout.unsigned_abs());
+        if let Err(e) = config.store.registry.insert(&ended_key(&old), ttl).await {
+            tracing::error!(error = %e, "session registry failed");
+            return store_unavailable();
+        }
+    }
     // A new session id at login (SES-01): a planted id is never authenticated.
     if let Err(e) = session.cycle_id().await {
         tracing::error!(error = %e, "session store failed");
@@ -565,6 +579,29 @@ async fn callback<B: Default + From<String>>(config: &LoginConfig, req: &Parts) 
         tracing::error!(error = %e, "session registry failed");
         let _ = session.flush().await;
         return store_unavailable();
+    }
+    // A back-channel logout of this provider session may have arrived while the login was
+    // finishing (before the index above existed).
+    if let Some(sid) = &sid {
+        match registry.contains(&sid_ended_key(&state.issuer, sid)).await {
+            Ok(false) => {}
+            Ok(true) => {
+                let _ = registry.insert(&ended_key(&id), ttl).await;
+                let _ = session.flush().await;
+                crate::metrics::event("oidc_logins_total", "outcome", "refused");
+                tracing::info!(target: "oidc::rejection", "the provider session ended during the login");
+                return error_page(
+                    StatusCode::UNAUTHORIZED,
+                    "You were signed out at the identity provider. Please sign in again.",
+                    Some(&again),
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "session registry failed");
+                let _ = session.flush().await;
+                return store_unavailable();
+            }
+        }
     }
     crate::metrics::event("oidc_logins_total", "outcome", "ok");
     tracing::info!(sub = state.tokens.subject(), provider = %provider.name, "login");

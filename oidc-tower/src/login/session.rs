@@ -145,17 +145,29 @@ pub(crate) fn refresh_lock_key(id: &str) -> String {
     format!("oidc:refresh:{id}")
 }
 
+/// `issuer` in a registry key: length-prefixed, so that no issuer and claim pair can spell
+/// the key of another (`https://a` + `:8443:x` against `https://a:8443` + `x`).
+fn issuer_part(issuer: &str) -> String {
+    format!("{}:{issuer}", issuer.len())
+}
+
 /// Registry set: the sessions of provider session `sid` at `issuer`.
 pub(crate) fn sid_set(issuer: &str, sid: &str) -> String {
-    format!("oidc:sid:{issuer}:{sid}")
+    format!("oidc:sid:{}:{sid}", issuer_part(issuer))
+}
+
+/// Registry key: provider session `sid` at `issuer` was logged out (a login finishing after
+/// the logout must not survive it).
+pub(crate) fn sid_ended_key(issuer: &str, sid: &str) -> String {
+    format!("oidc:sid-ended:{}:{sid}", issuer_part(issuer))
 }
 
 /// Registry set: the sessions of user `sub` at `issuer`.
 pub(crate) fn sub_set(issuer: &str, sub: &str) -> String {
-    format!("oidc:sub:{issuer}:{sub}")
+    format!("oidc:sub:{}:{sub}", issuer_part(issuer))
 }
 
 /// Registry key: logout token `jti` of `issuer` was used.
 pub(crate) fn jti_key(issuer: &str, jti: &str) -> String {
-    format!("oidc:jti:{issuer}:{jti}")
+    format!("oidc:jti:{}:{jti}", issuer_part(issuer))
 }
