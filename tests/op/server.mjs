@@ -11,14 +11,29 @@
 //                 (default http://localhost:3000; redirect URI = APP_URL/auth/callback,
 //                 post-logout redirect URI = APP_URL/). Several URLs separated by spaces
 //                 register all of them (one provider for several relying parties).
-//   AT_TTL        lifetime in seconds of the access tokens of `web-app` (default 3600)
+//   WEB_APPS      optional JSON array of further code-flow clients, one per relying party, for
+//                 single sign-on and single logout across apps:
+//                 [{"client_id": "app-one", "client_secret": "…", "app_url": "http://127.0.0.1:4001"}]
+//                 (client_secret defaults to `<client_id>-secret`). Each gets the redirect URI
+//                 <app_url>/auth/callback, the post-logout redirect URI <app_url>/ and the
+//                 back-channel logout URI <app_url>/auth/backchannel-logout, with
+//                 backchannel_logout_session_required (so its ID and logout tokens carry `sid`).
+//                 The app URLs must be distinct.
+//   AT_TTL        lifetime in seconds of the access tokens of `web-app` and of the WEB_APPS
+//                 clients (default 3600)
 //   JWKS_FILE     optional path of a private JWKS kept across restarts
 //   ROTATE_KEYS=1 generate a new RSA key and put it *first* (it signs from now on);
 //                 keys already in JWKS_FILE stay published after it
 //
+// Refresh tokens are rotated: each refresh_token grant returns a new refresh token and consumes
+// the one presented (a consumed one replayed revokes the grant).
+//
 // Prints exactly one line `READY <issuer>` on stdout once it accepts connections, one line
-// `GRANT <grant_type> <client_id> <account id or ->` per successful token request, and
-// exits with status 0 on SIGTERM/SIGINT, or when stdin is closed if EXIT_ON_STDIN_EOF=1.
+// `GRANT <grant_type> <client_id> <account id or ->` per successful token request, one line
+// `BACKCHANNEL <client_id> <HTTP status> <Cache-Control of the answer, or ->` per back-channel
+// logout delivery that got an answer (`BACKCHANNEL <client_id> error <reason>` when it got
+// none), and exits with status 0 on SIGTERM/SIGINT, or when stdin is closed if
+// EXIT_ON_STDIN_EOF=1.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -35,6 +50,28 @@ const APP_URLS = (process.env.APP_URL || 'http://localhost:3000')
   .filter(Boolean)
   .map((url) => url.replace(/\/+$/, ''));
 const AT_TTL = Number.parseInt(process.env.AT_TTL || '3600', 10) || 3600;
+const BACKCHANNEL_LOGOUT_PATH = '/auth/backchannel-logout';
+const WEB_APPS = JSON.parse(process.env.WEB_APPS || '[]').map((app) => {
+  if (typeof app?.client_id !== 'string' || typeof app?.app_url !== 'string') {
+    throw new TypeError(`WEB_APPS: each entry needs a client_id and an app_url: ${JSON.stringify(app)}`);
+  }
+  return {
+    clientId: app.client_id,
+    clientSecret: app.client_secret ?? `${app.client_id}-secret`,
+    appUrl: app.app_url.replace(/\/+$/, ''),
+  };
+});
+// Clients whose access tokens live AT_TTL seconds.
+const CODE_FLOW_CLIENTS = new Set(['web-app', ...WEB_APPS.map((app) => app.clientId)]);
+// backchannel_logout_uri (normalized as oidc-provider requests it) -> client_id.
+const BACKCHANNEL_CLIENTS = new Map();
+for (const { clientId, appUrl } of WEB_APPS) {
+  const uri = new URL(`${appUrl}${BACKCHANNEL_LOGOUT_PATH}`).href;
+  if (BACKCHANNEL_CLIENTS.has(uri)) {
+    throw new TypeError(`WEB_APPS: ${clientId} and ${BACKCHANNEL_CLIENTS.get(uri)} share the app URL ${appUrl}`);
+  }
+  BACKCHANNEL_CLIENTS.set(uri, clientId);
+}
 const JWKS_FILE = process.env.JWKS_FILE;
 const ROTATE_KEYS = process.env.ROTATE_KEYS === '1';
 
@@ -107,6 +144,18 @@ const configuration = {
       response_types: ['code'],
       scope: 'openid profile email offline_access api:read api:write',
     },
+    // One confidential client per single sign-on relying party, with back-channel logout.
+    ...WEB_APPS.map(({ clientId, clientSecret, appUrl }) => ({
+      client_id: clientId,
+      client_secret: clientSecret,
+      redirect_uris: [`${appUrl}/auth/callback`],
+      post_logout_redirect_uris: [`${appUrl}/`],
+      backchannel_logout_uri: `${appUrl}${BACKCHANNEL_LOGOUT_PATH}`,
+      backchannel_logout_session_required: true,
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      scope: 'openid profile email offline_access api:read api:write',
+    })),
   ],
   // OAuth scopes of the API must be known to the OP so that clients may register them.
   scopes: ['openid', 'offline_access', 'api:read', 'api:write'],
@@ -133,13 +182,36 @@ const configuration = {
   },
   ttl: {
     AccessToken(ctx, token, client) {
-      if (client?.clientId === 'web-app') return AT_TTL;
+      if (CODE_FLOW_CLIENTS.has(client?.clientId)) return AT_TTL;
       return token.resourceServer?.accessTokenTTL || 60 * 60;
     },
+  },
+  rotateRefreshToken: true,
+  // Outgoing requests. oidc-provider passes its own undici dispatcher, which refuses to connect
+  // to special-use addresses (SSRF protection), loopback included; the relying parties of the
+  // tests are on loopback by design, so deliveries to their *registered* back-channel logout
+  // URIs go through Node's default dispatcher, and each delivery is logged with the answer's
+  // status and Cache-Control. Every other request keeps the protection.
+  fetch(url, options) {
+    const clientId = BACKCHANNEL_CLIENTS.get(String(url));
+    if (clientId === undefined) return globalThis.fetch(url, options);
+    const direct = { ...options };
+    delete direct.dispatcher;
+    return globalThis.fetch(url, direct).then((response) => {
+      const cacheControl = response.headers.get('cache-control') ?? '-';
+      process.stdout.write(`BACKCHANNEL ${clientId} ${response.status} ${cacheControl}\n`);
+      return response;
+    }, (err) => {
+      process.stdout.write(`BACKCHANNEL ${clientId} error ${err.cause?.code ?? err.name}\n`);
+      throw err;
+    });
   },
   jwks: loadKeys(),
   cookies: { keys: [randomBytes(32).toString('base64url')] },
   features: {
+    // Back-Channel Logout 1.0: on logout the provider POSTs a logout token to the
+    // backchannel_logout_uri of every client of the ended session.
+    backchannelLogout: { enabled: true },
     clientCredentials: { enabled: true },
     devInteractions: { enabled: true },
     resourceIndicators: {
@@ -198,6 +270,9 @@ server.listen(PORT, HOST, () => {
       ?? oidc.entities.AuthorizationCode?.accountId
       ?? '-';
     process.stdout.write(`GRANT ${oidc.params.grant_type} ${oidc.client?.clientId ?? '-'} ${account}\n`);
+  });
+  provider.on('backchannel.error', (ctx, err, client) => {
+    console.error(`backchannel.error ${client.clientId}: ${err.message}`);
   });
   server.on('request', provider.callback());
   process.stdout.write(`READY ${issuer}\n`);

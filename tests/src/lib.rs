@@ -18,6 +18,9 @@
 //!   ([`ReservedPort`]), registers `http://127.0.0.1:<port>/auth/callback` for each, and
 //!   [`LoginProvider::start_app`] runs a quickstart ([`Quickstart::start_login`]) on one of
 //!   them, so that the app (`127.0.0.1`) and the provider (`localhost`) are different sites.
+//!   [`LoginProvider::start_sso`] registers several apps as clients of their own, each on its
+//!   own loopback address, for single sign-on and single logout across apps
+//!   ([`LoginProvider::start_web_app`]).
 //! * [`user_agent`] is a scripted browser over HTTP (manual redirects, a cookie jar per host,
 //!   HTML forms); [`webdriver`] drives a real headless Chromium through chromedriver.
 //!
@@ -74,6 +77,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod servers;
 pub mod user_agent;
 pub mod webdriver;
 
@@ -462,6 +466,7 @@ impl RealProvider {
             .env("ROTATE_KEYS", if rotate_keys { "1" } else { "0" })
             .env("EXIT_ON_STDIN_EOF", "1")
             .env_remove("AT_TTL")
+            .env_remove("WEB_APPS")
             .envs(env.iter().map(|(k, v)| (k, v)));
         match jwks_file {
             Some(file) => cmd.env("JWKS_FILE", file),
@@ -520,6 +525,53 @@ impl RealProvider {
     /// refreshes of alice's `web-app` tokens.
     pub fn count_lines(&self, line: &str) -> usize {
         self.logs().lines().filter(|l| l.trim() == line).count()
+    }
+
+    /// The lines of the provider's output that start with `prefix` (trimmed), in order.
+    pub fn lines_starting_with(&self, prefix: &str) -> Vec<String> {
+        self.logs()
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits up to 5 s until at least `n` lines of the provider's output start with `prefix`
+    /// (its output reaches the harness through a pipe), and returns those lines (fewer than
+    /// `n` on timeout).
+    pub async fn wait_for_lines(&self, prefix: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines = self.lines_starting_with(prefix);
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The back-channel logout deliveries of the provider to `client_id` so far, from the
+    /// `BACKCHANNEL <client_id> …` lines of `server.mjs`.
+    pub fn backchannel_deliveries(&self, client_id: &str) -> Vec<BackchannelDelivery> {
+        self.lines_starting_with(&format!("BACKCHANNEL {client_id} "))
+            .iter()
+            .map(|line| BackchannelDelivery::parse(line))
+            .collect()
+    }
+
+    /// Waits up to 5 s until the provider logged at least `n` back-channel logout deliveries to
+    /// `client_id`, and returns them (fewer than `n` on timeout).
+    pub async fn wait_for_backchannel_deliveries(
+        &self,
+        client_id: &str,
+        n: usize,
+    ) -> Vec<BackchannelDelivery> {
+        self.wait_for_lines(&format!("BACKCHANNEL {client_id} "), n)
+            .await
+            .iter()
+            .map(|line| BackchannelDelivery::parse(line))
+            .collect()
     }
 
     /// The resource indicator of the quickstart API (the `aud` of its access tokens).
@@ -597,6 +649,61 @@ impl RealProvider {
             .as_str()
             .expect("access_token in token response")
             .to_owned()
+    }
+}
+
+/// One back-channel logout delivery of the provider, as `server.mjs` logs it:
+/// `BACKCHANNEL <client_id> <status> <Cache-Control or ->`, or
+/// `BACKCHANNEL <client_id> error <reason>` when the relying party did not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackchannelDelivery {
+    /// The client the logout token was for.
+    pub client_id: String,
+    /// The HTTP status of the relying party's answer; `None` when there was no answer.
+    pub status: Option<u16>,
+    /// The answer's `Cache-Control` header, if any; the reason of the failure when there was
+    /// no answer.
+    pub detail: Option<String>,
+    /// The log line.
+    pub line: String,
+}
+
+impl BackchannelDelivery {
+    /// Parses a `BACKCHANNEL …` line.
+    ///
+    /// # Panics
+    ///
+    /// If the line does not have that shape.
+    pub fn parse(line: &str) -> Self {
+        let mut parts = line.trim().splitn(4, ' ');
+        let (Some("BACKCHANNEL"), Some(client_id), Some(status)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            panic!("not a BACKCHANNEL line: {line:?}");
+        };
+        let status = match status {
+            "error" => None,
+            code => Some(
+                code.parse()
+                    .unwrap_or_else(|_| panic!("bad status in {line:?}")),
+            ),
+        };
+        let detail = parts
+            .next()
+            .map(str::trim)
+            .filter(|d| !d.is_empty() && *d != "-")
+            .map(str::to_owned);
+        Self {
+            client_id: client_id.to_owned(),
+            status,
+            detail,
+            line: line.trim().to_owned(),
+        }
+    }
+
+    /// The `Cache-Control` of the relying party's answer (`None` without an answer).
+    pub fn cache_control(&self) -> Option<&str> {
+        self.status.and(self.detail.as_deref())
     }
 }
 
@@ -710,6 +817,12 @@ impl Quickstart {
     /// process; `NO_PROXY` covers loopback, and `RUST_LOG` defaults to debug for the `oidc*`
     /// crates.
     pub async fn start_with_env(port: u16, env: &[(&str, &str)]) -> Self {
+        Self::start_with_env_on(Ipv4Addr::LOCALHOST, port, env).await
+    }
+
+    /// Like [`start_with_env`](Self::start_with_env), for a quickstart that listens on
+    /// `<ip>:<port>` (another loopback address than `127.0.0.1`, for example).
+    pub async fn start_with_env_on(ip: Ipv4Addr, port: u16, env: &[(&str, &str)]) -> Self {
         let bin = quickstart_binary();
         let mut cmd = supervised(&bin);
         cmd.current_dir(workspace_root());
@@ -723,6 +836,8 @@ impl Quickstart {
             "OIDC_SCOPES",
             "OIDC_STRICT_AT_JWT",
             "OIDC_UNKNOWN_KID_COOLDOWN_SECS",
+            "OIDC_REFRESH_MARGIN_SECS",
+            "SESSION_STORE",
         ] {
             cmd.env_remove(key);
         }
@@ -737,7 +852,7 @@ impl Quickstart {
         }
         cmd.envs(env.iter().copied());
         let mut proc = Proc::spawn("quickstart", cmd, None);
-        let base_url = format!("http://127.0.0.1:{port}");
+        let base_url = format!("http://{ip}:{port}");
         let http = http_client();
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
@@ -761,7 +876,7 @@ impl Quickstart {
         }
     }
 
-    /// `http://127.0.0.1:<port>` followed by `path`.
+    /// `http://127.0.0.1:<port>` (the app's listening address) followed by `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
@@ -833,15 +948,28 @@ impl Stack {
 #[derive(Debug)]
 pub struct ReservedPort {
     listener: TcpListener,
+    ip: Ipv4Addr,
     port: u16,
 }
 
 impl ReservedPort {
     /// Binds `127.0.0.1:0` and keeps the port.
     pub fn new() -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+        Self::on(Ipv4Addr::LOCALHOST)
+    }
+
+    /// Binds `<ip>:0` and keeps the port. `ip` is a loopback address: on Linux all of
+    /// `127.0.0.0/8` is, and a browser keeps the cookies of `127.0.0.2` apart from those of
+    /// `127.0.0.1` (cookies ignore ports, not hosts).
+    ///
+    /// # Panics
+    ///
+    /// If `ip` is not a loopback address, or cannot be bound.
+    pub fn on(ip: Ipv4Addr) -> Self {
+        assert!(ip.is_loopback(), "{ip} is not a loopback address");
+        let listener = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
         let port = listener.local_addr().expect("local address").port();
-        Self { listener, port }
+        Self { listener, ip, port }
     }
 
     /// The reserved port.
@@ -849,9 +977,14 @@ impl ReservedPort {
         self.port
     }
 
-    /// `http://127.0.0.1:<port>`: the URL of an app that will listen on this port.
+    /// The address the port is reserved on (`127.0.0.1` unless made with [`on`](Self::on)).
+    pub fn ip(&self) -> Ipv4Addr {
+        self.ip
+    }
+
+    /// `http://<ip>:<port>`: the URL of an app that will listen on this port.
     pub fn app_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.ip, self.port)
     }
 
     /// Frees the port (for the app about to bind it) and returns it.
@@ -869,18 +1002,20 @@ impl Default for ReservedPort {
 
 impl Quickstart {
     /// Starts the quickstart for browser login on the reserved `port`: `BIND` and `APP_URL`
-    /// are `127.0.0.1:<port>` (so that the app, on `127.0.0.1`, and the provider, on
+    /// are `127.0.0.1:<port>` (or the port's other loopback address, see
+    /// [`ReservedPort::on`]; so that the app, on `127.0.0.1`, and the provider, on
     /// `localhost`, are different sites), `OIDC_ISSUER` is `op`'s issuer, `OIDC_AUDIENCE` its
     /// API resource, and the client is `web-app`. `env` adds or overrides variables
-    /// (`OIDC_SCOPES`, …).
+    /// (`OIDC_SCOPES`, `OIDC_CLIENT_ID`, …).
     ///
     /// `op` must have been started with this app's URL among its `APP_URL`s, or the provider
     /// refuses the redirect URI.
     pub async fn start_login(op: &RealProvider, port: ReservedPort, env: &[(&str, &str)]) -> Self {
         let (client_id, client_secret) = clients::WEB_APP;
         let app_url = port.app_url();
+        let ip = port.ip();
         let port = port.release();
-        let bind = format!("127.0.0.1:{port}");
+        let bind = format!("{ip}:{port}");
         let mut all = vec![
             ("BIND", bind.as_str()),
             ("APP_URL", app_url.as_str()),
@@ -890,11 +1025,11 @@ impl Quickstart {
             ("OIDC_CLIENT_SECRET", client_secret),
         ];
         all.extend_from_slice(env);
-        Self::start_with_env(port, &all).await
+        Self::start_with_env_on(ip, port, &all).await
     }
 
-    /// `http://127.0.0.1:<port>`, the app's origin (and `APP_URL` for
-    /// [`start_login`](Self::start_login)).
+    /// `http://127.0.0.1:<port>` (or the app's other loopback address), the app's origin (and
+    /// `APP_URL` for [`start_login`](Self::start_login)).
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -910,6 +1045,30 @@ impl Quickstart {
 pub struct LoginProvider {
     op: RealProvider,
     ports: Mutex<Vec<ReservedPort>>,
+    /// The clients of [`start_sso`](Self::start_sso), in order.
+    web_apps: Vec<WebApp>,
+    /// Their ports, by client id, until their app is started.
+    web_app_ports: Mutex<BTreeMap<String, ReservedPort>>,
+}
+
+/// A relying party registered at a [`LoginProvider`] as a client of its own (`WEB_APPS` in
+/// `tests/op/server.mjs`), with back-channel logout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebApp {
+    /// Its client id.
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
+    /// Its URL, `http://<loopback address>:<port>`.
+    pub app_url: String,
+}
+
+impl WebApp {
+    /// `<app_url>/auth/backchannel-logout`, its registered `backchannel_logout_uri` (the login
+    /// layer's default back-channel logout path).
+    pub fn backchannel_logout_uri(&self) -> String {
+        format!("{}/auth/backchannel-logout", self.app_url)
+    }
 }
 
 impl LoginProvider {
@@ -922,7 +1081,104 @@ impl LoginProvider {
         Self {
             op,
             ports: Mutex::new(ports),
+            web_apps: Vec::new(),
+            web_app_ports: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Starts a provider for single sign-on across apps: one confidential client per entry of
+    /// `client_ids` (secret `<client_id>-secret`), each for an app on a loopback address of
+    /// its own (`127.0.0.1`, `127.0.0.2`, … in order) and a reserved port, with its redirect
+    /// URI, post-logout redirect URI and back-channel logout URI
+    /// ([`WebApp::backchannel_logout_uri`]) registered. `env` is extra environment for
+    /// `server.mjs` (`AT_TTL`, …).
+    ///
+    /// Distinct addresses, not just ports, because browsers share cookies between the ports
+    /// of a host: two apps on `127.0.0.1` would overwrite each other's session cookie.
+    ///
+    /// Start the apps with [`start_web_app`](Self::start_web_app).
+    ///
+    /// # Panics
+    ///
+    /// On a repeated client id, or more than 254 apps.
+    pub async fn start_sso(client_ids: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut web_apps = Vec::new();
+        let mut ports = BTreeMap::new();
+        for (i, client_id) in client_ids.iter().enumerate() {
+            let host = u8::try_from(i + 1)
+                .ok()
+                .filter(|h| *h < 255)
+                .expect("at most 254 apps");
+            let port = ReservedPort::on(Ipv4Addr::new(127, 0, 0, host));
+            web_apps.push(WebApp {
+                client_id: (*client_id).to_owned(),
+                client_secret: format!("{client_id}-secret"),
+                app_url: port.app_url(),
+            });
+            let previous = ports.insert((*client_id).to_owned(), port);
+            assert!(previous.is_none(), "client id {client_id} repeated");
+        }
+        let registrations: Vec<Value> = web_apps
+            .iter()
+            .map(|app| {
+                serde_json::json!({
+                    "client_id": app.client_id,
+                    "client_secret": app.client_secret,
+                    "app_url": app.app_url,
+                })
+            })
+            .collect();
+        let registrations = Value::Array(registrations).to_string();
+        let app_urls: Vec<&str> = web_apps.iter().map(|app| app.app_url.as_str()).collect();
+        let mut all: Vec<(&str, &str)> = vec![("WEB_APPS", registrations.as_str())];
+        all.extend_from_slice(env);
+        let op = RealProvider::start_with_env(SHARED_API_RESOURCE, &app_urls.join(" "), &all).await;
+        Self {
+            op,
+            ports: Mutex::new(Vec::new()),
+            web_apps,
+            web_app_ports: Mutex::new(ports),
+        }
+    }
+
+    /// The clients registered by [`start_sso`](Self::start_sso), in order.
+    pub fn web_apps(&self) -> &[WebApp] {
+        &self.web_apps
+    }
+
+    /// The client `client_id` registered by [`start_sso`](Self::start_sso).
+    ///
+    /// # Panics
+    ///
+    /// If there is no such client.
+    pub fn web_app(&self, client_id: &str) -> &WebApp {
+        self.web_apps
+            .iter()
+            .find(|app| app.client_id == client_id)
+            .unwrap_or_else(|| panic!("no web app {client_id:?} registered by start_sso"))
+    }
+
+    /// Starts the quickstart of the client `client_id` (see [`start_sso`](Self::start_sso)) on
+    /// its reserved address and port, with its client id and secret ([`Quickstart::start_login`];
+    /// `env` adds or overrides variables).
+    ///
+    /// # Panics
+    ///
+    /// If there is no such client, or its app was already started.
+    pub async fn start_web_app(&self, client_id: &str, env: &[(&str, &str)]) -> Quickstart {
+        let app = self.web_app(client_id);
+        let port = self
+            .web_app_ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(client_id)
+            .unwrap_or_else(|| panic!("the app of {client_id:?} was already started"));
+        let mut all = vec![
+            ("OIDC_CLIENT_ID", app.client_id.as_str()),
+            ("OIDC_CLIENT_SECRET", app.client_secret.as_str()),
+        ];
+        all.extend_from_slice(env);
+        Quickstart::start_login(&self.op, port, &all).await
     }
 
     /// The provider.
@@ -934,7 +1190,8 @@ impl LoginProvider {
     ///
     /// # Panics
     ///
-    /// When all the ports given to [`start`](Self::start) are used.
+    /// When all the ports given to [`start`](Self::start) are used (a provider of
+    /// [`start_sso`](Self::start_sso) has none: use [`start_web_app`](Self::start_web_app)).
     pub async fn start_app(&self, env: &[(&str, &str)]) -> Quickstart {
         let port = self
             .ports
@@ -1094,6 +1351,22 @@ mod tests {
             read_version(&op_dir().join("missing.json"), &["version"]),
             None
         );
+    }
+
+    #[test]
+    fn parses_backchannel_lines() {
+        let ok = BackchannelDelivery::parse("BACKCHANNEL app-one 200 no-store, max-age=0\n");
+        assert_eq!(ok.client_id, "app-one");
+        assert_eq!(ok.status, Some(200));
+        assert_eq!(ok.cache_control(), Some("no-store, max-age=0"));
+        let bare = BackchannelDelivery::parse("BACKCHANNEL app-two 400 -");
+        assert_eq!(bare.status, Some(400));
+        assert_eq!(bare.cache_control(), None);
+        let failed = BackchannelDelivery::parse("BACKCHANNEL app-two error ECONNREFUSED");
+        assert_eq!(failed.status, None);
+        assert_eq!(failed.detail.as_deref(), Some("ECONNREFUSED"));
+        assert_eq!(failed.cache_control(), None);
+        assert!(std::panic::catch_unwind(|| BackchannelDelivery::parse("GRANT x y z")).is_err());
     }
 
     #[test]

@@ -30,6 +30,8 @@
 //! | `OIDC_SCOPES` | `openid profile email` | scopes requested at login (space separated) |
 //! | `OIDC_STRICT_AT_JWT` | `false` | `true` requires RFC 9068 `typ: at+jwt` on bearer tokens |
 //! | `OIDC_UNKNOWN_KID_COOLDOWN_SECS` | `30` | minimum time between JWKS refetches forced by unknown `kid`s |
+//! | `OIDC_REFRESH_MARGIN_SECS` | `60` | refresh a login's access token this long before it expires |
+//! | `SESSION_STORE` | `memory` | where login sessions live: `memory` (this process only), or `redis://…`, `postgres://…` (also `postgresql://…`) to share them between instances (a login on one is valid on all); the PostgreSQL tables are created at startup |
 //!
 //! # Routes
 //!
@@ -59,6 +61,7 @@ use oidc_axum::{Claims, User};
 use oidc_core::flow::OidcClient;
 use oidc_core::{AccessTokenVerifier, Provider};
 use oidc_tower::login::LoginLayer;
+use oidc_tower::login::store::{PostgresStore, RedisStore};
 use oidc_tower::{BearerAuthLayer, RequireLayer};
 use serde_json::json;
 use tracing_subscriber::EnvFilter;
@@ -144,6 +147,88 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// Where login sessions live (`SESSION_STORE`).
+enum SessionStoreUrl {
+    Memory,
+    Redis(String),
+    Postgres(String),
+}
+
+impl SessionStoreUrl {
+    /// Reads `SESSION_STORE`. The error never repeats the value (it may hold a password).
+    fn parse(value: Option<String>) -> Result<Self, String> {
+        let Some(value) = value else {
+            return Ok(Self::Memory);
+        };
+        if value == "memory" {
+            Ok(Self::Memory)
+        } else if value.starts_with("redis://") {
+            Ok(Self::Redis(value))
+        } else if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            Ok(Self::Postgres(value))
+        } else {
+            Err(
+                "SESSION_STORE must be `memory`, a `redis://…` URL or a `postgres://…` \
+                 (`postgresql://…`) URL"
+                    .to_owned(),
+            )
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis(_) => "redis",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Connects to the store (creating the PostgreSQL tables) and gives it to `login`.
+    ///
+    /// A store operation fails after about 3 s while the store is down (the login layer then
+    /// answers 503); Redis is reconnected in the background.
+    async fn apply(self, login: LoginLayer) -> Result<LoginLayer, String> {
+        const TIMEOUT: Duration = Duration::from_secs(3);
+        match self {
+            Self::Memory => Ok(login),
+            Self::Redis(url) => {
+                use oidc_tower::login::store::fred::prelude::{
+                    Builder, ClientLike as _, Config, ReconnectPolicy,
+                };
+                let config = Config::from_url(&url)
+                    .map_err(|e| format!("SESSION_STORE is not a valid Redis URL: {e}"))?;
+                let pool = Builder::from_config(config)
+                    .with_performance_config(|p| p.default_command_timeout = TIMEOUT)
+                    .with_connection_config(|c| {
+                        c.connection_timeout = TIMEOUT;
+                        c.internal_command_timeout = TIMEOUT;
+                    })
+                    .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+                    .build_pool(4)
+                    .map_err(|e| format!("SESSION_STORE: cannot set up Redis: {e}"))?;
+                pool.init()
+                    .await
+                    .map_err(|e| format!("SESSION_STORE: cannot connect to Redis: {e}"))?;
+                Ok(login.with_shared_store(RedisStore::new(pool)))
+            }
+            Self::Postgres(url) => {
+                use oidc_tower::login::store::sqlx::postgres::PgPoolOptions;
+                let pool = PgPoolOptions::new()
+                    .max_connections(10)
+                    .acquire_timeout(TIMEOUT)
+                    .connect(&url)
+                    .await
+                    .map_err(|e| format!("SESSION_STORE: cannot connect to PostgreSQL: {e}"))?;
+                let store = PostgresStore::new(pool);
+                store.migrate().await.map_err(|e| {
+                    format!("SESSION_STORE: cannot create the session tables in PostgreSQL: {e}")
+                })?;
+                Ok(login.with_shared_store(store))
+            }
+        }
+    }
+}
+
 fn app(verifier: AccessTokenVerifier, login: LoginLayer) -> Router {
     let state = AppState {
         provider: verifier.provider().clone(),
@@ -193,6 +278,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()
         .map_err(|e| format!("OIDC_UNKNOWN_KID_COOLDOWN_SECS is not a number: {e}"))?
         .unwrap_or(30);
+    let refresh_margin = env("OIDC_REFRESH_MARGIN_SECS")
+        .map(|v| v.parse::<u64>())
+        .transpose()
+        .map_err(|e| format!("OIDC_REFRESH_MARGIN_SECS is not a number: {e}"))?
+        .unwrap_or(60);
+    let session_store = SessionStoreUrl::parse(env("SESSION_STORE"))?;
     let scopes: Option<Vec<String>> =
         env("OIDC_SCOPES").map(|s| s.split_whitespace().map(str::to_owned).collect());
     let secret = env("OIDC_CLIENT_SECRET");
@@ -251,9 +342,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(scopes) = scopes {
         client = client.with_scopes(scopes);
     }
-    let login = LoginLayer::new(client, &app_url)?;
+    let store_kind = session_store.kind();
+    let login = session_store
+        .apply(
+            LoginLayer::new(client, &app_url)?
+                .with_refresh_margin(Duration::from_secs(refresh_margin)),
+        )
+        .await?;
 
-    tracing::info!(%local, %app_url, %issuer, %client_id, %audience, "quickstart listening");
+    tracing::info!(%local, %app_url, %issuer, %client_id, %audience, session_store = store_kind, "quickstart listening");
     if let Some(op) = &embedded {
         let reader = op
             .token()

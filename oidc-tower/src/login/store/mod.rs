@@ -4,6 +4,88 @@
 //! ([`LoginLayer::with_store`](super::LoginLayer::with_store)); the default is tower-sessions'
 //! `MemoryStore`. Apps served by several instances use a store they share and that is also a
 //! [`SessionRegistry`] ([`LoginLayer::with_shared_store`](super::LoginLayer::with_shared_store)).
+//!
+//! # Shared stores
+//!
+//! | feature | store | built from |
+//! |---|---|---|
+//! | `redis` | [`RedisStore`] | a [`fred`] `Pool` (Redis 7.0 or later, or Valkey) |
+//! | `postgres` | [`PostgresStore`] | a [`sqlx`] `PgPool`; call [`PostgresStore::migrate`] at startup |
+//!
+//! `fred` and `sqlx` are re-exported here, so that the pool you build has the types the store
+//! takes. You configure and connect the pool: TLS (enable the TLS features of `fred` or `sqlx`
+//! in your own `Cargo.toml`), credentials, and the timeouts that turn an outage into errors
+//! (fred's command and connection timeouts, sqlx's `acquire_timeout`). While the store fails,
+//! the login layer answers 503 (fail closed); requests succeed again once it is back.
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis")]
+//! # async fn demo(client: oidc_core::flow::OidcClient) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//!
+//! use oidc_tower::login::LoginLayer;
+//! use oidc_tower::login::store::RedisStore;
+//! use oidc_tower::login::store::fred::prelude::*;
+//!
+//! let pool = Builder::from_config(Config::from_url("redis://redis.internal:6379/0")?)
+//!     .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(2))
+//!     .with_connection_config(|c| c.connection_timeout = Duration::from_secs(2))
+//!     .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+//!     .build_pool(4)?;
+//! pool.init().await?;
+//! let login = LoginLayer::new(client, "https://app.example.com")?
+//!     .with_shared_store(RedisStore::new(pool));
+//! # let _ = login;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## The tower-sessions 0.14 stores, adapted
+//!
+//! The sessions themselves are kept by the tower-sessions project's own stores,
+//! tower-sessions-redis-store 0.16 and tower-sessions-sqlx-store 0.15 (the latest releases).
+//! These implement the `SessionStore` trait of tower-sessions-core 0.14, whereas this crate
+//! uses tower-sessions 0.15: a private adapter converts the record (`id`, `data`,
+//! `expiry_date`, the same fields in both versions, serialized identically) and the errors
+//! between the two versions. Sessions written by those stores directly can be read here and
+//! the other way round.
+//!
+//! ## What is stored
+//!
+//! - **Sessions**: one MessagePack value per session (its id, its data, its expiry date),
+//!   which holds the tokens of the login: protect the store like a credential store (network
+//!   access, authentication, TLS, backups). In Redis, under the session id (22 base64url
+//!   characters) with an expiry at the session's expiry date; in PostgreSQL, in the table
+//!   `tower_sessions.session` (`id`, `data`, `expiry_date`).
+//! - **Registry keys** ([`SessionRegistry::insert`]), for "once only" and "one at a time": in
+//!   Redis, `oidc-registry:key:<key>` with a millisecond expiry; in PostgreSQL, the table
+//!   `tower_sessions.oidc_registry_key` (`name`, `expires_at`).
+//! - **Registry sets** ([`SessionRegistry::add_member`]), the sessions of a provider session
+//!   or user: in Redis, the set `oidc-registry:set:<name>`; in PostgreSQL, one row per set in
+//!   `tower_sessions.oidc_registry_set` (`name`, `members text[]`, `expires_at`). Keys and sets
+//!   are distinct namespaces, as in [`MemoryRegistry`](super::MemoryRegistry).
+//!
+//! Expiry is decided by the server's clock (Redis TTLs, PostgreSQL's `now()`), the same for
+//! every instance. Redis deletes what expired by itself; PostgreSQL ignores expired rows in
+//! every query and deletes them (sessions included) every 256 operations of a store.
+//!
+//! ## Atomicity
+//!
+//! Each registry operation is one atomic command or statement, so concurrent callers on any
+//! number of instances see a consistent result:
+//!
+//! | operation | Redis | PostgreSQL |
+//! |---|---|---|
+//! | `insert` | `SET key 1 PX ttl NX` | `INSERT … ON CONFLICT DO UPDATE … WHERE expired RETURNING` |
+//! | `contains` | `EXISTS` | `SELECT EXISTS (… not expired)` |
+//! | `remove` | `DEL` | `DELETE` |
+//! | `add_member` | `MULTI; SADD; PEXPIRE NX; PEXPIRE GT; EXEC` (a set's lifetime only grows) | `INSERT … ON CONFLICT DO UPDATE` (an expired set starts again empty) |
+//! | `take_members` | `MULTI; SMEMBERS; DEL; EXEC` | `DELETE … RETURNING` |
+//!
+//! Saving a session never brings back one that was deleted (logout on another instance) or
+//! that expired meanwhile: Redis saves with `SET … XX`, PostgreSQL with an `UPDATE` of a live
+//! row (where tower-sessions-sqlx-store would insert it again). Creating a session with an id
+//! already taken picks another id.
 
 use std::sync::Arc;
 
@@ -13,6 +95,25 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::Result;
 
 use super::registry::SessionRegistry;
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod compat;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+
+/// The Redis client the [`RedisStore`] is built on (the version it needs).
+#[cfg(feature = "redis")]
+pub use fred;
+/// The database library the [`PostgresStore`] is built on (the version it needs).
+#[cfg(feature = "postgres")]
+pub use sqlx;
+
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
 
 /// The store a [`LoginLayer`](super::LoginLayer) keeps its sessions in, as given to the
 /// session layer of [`LoginLayer::session_layer`](super::LoginLayer::session_layer).
