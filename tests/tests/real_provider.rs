@@ -384,3 +384,114 @@ async fn key_03_real_provider_rotation() {
     )
     .await;
 }
+
+/// The value of the Prometheus sample `name{labels}` in `text` (labels in any order), after
+/// checking that every sample line of `text` parses as `name[{labels}] value`.
+fn prometheus_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample line: {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number in {line:?}"));
+        let (metric, label_text) = match series.split_once('{') {
+            Some((metric, rest)) => (
+                metric,
+                rest.strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed labels: {line:?}")),
+            ),
+            None => (series, ""),
+        };
+        assert!(
+            !metric.is_empty()
+                && metric
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        let mut got: Vec<(String, String)> = label_text
+            .split(',')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (k, v) = l
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("bad label {l:?}"));
+                (k.to_owned(), v.trim_matches('"').to_owned())
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        want.sort();
+        if metric == name && got == want {
+            found = Some(value);
+        }
+    }
+    found
+}
+
+/// The quickstart exports the library's metrics at `/metrics` as Prometheus text, and the
+/// counters move with the requests it served.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_endpoint_counts_bearer_outcomes_and_jwks_fetches() {
+    let stack = Stack::start().await;
+    let token = reader_token(&stack).await;
+    assert_eq!(stack.app.get("/api/me", Some(&token)).await.status(), 200);
+    assert_eq!(stack.app.get("/api/me", Some(&token)).await.status(), 200);
+    let tampered = flip_char_in_segment(&token, 2);
+    assert_eq!(
+        stack.app.get("/api/me", Some(&tampered)).await.status(),
+        401
+    );
+    assert_eq!(stack.app.get("/api/me", None).await.status(), 401);
+
+    let res = stack.app.get("/metrics", None).await;
+    assert_eq!(res.status(), 200);
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = res.text().await.unwrap();
+    let value = |name, labels: &[(&str, &str)]| {
+        prometheus_value(&text, name, labels)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+    };
+    let requests = "oidc_requests_total";
+    assert_eq!(
+        value(
+            requests,
+            &[("outcome", "authenticated"), ("reason", "bearer")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            requests,
+            &[("outcome", "rejected"), ("reason", "invalid_token")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            requests,
+            &[("outcome", "rejected"), ("reason", "missing_token")]
+        ),
+        1.0
+    );
+    assert!(value("oidc_jwks_fetches_total", &[("outcome", "ok")]) >= 1.0);
+    assert_eq!(
+        value("oidc_requests_in_flight", &[("layer", "bearer")]),
+        0.0
+    );
+    assert!(text.contains("oidc_request_duration_seconds"), "{text}");
+}

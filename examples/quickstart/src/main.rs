@@ -39,6 +39,10 @@
 //! - `GET /me`: login required (a browser is sent to log in; other clients get 401); JSON
 //!   with `sub`, `email` (when known), `iss` and `claims`.
 //! - `GET /auth/login?return_to=…`, `GET /auth/callback`, `POST /auth/logout`: the login flow.
+//! - `POST /auth/backchannel-logout`: OIDC Back-Channel Logout (register it at the provider as
+//!   the client's `backchannel_logout_uri`; the embedded provider does so).
+//! - `GET /metrics`: Prometheus text of the library's metrics (requests by outcome, latency,
+//!   in flight, JWKS fetches, logins, refreshes, logouts).
 //! - `GET /api/me`: bearer-protected; JSON with `sub`, `scopes`, `roles`, `client_id`, `iss`,
 //!   `exp`.
 //! - `GET /api/admin`: requires the scope `api:write` (403 `insufficient_scope` otherwise).
@@ -63,6 +67,7 @@ use oidc_core::{AccessTokenVerifier, Provider};
 use oidc_tower::login::LoginLayer;
 use oidc_tower::login::store::{PostgresStore, RedisStore};
 use oidc_tower::{BearerAuthLayer, RequireLayer};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
@@ -229,7 +234,11 @@ impl SessionStoreUrl {
     }
 }
 
-fn app(verifier: AccessTokenVerifier, login: LoginLayer) -> Router {
+fn app(
+    verifier: AccessTokenVerifier,
+    login: LoginLayer,
+    metrics: PrometheusHandle,
+) -> Router {
     let state = AppState {
         provider: verifier.provider().clone(),
     };
@@ -250,8 +259,23 @@ fn app(verifier: AccessTokenVerifier, login: LoginLayer) -> Router {
         .with_state(state)
         .layer(login.require_login(false))
         .layer(sessions)
-        // Liveness answers even when the session layer or the provider cannot.
+        // Liveness and metrics answer even when the session layer or the provider cannot.
         .route("/healthz", get(healthz))
+        .route(
+            "/metrics",
+            get(move || {
+                let text = metrics.render();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        )
 }
 
 #[tokio::main]
@@ -261,6 +285,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             EnvFilter::new("quickstart=debug,oidc=info,oidc_core=info,oidc_tower=info")
         }))
         .init();
+
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("metrics recorder: {e}"))?;
 
     let bind: SocketAddr = env("BIND")
         .unwrap_or_else(|| "127.0.0.1:3000".to_owned())
@@ -319,6 +347,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ),
             }
             .add_post_logout_redirect_uri(&format!("{app_url}/"))
+            .with_backchannel_logout_uri(&format!("{app_url}/auth/backchannel-logout"))
             .with_access_token_audience(&audience);
             op.register_client(registration);
             (op.issuer(), client_id, audience, Some(op))
@@ -382,7 +411,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("Listening on http://{local}");
 
-    axum::serve(listener, app(verifier, login))
+    axum::serve(listener, app(verifier, login, metrics))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
