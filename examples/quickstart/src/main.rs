@@ -61,13 +61,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use oidc_axum::{Claims, User};
 use oidc_core::flow::OidcClient;
 use oidc_core::{AccessTokenVerifier, Provider};
 use oidc_tower::login::LoginLayer;
 use oidc_tower::login::store::{PostgresStore, RedisStore};
 use oidc_tower::{BearerAuthLayer, RequireLayer};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
@@ -234,11 +234,7 @@ impl SessionStoreUrl {
     }
 }
 
-fn app(
-    verifier: AccessTokenVerifier,
-    login: LoginLayer,
-    metrics: PrometheusHandle,
-) -> Router {
+fn app(verifier: AccessTokenVerifier, login: LoginLayer, metrics: PrometheusHandle) -> Router {
     let state = AppState {
         provider: verifier.provider().clone(),
     };

@@ -1,0 +1,155 @@
+//! `auth-proxy`: an authenticating reverse proxy built from the `oidc-tower` layers, for apps
+//! that cannot change (a dashboard, a third-party UI). Users sign in with OpenID Connect at the
+//! proxy; each request then reaches the upstream with the user in `X-Forwarded-*` headers.
+//!
+//! ```text
+//! cargo run -p auth-proxy -- --config examples/auth-proxy/auth-proxy.example.toml
+//! ```
+//!
+//! # What it does
+//!
+//! - **Login** with [`LoginLayer`](oidc_tower::login::LoginLayer): authorization code + PKCE,
+//!   server-side sessions, refresh, revalidation, logout, one or several providers.
+//! - **Per route**: `routes.skip_auth` are forwarded without authentication; `routes.api`
+//!   answer 401 instead of redirecting to the login; `routes.bearer` also accept
+//!   `Authorization: Bearer` access tokens (verified as by `BearerAuthLayer`: a bad token gets
+//!   401 with `WWW-Authenticate`). Elsewhere a browser navigation without a session is sent to
+//!   the login and anything else gets 401.
+//! - **Identity headers** for every authenticated request: `X-Forwarded-User` (the
+//!   `headers.user_claim`, default `sub`), `X-Forwarded-Email`, `X-Forwarded-Groups` (comma
+//!   separated: `headers.groups_claim`, default the identity's roles and groups),
+//!   `X-Forwarded-Preferred-Username`, and on request `X-Forwarded-Access-Token` and
+//!   `Authorization: Bearer`. The client's copies of these headers are always removed, on
+//!   every route, in any case and also spelled with `_` (`X_Forwarded_User`, which CGI-style
+//!   servers read as the same header); so is the client's `Authorization` when the proxy sets
+//!   it. The proxy's session cookie never reaches an upstream.
+//! - **Forwarding** by path prefix to several upstreams (longest prefix wins, optionally
+//!   stripped), with hyper's HTTP/1.1 client: request and response bodies stream (nothing is
+//!   buffered, uploads of any size pass), `Upgrade` requests (websockets) are spliced,
+//!   hop-by-hop headers are removed, and `X-Forwarded-For`, `-Proto` and `-Host` are set (the
+//!   client's are replaced unless `reverse_proxy = true`).
+//! - **Paths** that an upstream could read differently than the proxy (dot segments, also
+//!   encoded, `..;`, backslashes, control characters, broken `%`-encoding) are refused with 400
+//!   before any rule is consulted; a rule's prefix must match the path both as sent and
+//!   decoded.
+//!
+//! # Routes of the proxy
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /ping` | liveness: always 200 |
+//! | `GET /ready` | 200 when every provider's metadata and keys are loaded (loads them if not), else 503 |
+//! | `GET /metrics` | Prometheus text (see [`metrics`]) |
+//! | `GET /oauth2/start?return_to=/path` | starts a login (`/oauth2/start/{provider}` with several providers) |
+//! | `GET /oauth2/callback` | the redirect URI (`/oauth2/callback/{provider}` with several; `redirect_path` changes it) |
+//! | `POST /oauth2/sign_out` | logout, same-origin only, then the provider's logout |
+//! | `POST /oauth2/backchannel-logout` | OpenID back-channel logout from the provider |
+//! | `GET /oauth2/userinfo` | `{"user", "email", "groups", "preferred_username"}` for a session or bearer token, else 401 |
+//!
+//! `/ping`, `/ready` and `/metrics` need no login; move them with `[endpoints]` (or turn one
+//! off with `""`). Every path under `/oauth2/` belongs to the proxy.
+//!
+//! # Configuration
+//!
+//! A TOML file (`--config PATH` or `AUTH_PROXY_CONFIG`), then environment variables, which
+//! win. Everything is checked at start; a bad setting stops the proxy with a message naming
+//! it (exit status 2). `auth-proxy --check` only checks.
+//!
+//! ```toml
+//! listen = "127.0.0.1:4180"                  # default
+//! public_url = "https://app.example.com"     # the URL browsers use; default http://<listen>
+//! upstream_timeout_secs = 60                 # wait for an upstream's response head
+//! reverse_proxy = false                      # true: trust X-Forwarded-* from the client
+//! pass_host_header = true                    # the client's Host goes to the upstream
+//! # post_logout_redirect_uri = "https://app.example.com/"   # default: public_url + "/"
+//!
+//! [cookie]
+//! name = "oidc-proxy"                        # "__Host-" is put in front on https
+//! idle_timeout_secs = 1800
+//! absolute_timeout_secs = 43200
+//!
+//! [headers]
+//! user_claim = "sub"                         # falls back to sub when missing
+//! # groups_claim = "groups"                  # default: roles + groups + realm_access.roles
+//! pass_access_token = false                  # X-Forwarded-Access-Token
+//! pass_authorization_header = false          # Authorization: Bearer <access token>
+//!
+//! [endpoints]
+//! ping = "/ping"
+//! ready = "/ready"
+//! metrics = "/metrics"
+//!
+//! [routes]                                   # PREFIX or METHOD=PREFIX
+//! skip_auth = ["/static/", "GET=/favicon.ico"]
+//! api = ["/api/"]
+//! bearer = ["/api/"]
+//!
+//! [[provider]]
+//! name = "default"                           # /oauth2/start/{name}
+//! issuer = "https://id.example.com"
+//! client_id = "auth-proxy"
+//! client_secret_file = "/run/secrets/client_secret"   # or client_secret = "…", or none (PKCE)
+//! scopes = ["openid", "profile", "email"]
+//! # redirect_path = "/oauth2/callback"
+//! # audience = "auth-proxy"                  # aud of bearer tokens; default client_id
+//! # accept_bearer = true
+//!
+//! [[upstream]]
+//! prefix = "/"
+//! url = "http://127.0.0.1:8080"
+//!
+//! [[upstream]]
+//! name = "grafana"
+//! prefix = "/grafana/"
+//! url = "http://127.0.0.1:3000"
+//! strip_prefix = true
+//! ```
+//!
+//! # Environment
+//!
+//! Empty values count as unset. Lists are comma-separated and replace the file's.
+//!
+//! | variable | setting |
+//! |---|---|
+//! | `AUTH_PROXY_CONFIG` | the TOML file (when `--config` is not given) |
+//! | `AUTH_PROXY_LISTEN` | `listen` |
+//! | `AUTH_PROXY_PUBLIC_URL` | `public_url` |
+//! | `AUTH_PROXY_UPSTREAMS` | `[[upstream]]`s, as `PREFIX=URL,…` (`/=http://127.0.0.1:8080`) |
+//! | `AUTH_PROXY_UPSTREAM_TIMEOUT_SECS` | `upstream_timeout_secs` |
+//! | `AUTH_PROXY_REVERSE_PROXY` | `reverse_proxy` (`true`/`false`) |
+//! | `AUTH_PROXY_PASS_HOST_HEADER` | `pass_host_header` |
+//! | `AUTH_PROXY_POST_LOGOUT_REDIRECT_URI` | `post_logout_redirect_uri` |
+//! | `AUTH_PROXY_SKIP_AUTH_ROUTES` | `routes.skip_auth` |
+//! | `AUTH_PROXY_API_ROUTES` | `routes.api` |
+//! | `AUTH_PROXY_BEARER_ROUTES` | `routes.bearer` |
+//! | `AUTH_PROXY_COOKIE_NAME` | `cookie.name` |
+//! | `AUTH_PROXY_COOKIE_IDLE_TIMEOUT_SECS` | `cookie.idle_timeout_secs` |
+//! | `AUTH_PROXY_COOKIE_ABSOLUTE_TIMEOUT_SECS` | `cookie.absolute_timeout_secs` |
+//! | `AUTH_PROXY_USER_CLAIM` | `headers.user_claim` |
+//! | `AUTH_PROXY_GROUPS_CLAIM` | `headers.groups_claim` |
+//! | `AUTH_PROXY_PASS_ACCESS_TOKEN` | `headers.pass_access_token` |
+//! | `AUTH_PROXY_PASS_AUTHORIZATION_HEADER` | `headers.pass_authorization_header` |
+//! | `AUTH_PROXY_ISSUER` | `issuer` of the first provider (created when the file has none) |
+//! | `AUTH_PROXY_CLIENT_ID` | `client_id` of the first provider |
+//! | `AUTH_PROXY_CLIENT_SECRET` | `client_secret` of the first provider |
+//! | `AUTH_PROXY_SCOPES` | `scopes` of the first provider (space-separated) |
+//! | `AUTH_PROXY_AUDIENCE` | `audience` of the first provider |
+//! | `AUTH_PROXY_PROVIDER_<NAME>_CLIENT_SECRET` | `client_secret` of the provider `<name>` (upper case, other characters as `_`) |
+//! | `RUST_LOG` | log filter (default `info`) |
+//!
+//! # Security notes
+//!
+//! - Sessions live in memory (one instance); a restart signs everyone out.
+//! - Upstreams are plain `http` on a trusted network; anyone who can reach an upstream
+//!   directly can send it any `X-Forwarded-User`: bind upstreams to loopback or firewall them.
+//! - Tokens are never logged, never put in URLs, and never in error pages.
+
+pub mod app;
+pub mod config;
+mod forward;
+pub mod identity;
+pub mod metrics;
+pub mod routes;
+
+pub use crate::app::Proxy;
+pub use crate::config::{ConfigError, FileConfig, Settings};
