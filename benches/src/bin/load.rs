@@ -1,6 +1,7 @@
 //! HTTP load on loopback: a plain axum route against the same route behind our bearer layer
 //! (one repeated token; a pool of unique tokens), jwt-authorizer, a hand-written jsonwebtoken
-//! layer, and our login layer's session mode (memory store); then a storm of unknown `kid`s.
+//! layer, and our login layer's session mode (memory store, and Redis: a `redis-server` on a
+//! free loopback port, started by the run); then a storm of unknown `kid`s.
 //!
 //! `cargo run --release -p benches --bin load [-- SECONDS [POOL]]`: starts itself as the
 //! server (`load serve`, pinned to core 0 with `taskset` when there is one), runs `wrk` (pinned
@@ -29,11 +30,12 @@ use oidc_core::{AccessTokenVerifier, Provider};
 use oidc_testing::{ClientRegistration, SigningAlg, TestProvider};
 use oidc_tower::bearer::BearerAuthLayer;
 use oidc_tower::login::LoginLayer;
+use oidc_tower::login::store::RedisStore;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
 /// The scenarios, in the order they run, each on its own listener.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "plain",
     "plain_no_header",
     "bearer_repeated",
@@ -42,6 +44,7 @@ const SCENARIOS: [&str; 8] = [
     "jsonwebtoken_unique",
     "jwt_authorizer_unique",
     "session_memory",
+    "session_redis",
 ];
 
 async fn ok() -> &'static str {
@@ -140,6 +143,10 @@ end
                 wrk.args(["-H", &format!("Authorization: Bearer {}", token.trim())]);
             }
             "session_memory" => {
+                wrk.args(["-H", &format!("Cookie: {}", cookie.trim())]);
+            }
+            "session_redis" => {
+                let cookie = std::fs::read_to_string(dir.join("cookie-redis.txt")).unwrap();
                 wrk.args(["-H", &format!("Cookie: {}", cookie.trim())]);
             }
             _ => {
@@ -342,9 +349,17 @@ fn serve(dir: &Path, pool: usize) {
             listen(Router::new().fallback_service(peer_service)).await,
         );
 
-        let session_port = session_app(&tp).await;
+        let session_port = session_app(&tp, None).await;
         ports.insert("session_memory", session_port);
         let cookie = login(&tp, session_port).await;
+        let redis = oidc_e2e::servers::RedisServer::start().await;
+        let redis_port = session_app(&tp, Some(redis_store(&redis.url()).await)).await;
+        ports.insert("session_redis", redis_port);
+        std::fs::write(
+            dir.join("cookie-redis.txt"),
+            login(&tp, redis_port).await,
+        )
+        .unwrap();
 
         // Tokens: one repeated, and a pool of unique ones (all RS256).
         let token = tp.token().sign();
@@ -362,8 +377,18 @@ fn serve(dir: &Path, pool: usize) {
     });
 }
 
-/// The same route behind the login layer with the memory store.
-async fn session_app(tp: &TestProvider) -> u16 {
+/// A store on the Redis server at `url` (a pool of 4 connections).
+async fn redis_store(url: &str) -> RedisStore {
+    use oidc_tower::login::store::fred::prelude::*;
+    let pool = Builder::from_config(Config::from_url(url).unwrap())
+        .build_pool(4)
+        .unwrap();
+    pool.init().await.unwrap();
+    RedisStore::new(pool)
+}
+
+/// The same route behind the login layer with the memory store, or a shared store.
+async fn session_app(tp: &TestProvider, shared: Option<RedisStore>) -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let app_url = format!("http://{addr}");
@@ -372,7 +397,10 @@ async fn session_app(tp: &TestProvider) -> u16 {
     tp.set_auto_login(Some("user-1"));
     let provider = Provider::builder(tp.issuer()).build().unwrap();
     let client = OidcClient::new(provider, "bench-web", &redirect).unwrap();
-    let login = LoginLayer::new(client, &app_url).unwrap();
+    let mut login = LoginLayer::new(client, &app_url).unwrap();
+    if let Some(store) = shared {
+        login = login.with_shared_store(store);
+    }
     let sessions = login.session_layer();
     let app = route().layer(login).layer(sessions);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
