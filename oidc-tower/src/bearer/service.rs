@@ -91,18 +91,22 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let in_flight = crate::metrics::InFlight::new("bearer");
-        ResponseFuture::new(async move {
-            let _in_flight = in_flight;
-            match verifier.verify::<C>(&token).await {
-                Ok(claims) => {
-                    crate::metrics::outcome("authenticated", "bearer");
-                    drop(token);
-                    req.extensions_mut().insert(claims.identity().clone());
-                    req.extensions_mut().insert(claims);
-                    inner.call(req).await
+        let span = tracing::debug_span!("oidc.bearer", realm = %realm);
+        ResponseFuture::new(tracing::Instrument::instrument(
+            async move {
+                let _in_flight = in_flight;
+                match verifier.verify::<C>(&token).await {
+                    Ok(claims) => {
+                        crate::metrics::outcome("authenticated", "bearer");
+                        drop(token);
+                        req.extensions_mut().insert(claims.identity().clone());
+                        req.extensions_mut().insert(claims);
+                        inner.call(req).await
+                    }
+                    Err(error) => Ok(reject(AuthError::from_verify(error, realm))),
                 }
-                Err(error) => Ok(reject(AuthError::from_verify(error, realm))),
-            }
-        })
+            },
+            span,
+        ))
     }
 }

@@ -72,10 +72,16 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let in_flight = crate::metrics::InFlight::new("login");
-        ResponseFuture::new(async move {
-            let _in_flight = in_flight;
-            handle(config, inner, req).await
-        })
+        // The path only: a query could carry a code or state.
+        let span =
+            tracing::debug_span!("oidc.login", method = %req.method(), path = req.uri().path());
+        ResponseFuture::new(tracing::Instrument::instrument(
+            async move {
+                let _in_flight = in_flight;
+                handle(config, inner, req).await
+            },
+            span,
+        ))
     }
 }
 
