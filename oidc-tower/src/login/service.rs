@@ -339,6 +339,13 @@ async fn start_login<B: Default + From<String>>(
         tracing::error!(error = %e, "session store failed");
         return store_unavailable();
     }
+    // Written now: when the store is down, the browser gets the 503 page rather than a
+    // redirect to a login whose transaction was never stored (tower-sessions would turn the
+    // 303 into a bare 500 when its own save fails).
+    if let Err(e) = session.save().await {
+        tracing::error!(error = %e, "session store failed");
+        return store_unavailable();
+    }
     see_other(&url)
 }
 
