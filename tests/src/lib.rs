@@ -749,30 +749,44 @@ pub fn target_dir() -> PathBuf {
 /// If the build fails or the binary is missing afterwards.
 pub fn quickstart_binary() -> PathBuf {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let result = BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("QUICKSTART_BIN") {
+    workspace_binary(&BIN, "quickstart", "QUICKSTART_BIN")
+}
+
+/// The binary `package` of this workspace (binary of the same name), built once per test
+/// process into [`target_dir`] and kept in `slot`, or the path in the environment variable
+/// `override_var` when it is set.
+///
+/// # Panics
+///
+/// If the build fails or the binary is missing afterwards.
+pub fn workspace_binary(
+    slot: &'static OnceLock<Result<PathBuf, String>>,
+    package: &str,
+    override_var: &str,
+) -> PathBuf {
+    let result = slot.get_or_init(|| {
+        if let Some(bin) = std::env::var_os(override_var) {
             return Ok(PathBuf::from(bin));
         }
-        let root = workspace_root();
         let target_dir = target_dir();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let out = Command::new(&cargo)
-            .args(["build", "-p", "quickstart", "--bin", "quickstart"])
-            .current_dir(&root)
+            .args(["build", "-p", package, "--bin", package])
+            .current_dir(workspace_root())
             .env("CARGO_TARGET_DIR", &target_dir)
             .stdout(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run {cargo:?}: {e}"))?;
         if !out.status.success() {
             return Err(format!(
-                "`cargo build -p quickstart` failed ({}):\n{}",
+                "`cargo build -p {package}` failed ({}):\n{}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
         let bin = target_dir
             .join("debug")
-            .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
+            .join(format!("{package}{}", std::env::consts::EXE_SUFFIX));
         if bin.is_file() {
             Ok(bin)
         } else {

@@ -20,14 +20,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::{
-    LoginProvider, Proc, ReservedPort, STARTUP_TIMEOUT, clients, http_client, target_dir,
-    workspace_root,
+    LoginProvider, Proc, ReservedPort, STARTUP_TIMEOUT, clients, http_client, workspace_root,
 };
 
 /// The headers nginx echoes, with the names of their lines in [`NginxEcho`].
@@ -227,39 +226,7 @@ impl NginxEcho {
 /// If the build fails or the binary is missing afterwards.
 pub fn auth_proxy_binary() -> PathBuf {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let result = BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("AUTH_PROXY_BIN") {
-            return Ok(PathBuf::from(bin));
-        }
-        let target_dir = target_dir();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(&cargo)
-            .args(["build", "-p", "auth-proxy", "--bin", "auth-proxy"])
-            .current_dir(workspace_root())
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .stdout(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {cargo:?}: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "`cargo build -p auth-proxy` failed ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let bin = target_dir
-            .join("debug")
-            .join(format!("auth-proxy{}", std::env::consts::EXE_SUFFIX));
-        if bin.is_file() {
-            Ok(bin)
-        } else {
-            Err(format!("{} missing after the build", bin.display()))
-        }
-    });
-    match result {
-        Ok(bin) => bin.clone(),
-        Err(message) => panic!("{message}"),
-    }
+    crate::workspace_binary(&BIN, "auth-proxy", "AUTH_PROXY_BIN")
 }
 
 /// A running `auth-proxy`, stopped on drop.
