@@ -1,11 +1,26 @@
-//! Shared helpers of the benchmarks: an in-process provider, keys and tokens.
+//! Shared helpers of the benchmarks: an in-process provider, keys and tokens, and an app behind
+//! the login layer with a logged-in session.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "benchmark setup fails loudly"
+)]
 
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_core::{AccessTokenVerifier, Algorithm, Provider};
 use oidc_testing::{SigningAlg, TestProvider};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use oidc_core::flow::OidcClient;
+use oidc_testing::ClientRegistration;
+use oidc_tower::login::LoginLayer;
+use oidc_tower::login::store::RedisStore;
 use serde_json::Value;
+use tokio::net::TcpListener;
 
 /// The audience the benchmark tokens are issued for.
 pub const AUDIENCE: &str = "api://default";
@@ -183,4 +198,91 @@ pub fn jwt_validation(issuer: &str, alg: SigningAlg) -> jsonwebtoken::Validation
     v.set_audience(&[AUDIENCE]);
     v.leeway = 60;
     v
+}
+
+/// A store on the Redis server at `url` (a pool of 4 connections).
+pub async fn redis_store(url: &str) -> RedisStore {
+    use oidc_tower::login::store::fred::prelude::*;
+    let pool = Builder::from_config(Config::from_url(url).unwrap())
+        .build_pool(4)
+        .unwrap();
+    pool.init().await.unwrap();
+    RedisStore::new(pool)
+}
+
+/// `app` behind the login layer (memory store by default; `configure` may set another store)
+/// on a loopback port, as the public client `bench-web` of `tp` with auto-login.
+pub async fn session_app(
+    tp: &TestProvider,
+    configure: impl FnOnce(LoginLayer) -> LoginLayer,
+    app: axum::Router,
+) -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let app_url = format!("http://{addr}");
+    let redirect = format!("{app_url}/auth/callback");
+    tp.register_client(ClientRegistration::public("bench-web", &redirect));
+    tp.set_auto_login(Some("user-1"));
+    let provider = Provider::builder(tp.issuer()).build().unwrap();
+    let client = OidcClient::new(provider, "bench-web", &redirect).unwrap();
+    let login = configure(LoginLayer::new(client, &app_url).unwrap());
+    let sessions = login.session_layer();
+    let app = app.layer(login).layer(sessions);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr.port()
+}
+
+/// Logs in once through the provider's auto-login; returns the session cookie.
+pub async fn login(port: u16) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut jar: BTreeMap<String, String> = BTreeMap::new();
+    let mut url = format!("http://127.0.0.1:{port}/auth/login?return_to=/");
+    for _ in 0..10 {
+        let cookie = jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut req = http.get(&url);
+        if url.contains(&format!(":{port}/")) && !cookie.is_empty() {
+            req = req.header("cookie", cookie);
+        }
+        let res = req.send().await.unwrap();
+        for c in res.headers().get_all("set-cookie") {
+            let pair = c.to_str().unwrap().split(';').next().unwrap();
+            if let Some((k, v)) = pair.split_once('=') {
+                jar.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        match res.headers().get("location") {
+            Some(loc) if res.status().is_redirection() => {
+                let loc = loc.to_str().unwrap();
+                url = if loc.starts_with('/') {
+                    format!("http://127.0.0.1:{port}{loc}")
+                } else {
+                    loc.to_owned()
+                };
+                if loc == "/" {
+                    break;
+                }
+            }
+            _ => panic!("login stopped at {url}: {}", res.status()),
+        }
+    }
+    let cookie = jar
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let res = http
+        .get(format!("http://127.0.0.1:{port}/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "session not logged in");
+    cookie
 }

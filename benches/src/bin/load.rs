@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -25,12 +25,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use benches::{AUDIENCE, jwk, jwt_key, jwt_validation};
 use http::StatusCode;
-use oidc_core::flow::OidcClient;
-use oidc_core::{AccessTokenVerifier, Provider};
-use oidc_testing::{ClientRegistration, SigningAlg, TestProvider};
+use oidc_core::AccessTokenVerifier;
+use oidc_testing::{SigningAlg, TestProvider};
 use oidc_tower::bearer::BearerAuthLayer;
-use oidc_tower::login::LoginLayer;
-use oidc_tower::login::store::RedisStore;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
@@ -349,15 +346,19 @@ fn serve(dir: &Path, pool: usize) {
             listen(Router::new().fallback_service(peer_service)).await,
         );
 
-        let session_port = session_app(&tp, None).await;
+        let session_port = benches::session_app(&tp, |l| l, route()).await;
         ports.insert("session_memory", session_port);
-        let cookie = login(&tp, session_port).await;
+        let cookie = benches::login(session_port).await;
         let redis = oidc_e2e::servers::RedisServer::start().await;
-        let redis_port = session_app(&tp, Some(redis_store(&redis.url()).await)).await;
+        let redis_port = {
+            let store = benches::redis_store(&redis.url()).await;
+            benches::session_app(&tp, |l| l.with_shared_store(store), route())
+        }
+        .await;
         ports.insert("session_redis", redis_port);
         std::fs::write(
             dir.join("cookie-redis.txt"),
-            login(&tp, redis_port).await,
+            benches::login(redis_port).await,
         )
         .unwrap();
 
@@ -375,92 +376,6 @@ fn serve(dir: &Path, pool: usize) {
         // Until the driver stops this process.
         tokio::time::sleep(Duration::from_secs(3600)).await;
     });
-}
-
-/// A store on the Redis server at `url` (a pool of 4 connections).
-async fn redis_store(url: &str) -> RedisStore {
-    use oidc_tower::login::store::fred::prelude::*;
-    let pool = Builder::from_config(Config::from_url(url).unwrap())
-        .build_pool(4)
-        .unwrap();
-    pool.init().await.unwrap();
-    RedisStore::new(pool)
-}
-
-/// The same route behind the login layer with the memory store, or a shared store.
-async fn session_app(tp: &TestProvider, shared: Option<RedisStore>) -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let app_url = format!("http://{addr}");
-    let redirect = format!("{app_url}/auth/callback");
-    tp.register_client(ClientRegistration::public("bench-web", &redirect));
-    tp.set_auto_login(Some("user-1"));
-    let provider = Provider::builder(tp.issuer()).build().unwrap();
-    let client = OidcClient::new(provider, "bench-web", &redirect).unwrap();
-    let mut login = LoginLayer::new(client, &app_url).unwrap();
-    if let Some(store) = shared {
-        login = login.with_shared_store(store);
-    }
-    let sessions = login.session_layer();
-    let app = route().layer(login).layer(sessions);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr.port()
-}
-
-/// Logs in once through the provider's auto-login; returns the session cookie.
-async fn login(tp: &TestProvider, port: u16) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let mut jar: BTreeMap<String, String> = BTreeMap::new();
-    let mut url = format!("http://127.0.0.1:{port}/auth/login?return_to=/");
-    for _ in 0..10 {
-        let cookie = jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let mut req = http.get(&url);
-        if url.contains(&format!(":{port}/")) && !cookie.is_empty() {
-            req = req.header("cookie", cookie);
-        }
-        let res = req.send().await.unwrap();
-        for c in res.headers().get_all("set-cookie") {
-            let pair = c.to_str().unwrap().split(';').next().unwrap();
-            if let Some((k, v)) = pair.split_once('=') {
-                jar.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        match res.headers().get("location") {
-            Some(loc) if res.status().is_redirection() => {
-                let loc = loc.to_str().unwrap();
-                url = if loc.starts_with('/') {
-                    format!("http://127.0.0.1:{port}{loc}")
-                } else {
-                    loc.to_owned()
-                };
-                if loc == "/" {
-                    break;
-                }
-            }
-            _ => panic!("login stopped at {url}: {}", res.status()),
-        }
-    }
-    let _ = tp;
-    let cookie = jar
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let res = http
-        .get(format!("http://127.0.0.1:{port}/"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "session not logged in");
-    cookie
 }
 
 /// 1 000 concurrent requests, each with another unknown `kid`, through the bearer layer:

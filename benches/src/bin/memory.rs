@@ -1,5 +1,7 @@
 //! Bytes per cached token, measured with a counting global allocator: live heap after
-//! verifying N distinct tokens with the token cache on, minus the same with it off.
+//! verifying N distinct tokens with the token cache on, minus the same with it off. Then bytes
+//! per login session (memory store): live heap after N logins through the login layer, minus
+//! before, per session, and the same without the session's three tokens.
 //!
 //! `cargo run --release -p benches --bin memory [-- N]`
 
@@ -69,5 +71,50 @@ fn main() {
             (on - off) / n as isize,
             off
         );
+
+        // Sessions: the store is read back to count the tokens each session holds.
+        let store = tower_sessions::MemoryStore::default();
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let port = {
+            let store = store.clone();
+            benches::session_app(&tp, move |l| l.with_store(store), app).await
+        };
+        let sessions = n / 4;
+        benches::login(port).await;
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let before = LIVE.load(Ordering::SeqCst);
+        let mut cookies = Vec::with_capacity(sessions);
+        for _ in 0..sessions {
+            cookies.push(benches::login(port).await);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let grown = LIVE.load(Ordering::SeqCst) - before;
+        let mut token_bytes = 0;
+        for cookie in &cookies {
+            token_bytes += tokens_of(&store, cookie).await;
+        }
+        let per = grown / sessions as isize;
+        let tokens = token_bytes / sessions;
+        println!(
+            "login session (memory store, login cache, registry index): {per} bytes per session, {} besides its tokens ({tokens} bytes of tokens; {sessions} sessions)",
+            per - tokens as isize,
+        );
     });
+}
+
+/// The bytes of the three tokens (access, ID, refresh) stored in the session of `cookie`.
+async fn tokens_of(store: &tower_sessions::MemoryStore, cookie: &str) -> usize {
+    use tower_sessions::SessionStore as _;
+    let value = cookie
+        .split("; ")
+        .find_map(|c| c.strip_prefix("oidc-session="))
+        .unwrap();
+    let id: tower_sessions::session::Id = value.parse().unwrap();
+    let record = store.load(&id).await.unwrap().unwrap();
+    let tokens = &record.data["oidc.login"]["tokens"];
+    ["access_token", "id_token", "refresh_token"]
+        .iter()
+        .filter_map(|name| tokens.get(*name).and_then(serde_json::Value::as_str))
+        .map(str::len)
+        .sum()
 }
