@@ -845,6 +845,22 @@ fn providers_configuration_errors() {
             ],
         ),
         ("no provider", vec![]),
+        (
+            "callback on the login path",
+            vec![one("a", idp1, &cb("/auth/login"))],
+        ),
+        (
+            "callback under the login path",
+            vec![one("a", idp1, &cb("/auth/login/a"))],
+        ),
+        (
+            "callback on the logout path",
+            vec![one("a", idp1, &cb("/auth/logout"))],
+        ),
+        (
+            "callback on the back-channel logout path",
+            vec![one("a", idp1, &cb("/auth/backchannel-logout"))],
+        ),
         ("empty name", vec![one("", idp1, &cb("/auth/callback"))]),
         (
             "name with a slash",

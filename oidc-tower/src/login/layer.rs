@@ -190,8 +190,9 @@ impl LoginLayer {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] when the client's redirect URI is not under the app URL, the name is
-    /// not a plain path segment or is taken, or another provider has the same issuer and
+    /// [`ConfigError`] when the client's redirect URI is not under the app URL or is the
+    /// login, logout or back-channel logout path (as set when the provider is added), the name
+    /// is not a plain path segment or is taken, or another provider has the same issuer and
     /// redirect URI.
     pub fn with_provider(mut self, mut provider: LoginProvider) -> Result<Self, ConfigError> {
         let client = &provider.client;
@@ -213,6 +214,19 @@ impl LoginLayer {
             .filter(|p| p.starts_with('/'))
             .ok_or_else(|| bad("the redirect uri must lie under the app url"))?
             .to_owned();
+        let c = &self.config;
+        let callback = provider.callback_path.as_str();
+        if [&c.login_path, &c.logout_path, &c.backchannel_logout_path]
+            .iter()
+            .any(|path| path.as_str() == callback)
+            || callback
+                .strip_prefix(c.login_path.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+        {
+            return Err(bad(
+                "the redirect uri must not be the login, logout or back-channel logout path",
+            ));
+        }
         for other in &self.config.providers {
             if other.name == provider.name {
                 return Err(bad("two providers have the same name"));

@@ -63,8 +63,9 @@
 //! # Back-channel logout, and many instances
 //!
 //! At login the session is indexed by the ID token's `sid` and by `sub` in a
-//! [`SessionRegistry`]. A logout token (validated as the route table above) with `sid` ends the sessions of that provider
-//! session, one with only `sub` every session of that user at that issuer. Ended sessions are
+//! [`SessionRegistry`]. A logout token (validated as [`oidc_core::flow`] describes under
+//! "Logout token checks") with `sid` ends the sessions of that provider session, one with
+//! only `sub` every session of that user at that issuer. Ended sessions are
 //! deleted from the store and marked in the registry, which every request checks, so that a
 //! request in flight cannot write an ended session back. Register
 //! `{app_url}/auth/backchannel-logout` as the client's `backchannel_logout_uri`.
