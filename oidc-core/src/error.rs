@@ -45,6 +45,16 @@ pub enum ConfigError {
     /// The default HTTP client could not be built.
     #[error("http client could not be built")]
     HttpClient(#[source] BoxError),
+    /// A combination of verifiers was given no verifier.
+    #[error("no verifier given: at least one issuer is required")]
+    NoIssuer,
+    /// A combination of verifiers names the same issuer more than once, so that a token of that
+    /// issuer could not tell which one checks it.
+    #[error("issuer {issuer:?} is configured in more than one verifier")]
+    DuplicateIssuer {
+        /// The issuer given twice.
+        issuer: String,
+    },
 }
 
 /// A failed HTTP exchange with the provider.

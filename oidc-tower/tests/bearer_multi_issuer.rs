@@ -297,10 +297,10 @@ async fn duplicate_issuers_refused_at_configuration() {
         AccessTokenVerifier::new(provider(&a), "api://other"),
     ])
     .unwrap_err();
-    assert!(matches!(err, ConfigError::InvalidUrl { url, .. } if url == a.issuer()));
+    assert!(matches!(err, ConfigError::DuplicateIssuer { issuer } if issuer == a.issuer()));
     assert!(matches!(
         AccessTokenVerifier::any_of([]),
-        Err(ConfigError::InvalidIssuer(_))
+        Err(ConfigError::NoIssuer)
     ));
     assert_no_fetch(&a);
 }

@@ -44,9 +44,8 @@ impl Issuers {
             _ => None,
         });
         if let Some(issuer) = twice {
-            return Err(ConfigError::InvalidUrl {
-                url: issuer.to_owned(),
-                reason: "the issuer is configured in more than one verifier",
+            return Err(ConfigError::DuplicateIssuer {
+                issuer: issuer.to_owned(),
             });
         }
         Ok(set)
@@ -135,14 +134,6 @@ impl Issuers {
             .find_map(|(_, outcome)| outcome.and_then(Result::err))
             .map_or(Ok(()), Err)
     }
-}
-
-/// The error for [`AccessTokenVerifier::any_of`](super::AccessTokenVerifier::any_of) without
-/// any verifier.
-pub(super) fn no_issuer() -> ConfigError {
-    ConfigError::InvalidIssuer(Arc::new(std::io::Error::other(
-        "no verifier given: at least one issuer is required",
-    )))
 }
 
 /// The only payload member read before the signature is checked.

@@ -249,13 +249,13 @@ impl AccessTokenVerifier {
     ///
     /// # Errors
     ///
-    /// Returns [`ConfigError::InvalidUrl`] (with the issuer as `url`) when two verifiers have
-    /// the same issuer, and [`ConfigError::InvalidIssuer`] when `verifiers` is empty.
+    /// Returns [`ConfigError::DuplicateIssuer`] when two verifiers have the same issuer, and
+    /// [`ConfigError::NoIssuer`] when `verifiers` is empty.
     ///
     /// # Examples
     ///
     /// ```
-    /// use oidc_core::{AccessTokenVerifier, Provider};
+    /// use oidc_core::{error::ConfigError, AccessTokenVerifier, Provider};
     ///
     /// let staff = Provider::builder("https://id.example.com/realms/staff").build()?;
     /// let partners = Provider::builder("https://id.example.com/realms/partners").build()?;
@@ -272,8 +272,8 @@ impl AccessTokenVerifier {
     ///     verifier.clone(),
     ///     AccessTokenVerifier::new(again, "api://other"),
     /// ])
-    /// .is_err());
-    /// # Ok::<_, oidc_core::error::ConfigError>(())
+    /// .is_err_and(|e| matches!(e, ConfigError::DuplicateIssuer { .. })));
+    /// # Ok::<_, ConfigError>(())
     /// ```
     pub fn any_of(
         verifiers: impl IntoIterator<Item = AccessTokenVerifier>,
@@ -287,7 +287,7 @@ impl AccessTokenVerifier {
         }
         let mut configs = configs.into_iter();
         let Some(first) = configs.next() else {
-            return Err(issuers::no_issuer());
+            return Err(ConfigError::NoIssuer);
         };
         let others: Vec<Arc<Config>> = configs.collect();
         if others.is_empty() {

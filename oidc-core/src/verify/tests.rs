@@ -348,7 +348,7 @@ fn any_of_needs_distinct_issuers_and_flattens() {
     };
     assert!(matches!(
         AccessTokenVerifier::any_of([]),
-        Err(ConfigError::InvalidIssuer(_))
+        Err(ConfigError::NoIssuer)
     ));
     // One verifier is that verifier, not a combination.
     let a = one("https://a.example.com", "api");
@@ -358,7 +358,7 @@ fn any_of_needs_distinct_issuers_and_flattens() {
     let err = AccessTokenVerifier::any_of([a.clone(), one("https://a.example.com", "other")])
         .unwrap_err();
     assert!(
-        matches!(&err, ConfigError::InvalidUrl { url, .. } if url == "https://a.example.com"),
+        matches!(&err, ConfigError::DuplicateIssuer { issuer } if issuer == "https://a.example.com"),
         "{err:?}"
     );
     // Issuers differing by a trailing slash or case are different issuers.
