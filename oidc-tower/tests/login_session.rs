@@ -21,8 +21,8 @@ use oidc_testing::TestProvider;
 use oidc_tower::login::LoginLayer;
 use serde_json::json;
 use tower::ServiceExt as _;
-use tower_sessions::MemoryStore;
 use tower_sessions::session::Id;
+use tower_sessions::{MemoryStore, SessionStore as _};
 
 use login_common::{App, Builder, COOKIE, Jar, USER, cookie_value, is_removal};
 
@@ -523,4 +523,105 @@ async fn ses_07_navigation_is_sent_to_the_provider_and_returns_there() {
     let page = app.nav("/app?x=1", &mut jar).await;
     assert_eq!(page.status, 200);
     assert_eq!(page.body, "app");
+}
+
+// DOS-03: login starts without cookies cost bounded state
+
+/// The `Max-Age` of a `Set-Cookie`, in seconds.
+fn max_age(set_cookie: &str) -> i64 {
+    set_cookie
+        .split(';')
+        .find_map(|a| a.trim().strip_prefix("Max-Age="))
+        .unwrap_or_else(|| panic!("no Max-Age in {set_cookie}"))
+        .parse()
+        .unwrap()
+}
+
+/// Seconds from now until the stored record of `jar`'s session expires.
+async fn record_lifetime(app: &App, jar: &Jar) -> i64 {
+    let id: Id = jar.session().unwrap().parse().unwrap();
+    let record = app
+        .store
+        .load(&id)
+        .await
+        .unwrap()
+        .expect("the session is stored");
+    (record.expiry_date - tower_sessions::cookie::time::OffsetDateTime::now_utc()).whole_seconds()
+}
+
+#[tokio::test]
+async fn dos_03_a_session_holding_only_pending_logins_lives_as_long_as_they_do() {
+    let app = Builder::new()
+        .layer(|l| {
+            l.with_transaction_lifetime(Duration::from_secs(120))
+                .with_idle_timeout(Duration::from_secs(3600))
+        })
+        .start()
+        .await;
+    let mut jar = Jar::default();
+    let res = app.nav("/app", &mut jar).await;
+    assert_eq!(res.status, 303);
+    let cookies = res.session_cookies_named(COOKIE);
+    assert_eq!(cookies.len(), 1, "{:?}", res.set_cookies());
+    // The transaction lifetime and a minute, for a late callback to be told it expired.
+    assert!(
+        (175..=180).contains(&max_age(&cookies[0])),
+        "{}",
+        cookies[0]
+    );
+    assert!((175..=180).contains(&record_lifetime(&app, &jar).await));
+
+    // Logged in, the session takes the idle timeout.
+    let callback = app.authorize(res.location().unwrap()).await;
+    let res = app.callback(&callback, &mut jar).await;
+    assert_eq!(res.status, 303);
+    let cookies = res.session_cookies_named(COOKIE);
+    assert_eq!(cookies.len(), 1, "{:?}", res.set_cookies());
+    assert!(
+        (3595..=3600).contains(&max_age(&cookies[0])),
+        "{}",
+        cookies[0]
+    );
+    assert!((3595..=3600).contains(&record_lifetime(&app, &jar).await));
+
+    // A logged-in user starting another login keeps the idle timeout.
+    let res = app.nav("/auth/login", &mut jar).await;
+    assert_eq!(res.status, 303);
+    assert!((3595..=3600).contains(&record_lifetime(&app, &jar).await));
+    app.assert_logged_in(&jar).await;
+}
+
+#[tokio::test]
+async fn dos_03_a_flood_of_login_starts_is_bounded_by_the_default_store() {
+    let op = TestProvider::start().await;
+    let provider = Provider::builder(op.issuer()).build().unwrap();
+    let client = OidcClient::new(provider, "web-app", "http://127.0.0.1:1/auth/callback")
+        .unwrap()
+        .with_client_secret("s3cret");
+    let store = oidc_tower::login::store::MemoryStore::with_max_sessions(50);
+    let layer = LoginLayer::new(client, "http://127.0.0.1:1")
+        .unwrap()
+        .with_store(store.clone());
+    let sessions = layer.session_layer();
+    let app = axum::Router::new()
+        .route("/app", axum::routing::get(|| async { "app" }))
+        .layer(layer)
+        .layer(sessions);
+    for _ in 0..1_000 {
+        let res = app
+            .clone()
+            .oneshot(
+                Request::get("/app")
+                    .header(header::ACCEPT, "text/html")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        assert!(res.headers().contains_key(header::SET_COOKIE));
+    }
+    let held = store.session_count();
+    assert!(held <= 50, "{held} sessions held for a capacity of 50");
+    assert!(held > 0, "nothing was stored");
 }

@@ -13,10 +13,10 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use oidc_core::flow::OidcClient;
 use oidc_core::{AccessTokenVerifier, Provider};
+use oidc_tower::login::store::MemoryStore;
 use oidc_tower::login::{LoginLayer, LoginProvider, Unauthenticated, default_policy};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt as _};
-use tower_sessions::MemoryStore;
 
 use crate::config::{
     BACKCHANNEL_LOGOUT_PATH, ConfigError, EndpointSettings, LOGIN_PATH, RESERVED_PREFIX,

@@ -6,7 +6,7 @@ use oidc_core::AccessTokenVerifier;
 use oidc_core::error::ConfigError;
 use oidc_core::flow::OidcClient;
 use tower_layer::Layer;
-use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer, SessionStore};
+use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 
 use super::hook::OnLogin;
 use super::policy::{Unauthenticated, default_policy};
@@ -172,7 +172,7 @@ impl LoginLayer {
                     .time_to_live(LOGIN_CACHE_TTL)
                     .build(),
                 store: LoginStore {
-                    sessions: Arc::new(MemoryStore::default()),
+                    sessions: Arc::new(super::store::MemoryStore::default()),
                     registry: Arc::new(MemoryRegistry::new()),
                 },
             }),
@@ -320,6 +320,9 @@ impl LoginLayer {
     }
 
     /// Sets how long a login transaction stays valid. The default value is 10 minutes.
+    ///
+    /// A session that holds only pending logins (a browser that was never logged in) expires
+    /// a minute after its transactions do, rather than after the idle timeout.
     pub fn with_transaction_lifetime(mut self, lifetime: Duration) -> Self {
         self.config().transaction_lifetime = secs(lifetime);
         self
@@ -370,8 +373,10 @@ impl LoginLayer {
         self
     }
 
-    /// Keeps sessions in `store`, any tower-sessions store. The default is tower-sessions'
-    /// `MemoryStore`.
+    /// Keeps sessions in `store`, any tower-sessions store. The default is
+    /// [`store::MemoryStore`](super::store::MemoryStore) with its default capacity (100 000
+    /// sessions); give one built with
+    /// [`with_max_sessions`](super::store::MemoryStore::with_max_sessions) to change it.
     ///
     /// Logins, refreshes and back-channel logouts are coordinated through an in-process
     /// [`MemoryRegistry`]: right for one instance. When several instances share `store`, use

@@ -89,13 +89,14 @@
 //! use oidc_core::Provider;
 //! use oidc_core::flow::OidcClient;
 //! use oidc_tower::login::LoginLayer;
-//! use tower_sessions::MemoryStore;
+//! use oidc_tower::login::store::MemoryStore;
 //!
 //! # fn main() -> Result<(), oidc_core::error::ConfigError> {
 //! let provider = Provider::builder("https://id.example.com").build()?;
 //! let client = OidcClient::new(provider, "web-app", "https://app.example.com/auth/callback")?
 //!     .with_client_secret("s3cret");
-//! let login = LoginLayer::new(client, "https://app.example.com")?.with_store(MemoryStore::default());
+//! let login = LoginLayer::new(client, "https://app.example.com")?
+//!     .with_store(MemoryStore::with_max_sessions(50_000));
 //! let sessions = login.session_layer();
 //!
 //! let app: Router = Router::new()

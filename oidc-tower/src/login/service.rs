@@ -8,7 +8,8 @@ use oidc_core::error::{FlowError, FlowErrorKind};
 use oidc_core::flow::{AuthorizationResponse, AuthorizeOptions, Transaction};
 use serde_json::Value;
 use tower_service::Service;
-use tower_sessions::Session;
+use tower_sessions::cookie::time;
+use tower_sessions::{Expiry, Session};
 
 use super::hook::LoginInfo;
 use super::layer::{LoginConfig, LoginLayer, UserInfoPolicy};
@@ -309,6 +310,9 @@ fn provider_choice<B: From<String>>(config: &LoginConfig, query: &str) -> Respon
     res
 }
 
+/// Seconds a session holding only pending logins outlives their lifetime.
+const PENDING_LOGIN_GRACE: i64 = 60;
+
 /// Stores a new transaction and redirects to the provider.
 async fn start_login<B: Default + From<String>>(
     config: &LoginConfig,
@@ -338,6 +342,22 @@ async fn start_login<B: Default + From<String>>(
     if let Err(e) = session.insert(TX_KEY, &txs).await {
         tracing::error!(error = %e, "session store failed");
         return store_unavailable();
+    }
+    // A session that holds only pending logins lives as long as they do (and a minute more,
+    // so that a late callback is told its login expired), not the idle timeout: login starts
+    // without a cookie cost the store minutes each (DOS-03). The next request's session
+    // layer brings back the idle timeout.
+    match session.get_value(LOGIN_KEY).await {
+        Ok(Some(_)) => {}
+        Ok(None) => session.set_expiry(Some(Expiry::OnInactivity(time::Duration::seconds(
+            config
+                .transaction_lifetime
+                .saturating_add(PENDING_LOGIN_GRACE),
+        )))),
+        Err(e) => {
+            tracing::error!(error = %e, "session store failed");
+            return store_unavailable();
+        }
     }
     // Written now: when the store is down, the browser gets the 503 page rather than a
     // redirect to a login whose transaction was never stored (tower-sessions would turn the

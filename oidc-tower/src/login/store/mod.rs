@@ -1,8 +1,9 @@
 //! The session store behind a [`LoginLayer`](super::LoginLayer), and the shared stores.
 //!
 //! The layer keeps sessions in any tower-sessions store
-//! ([`LoginLayer::with_store`](super::LoginLayer::with_store)); the default is tower-sessions'
-//! `MemoryStore`. Apps served by several instances use a store they share and that is also a
+//! ([`LoginLayer::with_store`](super::LoginLayer::with_store)); the default is this module's
+//! [`MemoryStore`], which, unlike tower-sessions' store of that name, drops sessions at their
+//! expiry date and holds a bounded number of them. Apps served by several instances use a store they share and that is also a
 //! [`SessionRegistry`] ([`LoginLayer::with_shared_store`](super::LoginLayer::with_shared_store)).
 //!
 //! # Shared stores
@@ -98,6 +99,7 @@ use super::registry::SessionRegistry;
 
 #[cfg(any(feature = "redis", feature = "postgres"))]
 mod compat;
+mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
@@ -110,6 +112,7 @@ pub use fred;
 #[cfg(feature = "postgres")]
 pub use sqlx;
 
+pub use self::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;
 #[cfg(feature = "redis")]
