@@ -109,14 +109,18 @@
 //! ```
 
 mod backchannel;
+mod callback;
 mod hook;
 mod layer;
+mod logout;
 mod pages;
 mod policy;
 mod providers;
+mod refresh;
 pub mod registry;
 mod service;
 mod session;
+mod start;
 pub mod store;
 
 pub use self::hook::{HookFuture, LoginInfo, LoginRefused, OnLogin};

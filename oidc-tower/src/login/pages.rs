@@ -88,6 +88,36 @@ pub(crate) fn status<B: Default>(status: StatusCode) -> Response<B> {
     res
 }
 
+/// The page for a session store that failed: 503, try again.
+pub(crate) fn store_unavailable<B: From<String>>() -> Response<B> {
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The session store is unavailable. Please try again shortly.",
+        None,
+    )
+}
+
+/// The page for a request that reached the login layer without the session layer around it.
+pub(crate) fn missing_session_layer<B: From<String>>() -> Response<B> {
+    tracing::error!(
+        target: "oidc::rejection",
+        "no session: add the layer of LoginLayer::session_layer (a tower-sessions SessionManagerLayer) around the LoginLayer"
+    );
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "The server is misconfigured.",
+        None,
+    )
+}
+
+/// 405 with the allowed methods.
+pub(crate) fn method_not_allowed<B: Default>(allow: &'static str) -> Response<B> {
+    let mut res = status(StatusCode::METHOD_NOT_ALLOWED);
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,7 +42,7 @@ impl LoginState {
 }
 
 /// A logged-in state with what handlers get, built once and kept in the layer's cache of
-/// recent logins (see `Login::current_login`).
+/// recent logins (see `refresh::current_login`).
 pub(crate) struct LoggedIn {
     pub(crate) state: Arc<LoginState>,
     pub(crate) identity: Identity,
@@ -170,4 +170,9 @@ pub(crate) fn sub_set(issuer: &str, sub: &str) -> String {
 /// Registry key: logout token `jti` of `issuer` was used.
 pub(crate) fn jti_key(issuer: &str, jti: &str) -> String {
     format!("oidc:jti:{}:{jti}", issuer_part(issuer))
+}
+
+/// The session the session layer put in the request.
+pub(crate) fn session_of(parts: &http::request::Parts) -> Option<tower_sessions::Session> {
+    parts.extensions.get::<tower_sessions::Session>().cloned()
 }
