@@ -56,6 +56,30 @@ fn www_authenticate(res: &Response<Body>) -> Option<&str> {
         .map(|v| v.to_str().unwrap())
 }
 
+/// Asserts that `GET uri` (with `token`, if any) answers 200 with the body `want`.
+async fn assert_ok(app: &Router, uri: &str, token: Option<&str>, want: &str) {
+    let (status, _, body) = send(app, uri, token).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, want), "GET {uri}");
+}
+
+/// Asserts the layer's 401 for a request without a token: the bare `Bearer realm="api"`.
+#[track_caller]
+fn assert_missing_token(status: StatusCode, res: &Response<Body>) {
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(www_authenticate(res), Some(r#"Bearer realm="api""#));
+}
+
+/// Asserts the layer's 401 for a refused token: a challenge with `error="invalid_token"`.
+#[track_caller]
+fn assert_invalid_token(status: StatusCode, res: &Response<Body>) {
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        www_authenticate(res)
+            .unwrap()
+            .contains(r#"error="invalid_token""#)
+    );
+}
+
 #[derive(Clone, Default)]
 struct Hits(Arc<AtomicUsize>);
 
@@ -110,18 +134,12 @@ async fn claims_extractor_gets_subject_and_scopes() {
 
     // The layer answers before the handler runs.
     let (status, res, body) = send(&app, "/me", None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(www_authenticate(&res), Some(r#"Bearer realm="api""#));
+    assert_missing_token(status, &res);
     assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
     assert_eq!(body, "");
 
     let (status, res, body) = send(&app, "/me", Some(&tp.token().sign_with_foreign_key())).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(
-        www_authenticate(&res)
-            .unwrap()
-            .contains(r#"error="invalid_token""#)
-    );
+    assert_invalid_token(status, &res);
     assert_eq!(body, "");
     assert_eq!(hits.get(), 1);
 }
@@ -146,26 +164,17 @@ async fn optional_claims_behind_allow_anonymous() {
         )
         .layer(BearerAuthLayer::new(verifier(&tp)).allow_anonymous(true));
 
-    let (status, _, body) = send(&app, "/", None).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "hello stranger"));
-    let (status, _, body) = send(&app, "/who", None).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "nobody"));
+    assert_ok(&app, "/", None, "hello stranger").await;
+    assert_ok(&app, "/who", None, "nobody").await;
     assert_eq!(tp.jwks_fetch_count(), 0);
 
     let token = tp.token().sign();
-    let (status, _, body) = send(&app, "/", Some(&token)).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "hello user-1"));
-    let (status, _, body) = send(&app, "/who", Some(&token)).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "user-1"));
+    assert_ok(&app, "/", Some(&token), "hello user-1").await;
+    assert_ok(&app, "/who", Some(&token), "user-1").await;
 
     // A bad token is refused, never downgraded to anonymous.
     let (status, res, _) = send(&app, "/", Some(&tp.token().expires_in(-3600).sign())).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(
-        www_authenticate(&res)
-            .unwrap()
-            .contains(r#"error="invalid_token""#)
-    );
+    assert_invalid_token(status, &res);
 }
 
 #[tokio::test]
@@ -184,8 +193,7 @@ async fn optional_claims_without_allow_anonymous_never_reaches_handler() {
         .layer(BearerAuthLayer::new(verifier(&tp)));
 
     let (status, res, _) = send(&app, "/", None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(www_authenticate(&res), Some(r#"Bearer realm="api""#));
+    assert_missing_token(status, &res);
     assert_eq!(hits.get(), 0);
 }
 
@@ -228,21 +236,14 @@ async fn custom_claims_with_with_claims_layer() {
         .layer(BearerAuthLayer::new(verifier(&tp)).with_claims::<MyClaims>());
 
     let token = tp.token().claim("tenant", "acme").sign();
-    let (status, _, body) = send(&app, "/", Some(&token)).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "user-1@acme"));
+    assert_ok(&app, "/", Some(&token), "user-1@acme").await;
 
     let token = tp.token().claim("tenant", "acme").scope("api:write").sign();
-    let (status, _, body) = send(&app, "/write", Some(&token)).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "acme"));
+    assert_ok(&app, "/write", Some(&token), "acme").await;
 
     // Claims that don't fit the type: the layer refuses the token.
     let (status, res, _) = send(&app, "/", Some(&tp.token().sign())).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(
-        www_authenticate(&res)
-            .unwrap()
-            .contains(r#"error="invalid_token""#)
-    );
+    assert_invalid_token(status, &res);
 }
 
 #[tokio::test]
@@ -348,10 +349,8 @@ async fn require_scopes_403_without_scope_200_with() {
     assert_eq!(hits.get(), 0);
 
     let token = tp.token().scope("openid api:read api:write").sign();
-    let (status, _, body) = send(&app, "/write", Some(&token)).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "write user-1"));
-    let (status, _, body) = send(&app, "/rw", Some(&token)).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "rw user-1"));
+    assert_ok(&app, "/write", Some(&token), "write user-1").await;
+    assert_ok(&app, "/rw", Some(&token), "rw user-1").await;
     assert_eq!(hits.get(), 2);
 }
 
@@ -380,12 +379,10 @@ async fn require_layer_as_route_layer() {
         )
     );
     assert_eq!(body, "");
-    let (status, _, body) = send(&app, "/me", Some(&token)).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "user-1"));
+    assert_ok(&app, "/me", Some(&token), "user-1").await;
 
     let token = tp.token().scope("api:write").sign();
-    let (status, _, body) = send(&app, "/admin", Some(&token)).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "user-1"));
+    assert_ok(&app, "/admin", Some(&token), "user-1").await;
 }
 
 #[tokio::test]
@@ -413,6 +410,5 @@ async fn anonymous_request_to_a_claims_route_401() {
         )
         .layer(BearerAuthLayer::new(verifier(&tp)).allow_anonymous(true));
     let (status, res, _) = send(&app, "/me", None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(www_authenticate(&res), Some(r#"Bearer realm="api""#));
+    assert_missing_token(status, &res);
 }

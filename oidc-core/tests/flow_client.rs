@@ -10,19 +10,20 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use oidc_core::Provider;
+use common::{REDIRECT_URI, authorize_at_provider, callback_query, client_provider};
 use oidc_core::error::{FlowError, FlowErrorKind, HttpError};
 use oidc_core::flow::{AuthorizationResponse, AuthorizeOptions, OidcClient, TokenSet, Transaction};
-use oidc_core::http::{HttpClient as _, ReqwestClient};
+use oidc_core::http::ReqwestClient;
 use oidc_testing::{CallbackIss, ClientRegistration, Failure, TestProvider};
 use serde_json::json;
 
 const CLIENT_ID: &str = "flow-app";
 const SECRET: &str = "flow-secret";
-const REDIRECT_URI: &str = "http://127.0.0.1:3999/auth/callback";
 
 async fn setup() -> (TestProvider, OidcClient) {
     setup_with(None).await
@@ -39,8 +40,7 @@ async fn setup_with(timeouts: Option<(Duration, Duration)>) -> (TestProvider, Oi
 }
 
 fn client_for(op: &TestProvider, timeouts: Option<(Duration, Duration)>) -> OidcClient {
-    let mut builder = Provider::builder(op.issuer())
-        .with_retry_backoff(Duration::from_millis(50), Duration::from_millis(100));
+    let mut builder = client_provider(op);
     if let Some((connect, total)) = timeouts {
         builder = builder.with_http_client(Arc::new(
             ReqwestClient::with_timeouts(connect, total).unwrap(),
@@ -53,23 +53,35 @@ fn client_for(op: &TestProvider, timeouts: Option<(Duration, Duration)>) -> Oidc
 
 /// Starts a login and lets the provider answer it: the transaction and the callback query.
 async fn until_callback(client: &OidcClient) -> (Transaction, String) {
-    let (url, tx) = client.authorize(&AuthorizeOptions::new()).await.unwrap();
-    let http = ReqwestClient::new().unwrap();
-    let res = http
-        .execute(http::Request::get(url).body(Vec::new()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
+    let (tx, res) = authorize_at_provider(client).await;
     let location = res.headers()["location"].to_str().unwrap();
     assert!(location.starts_with(REDIRECT_URI), "{location}");
-    let query = location.split_once('?').unwrap().1.to_owned();
-    (tx, query)
+    (tx, callback_query(&res).to_owned())
 }
 
 async fn login(client: &OidcClient) -> Result<TokenSet, FlowError> {
     let (tx, query) = until_callback(client).await;
     client
         .complete(&tx, AuthorizationResponse::from_query(&query).unwrap())
+        .await
+}
+
+/// Asserts that `err` matches the pattern and is of the given `FlowErrorKind`.
+macro_rules! assert_flow_error {
+    ($err:expr, $pattern:pat $(if $guard:expr)?, $kind:expr, $what:expr) => {{
+        let err = &$err;
+        assert!(matches!(err, $pattern $(if $guard)?), "{}: {err:?}", $what);
+        assert_eq!(err.kind(), $kind, "{}: {err:?}", $what);
+    }};
+}
+
+/// Fetches the userinfo for the login that gave `tokens`.
+async fn userinfo(
+    client: &OidcClient,
+    tokens: &TokenSet,
+) -> Result<serde_json::Map<String, serde_json::Value>, FlowError> {
+    client
+        .userinfo(tokens.access_token(), tokens.subject())
         .await
 }
 
@@ -116,8 +128,12 @@ async fn flow_cb_02_unbound_callbacks_send_no_token_request() {
 
     let dup = format!("{query}&state=other");
     let err = AuthorizationResponse::from_query(&dup).unwrap_err();
-    assert!(matches!(err, FlowError::Unbound(_)), "{err:?}");
-    assert_eq!(err.kind(), FlowErrorKind::Unbound);
+    assert_flow_error!(
+        err,
+        FlowError::Unbound(_),
+        FlowErrorKind::Unbound,
+        "two states"
+    );
 
     for (what, q) in [
         ("no state", replace_param(&query, "state", None)),
@@ -131,8 +147,7 @@ async fn flow_cb_02_unbound_callbacks_send_no_token_request() {
             .complete(&tx, AuthorizationResponse::from_query(&q).unwrap())
             .await
             .unwrap_err();
-        assert!(matches!(err, FlowError::Unbound(_)), "{what}: {err:?}");
-        assert_eq!(err.kind(), FlowErrorKind::Unbound, "{what}");
+        assert_flow_error!(err, FlowError::Unbound(_), FlowErrorKind::Unbound, what);
     }
     assert!(op.token_requests().is_empty());
     // The genuine response still completes.
@@ -202,11 +217,12 @@ async fn flow_cb_10_token_endpoint_failures_map_to_their_kind() {
         b.insert("error".to_owned(), json!("server_error"));
     });
     let err = login(&client).await.unwrap_err();
-    assert!(
-        matches!(&err, FlowError::TokenEndpoint { error } if error == "server_error"),
-        "{err:?}"
+    assert_flow_error!(
+        err,
+        FlowError::TokenEndpoint { error } if error == "server_error",
+        FlowErrorKind::Rejected,
+        "error member"
     );
-    assert_eq!(err.kind(), FlowErrorKind::Rejected);
 
     // Malformed: 502.
     for failure in [
@@ -239,11 +255,12 @@ async fn flow_cb_10_token_endpoint_failures_map_to_their_kind() {
     .await;
     op.fail_token(Failure::Hang);
     let err = login(&client).await.unwrap_err();
-    assert!(
-        matches!(err, FlowError::Http(HttpError::Timeout)),
-        "{err:?}"
+    assert_flow_error!(
+        err,
+        FlowError::Http(HttpError::Timeout),
+        FlowErrorKind::Timeout,
+        "silent token endpoint"
     );
-    assert_eq!(err.kind(), FlowErrorKind::Timeout);
 }
 
 #[tokio::test]
@@ -253,8 +270,12 @@ async fn flow_idt_15_missing_id_token_is_rejected() {
         b.remove("id_token");
     });
     let err = login(&client).await.unwrap_err();
-    assert!(matches!(err, FlowError::MissingIdToken), "{err:?}");
-    assert_eq!(err.kind(), FlowErrorKind::Rejected);
+    assert_flow_error!(
+        err,
+        FlowError::MissingIdToken,
+        FlowErrorKind::Rejected,
+        "no id_token"
+    );
 }
 
 #[tokio::test]
@@ -317,35 +338,31 @@ async fn flow_ses_05_refresh_of_a_revoked_grant_is_invalid_grant() {
     op.revoke_user("user-1");
     let err = client.refresh(&tokens).await.unwrap_err();
     assert!(err.is_invalid_grant(), "{err:?}");
-    let err = client
-        .userinfo(tokens.access_token(), tokens.subject())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, FlowError::UserInfoRefused { status: 401 }),
-        "{err:?}"
+    let err = userinfo(&client, &tokens).await.unwrap_err();
+    assert_flow_error!(
+        err,
+        FlowError::UserInfoRefused { status: 401 },
+        FlowErrorKind::Rejected,
+        "userinfo of a revoked grant"
     );
-    assert_eq!(err.kind(), FlowErrorKind::Rejected);
 }
 
 #[tokio::test]
 async fn flow_idt_16_userinfo_subject_must_match() {
     let (op, client) = setup().await;
     let tokens = login(&client).await.unwrap();
-    let info = client
-        .userinfo(tokens.access_token(), tokens.subject())
-        .await
-        .unwrap();
+    let info = userinfo(&client, &tokens).await.unwrap();
     assert_eq!(info["email"], "user-1@example.test");
     op.mutate_userinfo(|c| {
         c.insert("sub".to_owned(), json!("someone-else"));
     });
-    let err = client
-        .userinfo(tokens.access_token(), tokens.subject())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, FlowError::UserInfoSubjectMismatch), "{err:?}");
-    assert_eq!(err.kind(), FlowErrorKind::Rejected);
+    let err = userinfo(&client, &tokens).await.unwrap_err();
+    assert_flow_error!(
+        err,
+        FlowError::UserInfoSubjectMismatch,
+        FlowErrorKind::Rejected,
+        "other subject"
+    );
 }
 
 #[tokio::test]

@@ -13,54 +13,24 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{
+    accepted, assert_rejected, counting_listener, setup, setup_with, verifier, verifier_for,
+    verifier_with, verify,
+};
 use oidc_core::error::{ConfigError, DiscoveryError, HttpError, JwksError, VerifyError};
 use oidc_core::http::ReqwestClient;
 use oidc_core::{AccessTokenVerifier, AdditionalClaims, Algorithm, Claims, Provider};
 use oidc_testing::{Failure, SigningAlg, TestProvider};
 use serde_json::{Value, json};
-
-const AUDIENCE: &str = "api://default";
-
-fn verifier(provider: Provider) -> AccessTokenVerifier {
-    AccessTokenVerifier::new(provider, AUDIENCE)
-}
-
-async fn setup() -> (TestProvider, AccessTokenVerifier) {
-    let tp = TestProvider::start().await;
-    let provider = Provider::builder(tp.issuer()).build().unwrap();
-    (tp, verifier(provider))
-}
-
-async fn verify(v: &AccessTokenVerifier, token: &str) -> Result<Claims, VerifyError> {
-    v.verify::<AdditionalClaims>(token).await
-}
-
-macro_rules! assert_rejected {
-    ($verifier:expr, $token:expr, $pattern:pat $(if $guard:expr)?, $what:expr) => {{
-        let result = verify(&$verifier, &$token).await;
-        assert!(
-            matches!(result, Err($pattern) $(if $guard)?),
-            "{}: expected {}, got {:?}",
-            $what,
-            stringify!($pattern),
-            result
-        );
-    }};
-}
-
-async fn accepted(v: &AccessTokenVerifier, token: &str, what: &str) -> Claims {
-    match verify(v, token).await {
-        Ok(claims) => claims,
-        Err(e) => panic!("{what}: expected acceptance, got {e:?}"),
-    }
-}
 
 /// Polls `cond` every 20 ms until it holds or `max` passed; returns whether it held.
 async fn eventually(max: Duration, cond: impl Fn() -> bool) -> bool {
@@ -74,20 +44,6 @@ async fn eventually(max: Duration, cond: impl Fn() -> bool) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// A loopback listener that counts the connections it accepts.
-async fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((_stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    (addr, hits)
 }
 
 /// The published JWK with this kid.
@@ -123,6 +79,14 @@ async fn storm(
     count: usize,
 ) -> (Vec<Result<Claims, VerifyError>>, Duration) {
     let tokens: Vec<String> = (0..count).map(|i| random_kid_token(tp, i)).collect();
+    verify_concurrently(v, tokens).await
+}
+
+/// Verifies `tokens` concurrently; returns the results in order and how long they took.
+async fn verify_concurrently(
+    v: &AccessTokenVerifier,
+    tokens: Vec<String>,
+) -> (Vec<Result<Claims, VerifyError>>, Duration) {
     let start = Instant::now();
     let handles: Vec<_> = tokens
         .into_iter()
@@ -131,11 +95,20 @@ async fn storm(
             tokio::spawn(async move { v.verify::<AdditionalClaims>(&token).await })
         })
         .collect();
-    let mut results = Vec::with_capacity(count);
+    let mut results = Vec::with_capacity(handles.len());
     for handle in handles {
         results.push(handle.await.unwrap());
     }
     (results, start.elapsed())
+}
+
+/// Asserts that every result of a storm is an error matching the pattern.
+macro_rules! assert_all_rejected {
+    ($results:expr, $pattern:pat, $what:expr) => {
+        for (i, r) in $results.iter().enumerate() {
+            assert!(matches!(r, Err($pattern)), "{}: token {i}: {r:?}", $what);
+        }
+    };
 }
 
 fn short_timeout_client() -> Arc<ReqwestClient> {
@@ -206,7 +179,7 @@ async fn key_01_no_kid_single_key_without_alg_among_other_types_accepted() {
         published_jwk(&tp, &tp.kid(SigningAlg::EdDSA)),
         enc,
     ]));
-    let v = verifier(Provider::builder(tp.issuer()).build().unwrap())
+    let v = verifier_for(&tp)
         .with_algorithms([Algorithm::RS256, Algorithm::PS256])
         .unwrap();
     let token = tp.token().without_header("kid").sign();
@@ -250,7 +223,7 @@ async fn key_02_no_kid_several_keys_without_alg_rejected() {
         strip(published_jwk(&tp, "rsa1-RS256")),
         strip(published_jwk(&tp, "rsa2-RS256")),
     ]));
-    let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
+    let v = verifier_for(&tp);
     let token = tp.token().without_header("kid").sign();
     assert_rejected!(
         v,
@@ -262,12 +235,11 @@ async fn key_02_no_kid_several_keys_without_alg_rejected() {
 
 #[tokio::test]
 async fn key_02_no_kid_no_fitting_key_rejected() {
-    let tp = TestProvider::start().await;
+    let (tp, v) = setup().await;
     tp.set_jwks_override(jwks_body(vec![published_jwk(
         &tp,
         &tp.kid(SigningAlg::RS256),
     )]));
-    let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
     let token = tp
         .token()
         .alg(SigningAlg::ES256)
@@ -314,12 +286,7 @@ async fn key_03_rotated_key_verifies_after_one_refetch() {
 #[tokio::test]
 async fn key_03_second_rotation_within_cooldown_waits_for_the_cooldown() {
     // Documented trade-off of KEY-04: forced refetches are paced by time.
-    let tp = TestProvider::start().await;
-    let provider = Provider::builder(tp.issuer())
-        .with_unknown_kid_cooldown(Duration::from_millis(400))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
+    let (tp, v) = setup_with(|b| b.with_unknown_kid_cooldown(Duration::from_millis(400))).await;
     accepted(&v, &tp.token().sign(), "warm-up").await;
     tp.rotate_key(SigningAlg::RS256);
     accepted(&v, &tp.token().sign(), "first rotation").await;
@@ -335,12 +302,7 @@ async fn key_03_second_rotation_within_cooldown_waits_for_the_cooldown() {
 
 #[tokio::test]
 async fn key_03_removed_key_rejected_after_forced_refetch() {
-    let tp = TestProvider::start().await;
-    let provider = Provider::builder(tp.issuer())
-        .with_unknown_kid_cooldown(Duration::from_millis(200))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
+    let (tp, v) = setup_with(|b| b.with_unknown_kid_cooldown(Duration::from_millis(200))).await;
     let old_kid = tp.kid(SigningAlg::RS256);
     let old_token = tp.token().sign();
     accepted(&v, &old_token, "before rotation").await;
@@ -370,13 +332,10 @@ async fn key_03_removed_key_rejected_after_forced_refetch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_03_removed_key_rejected_after_due_refresh() {
-    let tp = TestProvider::start().await;
+    let (tp, v) =
+        setup_with(|b| b.with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(10)))
+            .await;
     tp.set_jwks_cache_control(Some("max-age=1"));
-    let provider = Provider::builder(tp.issuer())
-        .with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
     let old_kid = tp.kid(SigningAlg::RS256);
     let old_token = tp.token().sign();
     tp.rotate_key(SigningAlg::RS256);
@@ -417,13 +376,8 @@ async fn key_03_removed_key_rejected_after_due_refresh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_04_random_kid_storm_bounded_fetches() {
-    let tp = TestProvider::start().await;
     let cooldown = Duration::from_secs(1);
-    let provider = Provider::builder(tp.issuer())
-        .with_unknown_kid_cooldown(cooldown)
-        .build()
-        .unwrap();
-    let v = verifier(provider);
+    let (tp, v) = setup_with(|b| b.with_unknown_kid_cooldown(cooldown)).await;
     let valid = tp.token().sign();
     accepted(&v, &valid, "warm-up").await;
     assert_eq!(tp.jwks_fetch_count(), 1);
@@ -443,12 +397,7 @@ async fn key_04_random_kid_storm_bounded_fetches() {
         })
     };
     let (results, elapsed) = storm(&tp, &v, 1000).await;
-    for (i, r) in results.iter().enumerate() {
-        assert!(
-            matches!(r, Err(VerifyError::UnknownKey)),
-            "token {i}: {r:?}"
-        );
-    }
+    assert_all_rejected!(results, VerifyError::UnknownKey, "storm");
     assert_eq!(
         valid_during.await.unwrap(),
         50,
@@ -475,12 +424,7 @@ async fn key_04_random_kid_storm_one_forced_refetch_per_default_cooldown() {
             elapsed < Duration::from_secs(30),
             "the storm outlasted the cooldown"
         );
-        assert!(
-            results
-                .iter()
-                .all(|r| matches!(r, Err(VerifyError::UnknownKey))),
-            "round {round}"
-        );
+        assert_all_rejected!(results, VerifyError::UnknownKey, format!("round {round}"));
         // One load, then one forced refetch for the whole 30 s default cooldown.
         assert_eq!(tp.jwks_fetch_count(), 2, "round {round}");
     }
@@ -497,12 +441,7 @@ const COLD_STORM_MAX_FETCHES: usize = 2;
 async fn key_04_random_kid_storm_cold_cache_bounded_fetches() {
     let (tp, v) = setup().await;
     let (results, _) = storm(&tp, &v, 1000).await;
-    for (i, r) in results.iter().enumerate() {
-        assert!(
-            matches!(r, Err(VerifyError::UnknownKey)),
-            "token {i}: {r:?}"
-        );
-    }
+    assert_all_rejected!(results, VerifyError::UnknownKey, "storm");
     assert_eq!(tp.discovery_fetch_count(), 1);
     let fetches = tp.jwks_fetch_count();
     assert!(
@@ -520,15 +459,14 @@ async fn key_04_random_kid_storm_cold_cache_empty_or_unusable_set_bounded() {
         &br#"{"keys":[]}"#[..],
         br#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"o"},{"kty":"AKP","kid":"a"}]}"#,
     ] {
-        let tp = TestProvider::start().await;
+        let (tp, v) = setup().await;
         tp.set_jwks_override(Some(body.to_vec()));
-        let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
         for _ in 0..2 {
             let (results, _) = storm(&tp, &v, 1000).await;
-            assert!(
-                results
-                    .iter()
-                    .all(|r| matches!(r, Err(VerifyError::UnknownKey)))
+            assert_all_rejected!(
+                results,
+                VerifyError::UnknownKey,
+                String::from_utf8_lossy(body)
             );
             let fetches = tp.jwks_fetch_count();
             assert!(
@@ -542,21 +480,11 @@ async fn key_04_random_kid_storm_cold_cache_empty_or_unusable_set_bounded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_04_random_kid_storm_cold_cache_jwks_down_bounded() {
-    let tp = TestProvider::start().await;
-    tp.fail_jwks(Failure::Status(503));
     let base = Duration::from_secs(1);
-    let provider = Provider::builder(tp.issuer())
-        .with_retry_backoff(base, Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
+    let (tp, v) = setup_with(|b| b.with_retry_backoff(base, Duration::from_secs(60))).await;
+    tp.fail_jwks(Failure::Status(503));
     let (results, elapsed) = storm(&tp, &v, 1000).await;
-    for (i, r) in results.iter().enumerate() {
-        assert!(
-            matches!(r, Err(VerifyError::KeysUnavailable(_))),
-            "token {i}: {r:?}"
-        );
-    }
+    assert_all_rejected!(results, VerifyError::KeysUnavailable(_), "JWKS down");
     let fetches = tp.jwks_fetch_count();
     let allowed = 1 + (elapsed.as_millis() / base.as_millis()) as usize;
     assert!(
@@ -568,15 +496,10 @@ async fn key_04_random_kid_storm_cold_cache_jwks_down_bounded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_04_random_kid_storm_cold_cache_discovery_down_bounded() {
-    let tp = TestProvider::start().await;
+    let (tp, v) = setup().await;
     tp.fail_discovery(Failure::Status(500));
-    let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
     let (results, elapsed) = storm(&tp, &v, 1000).await;
-    assert!(
-        results
-            .iter()
-            .all(|r| matches!(r, Err(VerifyError::KeysUnavailable(_))))
-    );
+    assert_all_rejected!(results, VerifyError::KeysUnavailable(_), "discovery down");
     let fetches = tp.discovery_fetch_count();
     let allowed = 1 + elapsed.as_secs() as usize;
     assert!(
@@ -590,15 +513,9 @@ async fn key_04_random_kid_storm_cold_cache_discovery_down_bounded() {
 async fn key_04_single_flight_cold_start() {
     let (tp, v) = setup().await;
     let tokens: Vec<String> = (0..100).map(|i| tp.token().claim("n", i).sign()).collect();
-    let handles: Vec<_> = tokens
-        .into_iter()
-        .map(|token| {
-            let v = v.clone();
-            tokio::spawn(async move { v.verify::<AdditionalClaims>(&token).await })
-        })
-        .collect();
-    for handle in handles {
-        let result = handle.await.unwrap();
+    let (results, _) = verify_concurrently(&v, tokens).await;
+    assert_eq!(results.len(), 100);
+    for result in results {
         assert!(result.is_ok(), "{result:?}");
     }
     assert_eq!(tp.discovery_fetch_count(), 1);
@@ -675,11 +592,10 @@ async fn key_05_unusable_keys_skipped_good_key_used() {
 
 #[tokio::test]
 async fn key_05_set_of_only_bad_keys_is_not_a_fetch_error() {
-    let tp = TestProvider::start().await;
+    let (tp, v) = setup().await;
     tp.set_jwks_override(Some(
         br#"{"keys":[{"kty":"AKP","kid":"a"},7,{"kty":"oct","k":"AA"}]}"#.to_vec(),
     ));
-    let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
     assert_rejected!(
         v,
         tp.token().sign(),
@@ -698,7 +614,7 @@ async fn key_05_duplicate_kid_first_wins() {
     impostor["n"] = rsa2["n"].clone();
     // The real key first, then a second JWK with the same kid and another modulus.
     tp.set_jwks_override(jwks_body(vec![published_jwk(&tp, "rsa1-RS256"), impostor]));
-    let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
+    let v = verifier_for(&tp);
     accepted(&v, &tp.token().sign(), "first JWK of the kid").await;
     let by_rsa2 = tp
         .token()
@@ -719,15 +635,13 @@ async fn key_05_duplicate_kid_first_wins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_07_jwks_5xx_after_good_fetch_keeps_last_keys() {
-    let tp = TestProvider::start().await;
+    let (tp, v) = setup_with(|b| {
+        b.with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(10))
+            .with_unknown_kid_cooldown(Duration::from_millis(100))
+            .with_retry_backoff(Duration::from_millis(100), Duration::from_millis(200))
+    })
+    .await;
     tp.set_jwks_cache_control(Some("max-age=1"));
-    let provider = Provider::builder(tp.issuer())
-        .with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(10))
-        .with_unknown_kid_cooldown(Duration::from_millis(100))
-        .with_retry_backoff(Duration::from_millis(100), Duration::from_millis(200))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
     let token = tp.token().sign();
     accepted(&v, &token, "warm-up").await;
     tp.fail_jwks(Failure::Status(500));
@@ -761,13 +675,11 @@ async fn key_07_jwks_5xx_after_good_fetch_keeps_last_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_07_jwks_hang_after_good_fetch_bounded_by_client_timeout() {
-    let tp = TestProvider::start().await;
-    let provider = Provider::builder(tp.issuer())
-        .with_http_client(short_timeout_client())
-        .with_unknown_kid_cooldown(Duration::from_millis(100))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
+    let (tp, v) = setup_with(|b| {
+        b.with_http_client(short_timeout_client())
+            .with_unknown_kid_cooldown(Duration::from_millis(100))
+    })
+    .await;
     let token = tp.token().sign();
     accepted(&v, &token, "warm-up").await;
     tp.fail_jwks(Failure::Hang);
@@ -802,29 +714,25 @@ async fn key_07_jwks_hang_after_good_fetch_bounded_by_client_timeout() {
 
 #[tokio::test]
 async fn key_07_cold_start_jwks_down_keys_unavailable() {
-    let tp = TestProvider::start().await;
+    let (tp, v) =
+        setup_with(|b| b.with_retry_backoff(Duration::from_millis(200), Duration::from_secs(1)))
+            .await;
     tp.fail_jwks(Failure::Status(500));
-    let provider = Provider::builder(tp.issuer())
-        .with_retry_backoff(Duration::from_millis(200), Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
     let token = tp.token().sign();
 
-    let first = verify(&v, &token).await.unwrap_err();
-    assert!(
-        matches!(first, VerifyError::KeysUnavailable(JwksError::Status(500))),
-        "{first:?}"
+    let first = assert_rejected!(
+        v,
+        token,
+        VerifyError::KeysUnavailable(JwksError::Status(500)),
+        "first attempt"
     );
     assert!(first.is_unavailable());
 
-    let second = verify(&v, &token).await.unwrap_err();
-    assert!(
-        matches!(
-            second,
-            VerifyError::KeysUnavailable(JwksError::Backoff { .. })
-        ),
-        "{second:?}"
+    let second = assert_rejected!(
+        v,
+        token,
+        VerifyError::KeysUnavailable(JwksError::Backoff { .. }),
+        "within the backoff"
     );
     assert!(second.is_unavailable());
     let retry_after = second.retry_after().expect("retry_after while backing off");
@@ -845,21 +753,14 @@ async fn key_07_cold_start_jwks_down_keys_unavailable() {
 
 #[tokio::test]
 async fn key_07_cold_start_jwks_hang_times_out() {
-    let tp = TestProvider::start().await;
+    let (tp, v) = setup_with(|b| b.with_http_client(short_timeout_client())).await;
     tp.fail_jwks(Failure::Hang);
-    let provider = Provider::builder(tp.issuer())
-        .with_http_client(short_timeout_client())
-        .build()
-        .unwrap();
-    let v = verifier(provider);
     let start = Instant::now();
-    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Http(HttpError::Timeout))
-        ),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Http(HttpError::Timeout)),
+        "cold start, JWKS hangs"
     );
     assert!(start.elapsed() < Duration::from_secs(3));
 }
@@ -872,30 +773,22 @@ async fn key_07_cold_start_connection_refused() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    let provider = Provider::builder(tp.issuer())
-        .with_jwks_uri(format!("http://{addr}/jwks"))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
-    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Http(HttpError::Connect(_)))
-        ),
-        "{err:?}"
+    let v = verifier_with(&tp, |b| b.with_jwks_uri(format!("http://{addr}/jwks")));
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Http(HttpError::Connect(_))),
+        "cold start, connection refused"
     );
 }
 
 #[tokio::test]
 async fn key_07_recovers_after_backoff() {
-    let tp = TestProvider::start().await;
+    let (tp, v) = setup_with(|b| {
+        b.with_retry_backoff(Duration::from_millis(150), Duration::from_millis(300))
+    })
+    .await;
     tp.fail_jwks(Failure::Status(503));
-    let provider = Provider::builder(tp.issuer())
-        .with_retry_backoff(Duration::from_millis(150), Duration::from_millis(300))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
     let token = tp.token().sign();
     assert!(verify(&v, &token).await.unwrap_err().is_unavailable());
     tp.fail_jwks(Failure::None);
@@ -911,21 +804,17 @@ async fn key_07_recovers_after_backoff() {
 
 #[tokio::test]
 async fn key_07_discovery_down_then_recovers() {
-    let tp = TestProvider::start().await;
+    let (tp, v) = setup_with(|b| {
+        b.with_retry_backoff(Duration::from_millis(150), Duration::from_millis(300))
+    })
+    .await;
     tp.fail_discovery(Failure::Status(502));
-    let provider = Provider::builder(tp.issuer())
-        .with_retry_backoff(Duration::from_millis(150), Duration::from_millis(300))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
     let token = tp.token().sign();
-    let err = verify(&v, &token).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::Status(502)))
-        ),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        token,
+        VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::Status(502))),
+        "discovery 502"
     );
     let err = verify(&v, &token).await.unwrap_err();
     assert!(err.retry_after().is_some(), "{err:?}");
@@ -936,23 +825,22 @@ async fn key_07_discovery_down_then_recovers() {
 
 #[tokio::test]
 async fn key_07_max_stale_bounds_last_good_keys() {
-    let tp = TestProvider::start().await;
-    let provider = Provider::builder(tp.issuer())
-        .with_max_stale(Duration::from_millis(800))
-        .with_retry_backoff(Duration::from_millis(100), Duration::from_millis(200))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
+    let (tp, v) = setup_with(|b| {
+        b.with_max_stale(Duration::from_millis(800))
+            .with_retry_backoff(Duration::from_millis(100), Duration::from_millis(200))
+    })
+    .await;
     let token = tp.token().sign();
     accepted(&v, &token, "warm-up").await;
     tp.fail_jwks(Failure::Status(500));
     accepted(&v, &token, "within max-stale").await;
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert!(!v.provider().readiness().keys, "keys older than max-stale");
-    let err = verify(&v, &token).await.unwrap_err();
-    assert!(
-        matches!(err, VerifyError::KeysUnavailable(JwksError::Status(500))),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        token,
+        VerifyError::KeysUnavailable(JwksError::Status(500)),
+        "beyond max-stale"
     );
     // And back once the provider is.
     tp.fail_jwks(Failure::None);
@@ -968,39 +856,31 @@ async fn key_07_max_stale_bounds_last_good_keys() {
 async fn dos_04_huge_jwks_rejected_by_body_cap() {
     let (tp, v) = setup().await;
     tp.fail_jwks(Failure::Huge(2 * 1024 * 1024));
-    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Http(HttpError::BodyTooLarge {
-                limit: 1_048_576
-            }))
-        ),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Http(HttpError::BodyTooLarge {
+            limit: 1_048_576
+        })),
+        "2 MiB JWKS"
     );
 }
 
 #[tokio::test]
 async fn dos_04_body_cap_configurable() {
-    let tp = TestProvider::start().await;
+    let client = ReqwestClient::new().unwrap().with_max_body(64 * 1024);
+    let (tp, v) = setup_with(|b| {
+        b.with_http_client(Arc::new(client))
+            .with_retry_backoff(Duration::from_millis(50), Duration::from_millis(100))
+    })
+    .await;
     // The normal JWKS padded to 100 KB, under a 64 KiB cap.
     tp.fail_jwks(Failure::Huge(100_000));
-    let client = ReqwestClient::new().unwrap().with_max_body(64 * 1024);
-    let provider = Provider::builder(tp.issuer())
-        .with_http_client(Arc::new(client))
-        .with_retry_backoff(Duration::from_millis(50), Duration::from_millis(100))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
-    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Http(HttpError::BodyTooLarge {
-                limit: 65_536
-            }))
-        ),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Http(HttpError::BodyTooLarge { limit: 65_536 })),
+        "100 KB JWKS, 64 KiB cap"
     );
     // The same padded document under the default 1 MiB cap is fine (valid JSON + spaces).
     let (tp2, v2) = setup().await;
@@ -1013,10 +893,11 @@ async fn dos_04_jwks_redirect_not_followed() {
     let (tp, v) = setup().await;
     let (addr, hits) = counting_listener().await;
     tp.fail_jwks(Failure::Redirect(format!("http://{addr}/jwks")));
-    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-    assert!(
-        matches!(err, VerifyError::KeysUnavailable(JwksError::Status(302))),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Status(302)),
+        "JWKS redirect"
     );
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect was followed");
@@ -1029,13 +910,11 @@ async fn dos_04_discovery_redirect_not_followed() {
     tp.fail_discovery(Failure::Redirect(format!(
         "http://{addr}/.well-known/openid-configuration"
     )));
-    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::Status(302)))
-        ),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::Status(302))),
+        "discovery redirect"
     );
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect was followed");
@@ -1076,22 +955,14 @@ async fn dos_04_chunked_body_without_length_capped() {
         }
         stream.write_all(b"1\r\n}\r\n0\r\n\r\n")
     });
-    let tp = TestProvider::start().await;
-    let provider = Provider::builder(tp.issuer())
-        .with_jwks_uri(format!("http://{addr}/jwks"))
-        .build()
-        .unwrap();
-    let err = verify(&verifier(provider), &tp.token().sign())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Http(HttpError::BodyTooLarge {
-                limit: 1_048_576
-            }))
-        ),
-        "{err:?}"
+    let (tp, v) = setup_with(|b| b.with_jwks_uri(format!("http://{addr}/jwks"))).await;
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Http(HttpError::BodyTooLarge {
+            limit: 1_048_576
+        })),
+        "chunked 4 MiB JWKS"
     );
 }
 
@@ -1109,22 +980,17 @@ async fn dos_04_trickling_jwks_bounded_by_total_timeout() {
         }
         Ok(())
     });
-    let tp = TestProvider::start().await;
-    let provider = Provider::builder(tp.issuer())
-        .with_jwks_uri(format!("http://{addr}/jwks"))
-        .with_http_client(short_timeout_client())
-        .build()
-        .unwrap();
+    let (tp, v) = setup_with(|b| {
+        b.with_jwks_uri(format!("http://{addr}/jwks"))
+            .with_http_client(short_timeout_client())
+    })
+    .await;
     let start = Instant::now();
-    let err = verify(&verifier(provider), &tp.token().sign())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Http(HttpError::Timeout))
-        ),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Http(HttpError::Timeout)),
+        "trickling JWKS"
     );
     assert!(
         start.elapsed() < Duration::from_secs(3),
@@ -1137,13 +1003,11 @@ async fn dos_04_trickling_jwks_bounded_by_total_timeout() {
 async fn dos_04_garbage_jwks_rejected() {
     let (tp, v) = setup().await;
     tp.fail_jwks(Failure::Garbage);
-    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::InvalidDocument(_))
-        ),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::InvalidDocument(_)),
+        "garbage JWKS"
     );
     // Valid JSON that is not a JWK set, and a truncated document.
     for body in [
@@ -1154,13 +1018,10 @@ async fn dos_04_garbage_jwks_rejected() {
     ] {
         let (tp, v) = setup().await;
         tp.set_jwks_override(Some(body.to_vec()));
-        let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                VerifyError::KeysUnavailable(JwksError::InvalidDocument(_))
-            ),
-            "{}: {err:?}",
+        assert_rejected!(
+            v,
+            tp.token().sign(),
+            VerifyError::KeysUnavailable(JwksError::InvalidDocument(_)),
             String::from_utf8_lossy(body)
         );
     }
@@ -1170,43 +1031,31 @@ async fn dos_04_garbage_jwks_rejected() {
 async fn dos_04_garbage_or_huge_discovery_rejected() {
     let (tp, v) = setup().await;
     tp.fail_discovery(Failure::Garbage);
-    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::InvalidDocument(_)))
-        ),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::InvalidDocument(_))),
+        "garbage discovery"
     );
     let (tp, v) = setup().await;
     tp.fail_discovery(Failure::Huge(2 * 1024 * 1024));
-    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::Http(
-                HttpError::BodyTooLarge { .. }
-            )))
-        ),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::Http(
+            HttpError::BodyTooLarge { .. }
+        ))),
+        "2 MiB discovery"
     );
-    let tp = TestProvider::start().await;
+    let (tp, v) = setup_with(|b| b.with_http_client(short_timeout_client())).await;
     tp.fail_discovery(Failure::Hang);
-    let provider = Provider::builder(tp.issuer())
-        .with_http_client(short_timeout_client())
-        .build()
-        .unwrap();
-    let err = verify(&verifier(provider), &tp.token().sign())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::Http(
-                HttpError::Timeout
-            )))
-        ),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::Http(
+            HttpError::Timeout
+        ))),
+        "hanging discovery"
     );
 }
 
@@ -1263,15 +1112,13 @@ async fn cb_11_rfc8414_fallback_verifies() {
 async fn cb_11_insecure_jwks_uri_refused() {
     let (tp, v) = setup().await;
     tp.set_discovery_member("jwks_uri", Some(json!("http://keys.example.com/jwks")));
-    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::InvalidEndpoint(
-                ConfigError::InsecureUrl { .. }
-            )))
-        ),
-        "{err:?}"
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::InvalidEndpoint(
+            ConfigError::InsecureUrl { .. }
+        ))),
+        "http jwks_uri"
     );
     assert_eq!(tp.jwks_fetch_count(), 0);
     for (what, uri) in [
@@ -1284,27 +1131,23 @@ async fn cb_11_insecure_jwks_uri_refused() {
     ] {
         let (tp, v) = setup().await;
         tp.set_discovery_member("jwks_uri", Some(uri));
-        let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                VerifyError::KeysUnavailable(JwksError::Discovery(
-                    DiscoveryError::InvalidEndpoint(_) | DiscoveryError::InvalidDocument(_)
-                ))
-            ),
-            "{what}: {err:?}"
+        assert_rejected!(
+            v,
+            tp.token().sign(),
+            VerifyError::KeysUnavailable(JwksError::Discovery(
+                DiscoveryError::InvalidEndpoint(_) | DiscoveryError::InvalidDocument(_)
+            )),
+            what
         );
         assert_eq!(tp.jwks_fetch_count(), 0, "{what}");
     }
     let (tp, v) = setup().await;
     tp.set_discovery_member("jwks_uri", None);
-    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::InvalidDocument(_)))
-        ),
-        "missing jwks_uri: {err:?}"
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Discovery(DiscoveryError::InvalidDocument(_))),
+        "missing jwks_uri"
     );
 }
 
@@ -1366,9 +1209,8 @@ async fn cb_11_metadata_exposes_endpoints() {
 async fn cb_11_jwks_uri_taken_from_discovery() {
     // The keys come from wherever discovery points, even another host/port.
     let keys_host = TestProvider::start().await;
-    let tp = TestProvider::start().await;
+    let (tp, v) = setup().await;
     tp.set_discovery_member("jwks_uri", Some(json!(keys_host.jwks_uri())));
-    let v = verifier(Provider::builder(tp.issuer()).build().unwrap());
     accepted(&v, &tp.token().sign(), "keys from the discovered jwks_uri").await;
     assert_eq!(tp.jwks_fetch_count(), 0);
     assert_eq!(keys_host.jwks_fetch_count(), 1);
@@ -1503,13 +1345,10 @@ async fn provider_manual_jwks_uri_skips_discovery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_control_max_age_triggers_background_refresh() {
-    let tp = TestProvider::start().await;
+    let (tp, v) =
+        setup_with(|b| b.with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(10)))
+            .await;
     tp.set_jwks_cache_control(Some("public, max-age=1"));
-    let provider = Provider::builder(tp.issuer())
-        .with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
     let token = tp.token().sign();
     accepted(&v, &token, "warm-up").await;
     // Not yet due: no fetch.
@@ -1540,13 +1379,10 @@ async fn cache_control_max_age_triggers_background_refresh() {
 
 #[tokio::test]
 async fn cache_control_max_age_clamped_to_min_refresh() {
-    let tp = TestProvider::start().await;
+    let (tp, v) =
+        setup_with(|b| b.with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(10)))
+            .await;
     tp.set_jwks_cache_control(Some("max-age=0"));
-    let provider = Provider::builder(tp.issuer())
-        .with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let v = verifier(provider);
     let token = tp.token().sign();
     for _ in 0..20 {
         accepted(&v, &token, "max-age=0").await;

@@ -11,18 +11,19 @@
     clippy::indexing_slicing
 )]
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod common;
 
-use oidc_core::Provider;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use common::{REDIRECT_URI, authorize_at_provider, callback_query, client_provider, now};
 use oidc_core::error::{FlowError, FlowErrorKind, VerifyError};
-use oidc_core::flow::{AuthorizationResponse, AuthorizeOptions, LogoutToken, OidcClient};
+use oidc_core::flow::{AuthorizationResponse, LogoutToken, OidcClient};
 use oidc_core::http::{HttpClient as _, ReqwestClient};
 use oidc_testing::{ClientRegistration, Failure, SigningAlg, TestProvider, TokenBuilder};
 use serde_json::{Value, json};
 
 const CLIENT_ID: &str = "bcl-app";
-const REDIRECT_URI: &str = "http://127.0.0.1:3999/auth/callback";
 /// Nothing listens there: the provider's deliveries fail, but are recorded with their token.
 const DEAD_BACKCHANNEL_URI: &str = "http://127.0.0.1:9/auth/backchannel-logout";
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -38,26 +39,17 @@ async fn setup() -> (TestProvider, OidcClient) {
 }
 
 fn client_for(op: &TestProvider) -> OidcClient {
-    let provider = Provider::builder(op.issuer())
-        .with_retry_backoff(Duration::from_millis(50), Duration::from_millis(100))
-        .build()
-        .unwrap();
-    OidcClient::new(provider, CLIENT_ID, REDIRECT_URI).unwrap()
+    OidcClient::new(
+        client_provider(op).build().unwrap(),
+        CLIENT_ID,
+        REDIRECT_URI,
+    )
+    .unwrap()
 }
 
 /// A valid logout token for the client, naming `alice` and session `sid-1`.
 fn valid(op: &TestProvider) -> TokenBuilder {
     op.logout_token(CLIENT_ID, Some("alice"), Some("sid-1"))
-}
-
-fn now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
 }
 
 async fn accepted(client: &OidcClient, token: &str, what: &str) -> LogoutToken {
@@ -91,10 +83,10 @@ async fn refusal(client: &OidcClient, token: &str, what: &str) -> VerifyError {
 
 /// Asserts that `token` is refused with a `VerifyError` matching the pattern.
 macro_rules! assert_refused {
-    ($client:expr, $token:expr, $pattern:pat, $what:expr) => {{
+    ($client:expr, $token:expr, $pattern:pat $(if $guard:expr)?, $what:expr) => {{
         let e = refusal(&$client, &$token, &$what).await;
         assert!(
-            matches!(e, $pattern),
+            matches!(e, $pattern $(if $guard)?),
             "{}: expected {}, got {:?}",
             $what,
             stringify!($pattern),
@@ -103,17 +95,43 @@ macro_rules! assert_refused {
     }};
 }
 
+/// Asserts that a valid token with claim `$name` set to each of `$values` is refused with a
+/// `VerifyError` matching the pattern (by default `InvalidClaim($name)`).
+macro_rules! assert_claim_refused {
+    ($op:expr, $client:expr, $name:literal, $values:expr) => {
+        assert_claim_refused!(
+            $op,
+            $client,
+            $name,
+            $values,
+            VerifyError::InvalidClaim($name)
+        )
+    };
+    ($op:expr, $client:expr, $name:literal, $values:expr, $pattern:pat) => {{
+        for value in $values {
+            let value: Value = value;
+            let token = valid(&$op).claim($name, value.clone()).sign();
+            assert_refused!($client, token, $pattern, format!("{} {value}", $name));
+        }
+    }};
+}
+
+/// Asserts that a valid token without the claim `name` is refused as `MissingClaim(name)`.
+async fn assert_missing_refused(op: &TestProvider, client: &OidcClient, name: &'static str) {
+    let token = valid(op).without_claim(name).sign();
+    assert_refused!(
+        client,
+        token,
+        VerifyError::MissingClaim(missing) if missing == name,
+        format!("no {name}")
+    );
+}
+
 /// Logs in with `OidcClient` (auto-login at the provider): the provider's `op_session`
 /// cookie and the verified token set.
 async fn login(op: &TestProvider, client: &OidcClient) -> (String, oidc_core::flow::TokenSet) {
     op.set_auto_login(Some("user-1"));
-    let (url, tx) = client.authorize(&AuthorizeOptions::new()).await.unwrap();
-    let http = ReqwestClient::new().unwrap();
-    let res = http
-        .execute(http::Request::get(url).body(Vec::new()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
+    let (tx, res) = authorize_at_provider(client).await;
     let cookie = res
         .headers()
         .get_all("set-cookie")
@@ -121,10 +139,11 @@ async fn login(op: &TestProvider, client: &OidcClient) -> (String, oidc_core::fl
         .find_map(|v| v.to_str().unwrap().strip_prefix("op_session="))
         .map(|v| v.split(';').next().unwrap().to_owned())
         .unwrap();
-    let location = res.headers()["location"].to_str().unwrap();
-    let query = location.split_once('?').unwrap().1;
     let tokens = client
-        .complete(&tx, AuthorizationResponse::from_query(query).unwrap())
+        .complete(
+            &tx,
+            AuthorizationResponse::from_query(callback_query(&res)).unwrap(),
+        )
         .await
         .unwrap();
     (cookie, tokens)
@@ -469,43 +488,30 @@ async fn bcl_02_crit_and_jku_headers() {
 async fn bcl_03_wrong_iss_refused() {
     let (op, client) = setup().await;
     let issuer = op.issuer();
-    for iss in [
+    let wrong = [
         json!("https://evil.example"),
         json!(format!("{issuer}/")),
         json!(issuer.to_uppercase()),
         json!([issuer]),
-    ] {
-        let token = valid(&op).claim("iss", iss.clone()).sign();
-        assert_refused!(client, token, VerifyError::InvalidIssuer, iss.to_string());
-    }
-    let token = valid(&op).without_claim("iss").sign();
-    assert_refused!(client, token, VerifyError::MissingClaim("iss"), "no iss");
+    ];
+    assert_claim_refused!(op, client, "iss", wrong, VerifyError::InvalidIssuer);
+    assert_missing_refused(&op, &client, "iss").await;
 }
 
 #[tokio::test]
 async fn bcl_03_wrong_aud_refused() {
     let (op, client) = setup().await;
-    for aud in [
+    let wrong = [
         json!("other-app"),
         json!(["other-app"]),
         json!([]),
         json!([CLIENT_ID, "untrusted-app"]),
         json!(""),
-    ] {
-        let token = valid(&op).audience(aud.clone()).sign();
-        assert_refused!(client, token, VerifyError::InvalidAudience, aud.to_string());
-    }
-    for aud in [json!(42), json!([CLIENT_ID, 42])] {
-        let token = valid(&op).audience(aud.clone()).sign();
-        assert_refused!(
-            client,
-            token,
-            VerifyError::InvalidClaim("aud"),
-            aud.to_string()
-        );
-    }
-    let token = valid(&op).without_claim("aud").sign();
-    assert_refused!(client, token, VerifyError::MissingClaim("aud"), "no aud");
+    ];
+    assert_claim_refused!(op, client, "aud", wrong, VerifyError::InvalidAudience);
+    let invalid = [json!(42), json!([CLIENT_ID, 42])];
+    assert_claim_refused!(op, client, "aud", invalid);
+    assert_missing_refused(&op, &client, "aud").await;
 }
 
 #[tokio::test]
@@ -532,66 +538,40 @@ async fn bcl_03_audience_array_with_trusted_audiences_accepted() {
 #[tokio::test]
 async fn bcl_04_events_missing_refused() {
     let (op, client) = setup().await;
-    let token = valid(&op).without_claim("events").sign();
-    assert_refused!(
-        client,
-        token,
-        VerifyError::MissingClaim("events"),
-        "no events"
-    );
+    assert_missing_refused(&op, &client, "events").await;
 }
 
 #[tokio::test]
 async fn bcl_04_wrong_event_refused() {
     let (op, client) = setup().await;
-    for events in [
+    let wrong = [
         json!({"http://schemas.openid.net/event/foobar": {}}),
         json!({}),
         json!({"http://schemas.openid.net/event/backchannel-logout/": {}}),
         json!({"HTTP://SCHEMAS.OPENID.NET/EVENT/BACKCHANNEL-LOGOUT": {}}),
-    ] {
-        let token = valid(&op).claim("events", events.clone()).sign();
-        assert_refused!(
-            client,
-            token,
-            VerifyError::InvalidClaim("events"),
-            events.to_string()
-        );
-    }
+    ];
+    assert_claim_refused!(op, client, "events", wrong);
 }
 
 #[tokio::test]
 async fn bcl_04_events_not_an_object_refused() {
     let (op, client) = setup().await;
-    for events in [
+    let not_objects = [
         json!(EVENT),
         json!([EVENT]),
         json!([{ EVENT: {} }]),
         json!(null),
         json!(true),
-    ] {
-        let token = valid(&op).claim("events", events.clone()).sign();
-        assert_refused!(
-            client,
-            token,
-            VerifyError::InvalidClaim("events"),
-            events.to_string()
-        );
-    }
+    ];
+    assert_claim_refused!(op, client, "events", not_objects);
 }
 
 #[tokio::test]
 async fn bcl_04_event_member_not_an_object_refused() {
     let (op, client) = setup().await;
-    for value in [json!(null), json!(true), json!("{}"), json!([]), json!(1)] {
-        let token = valid(&op).claim("events", json!({ EVENT: value })).sign();
-        assert_refused!(
-            client,
-            token,
-            VerifyError::InvalidClaim("events"),
-            value.to_string()
-        );
-    }
+    let members = [json!(null), json!(true), json!("{}"), json!([]), json!(1)];
+    let events = members.map(|member| json!({ EVENT: member }));
+    assert_claim_refused!(op, client, "events", events);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -601,15 +581,8 @@ async fn bcl_04_event_member_not_an_object_refused() {
 #[tokio::test]
 async fn bcl_05_nonce_present_refused() {
     let (op, client) = setup().await;
-    for nonce in [json!("n-1"), json!(""), json!(null)] {
-        let token = valid(&op).claim("nonce", nonce.clone()).sign();
-        assert_refused!(
-            client,
-            token,
-            VerifyError::InvalidClaim("nonce"),
-            nonce.to_string()
-        );
-    }
+    let nonces = [json!("n-1"), json!(""), json!(null)];
+    assert_claim_refused!(op, client, "nonce", nonces);
 }
 
 #[tokio::test]
@@ -696,24 +669,10 @@ async fn bcl_06_neither_sub_nor_sid_refused() {
 #[tokio::test]
 async fn bcl_06_malformed_sub_or_sid_refused() {
     let (op, client) = setup().await;
-    for sid in [json!(""), json!(42), json!(null), json!(["sid-1"])] {
-        let token = valid(&op).claim("sid", sid.clone()).sign();
-        assert_refused!(
-            client,
-            token,
-            VerifyError::InvalidClaim("sid"),
-            sid.to_string()
-        );
-    }
-    for sub in [json!(""), json!(42), json!(null), json!("x".repeat(256))] {
-        let token = valid(&op).claim("sub", sub.clone()).sign();
-        assert_refused!(
-            client,
-            token,
-            VerifyError::InvalidClaim("sub"),
-            sub.to_string()
-        );
-    }
+    let sids = [json!(""), json!(42), json!(null), json!(["sid-1"])];
+    assert_claim_refused!(op, client, "sid", sids);
+    let subs = [json!(""), json!(42), json!(null), json!("x".repeat(256))];
+    assert_claim_refused!(op, client, "sub", subs);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -723,19 +682,11 @@ async fn bcl_06_malformed_sub_or_sid_refused() {
 #[tokio::test]
 async fn bcl_exp_missing_or_expired_refused() {
     let (op, client) = setup().await;
-    let token = valid(&op).without_claim("exp").sign();
-    assert_refused!(client, token, VerifyError::MissingClaim("exp"), "no exp");
+    assert_missing_refused(&op, &client, "exp").await;
     let token = valid(&op).expires_in(-120).sign();
     assert_refused!(client, token, VerifyError::Expired, "expired 2 min ago");
-    for exp in [json!("9999999999"), json!(1.5e10), json!(null)] {
-        let token = valid(&op).claim("exp", exp.clone()).sign();
-        assert_refused!(
-            client,
-            token,
-            VerifyError::InvalidClaim("exp"),
-            exp.to_string()
-        );
-    }
+    let exps = [json!("9999999999"), json!(1.5e10), json!(null)];
+    assert_claim_refused!(op, client, "exp", exps);
     let token = valid(&op).expires_in(-30).sign();
     accepted(&client, &token, "expired within the leeway").await;
 }
@@ -743,20 +694,14 @@ async fn bcl_exp_missing_or_expired_refused() {
 #[tokio::test]
 async fn bcl_iat_missing_or_in_the_future_refused() {
     let (op, client) = setup().await;
-    let token = valid(&op).without_claim("iat").sign();
-    assert_refused!(client, token, VerifyError::MissingClaim("iat"), "no iat");
+    assert_missing_refused(&op, &client, "iat").await;
     let token = valid(&op)
         .claim("iat", now() + 600)
         .claim("exp", now() + 900)
         .sign();
     assert_refused!(client, token, VerifyError::IssuedInFuture, "iat in 10 min");
-    let token = valid(&op).claim("iat", "now").sign();
-    assert_refused!(
-        client,
-        token,
-        VerifyError::InvalidClaim("iat"),
-        "iat string"
-    );
+    let strings = [json!("now")];
+    assert_claim_refused!(op, client, "iat", strings);
     let token = valid(&op).claim("nbf", now() + 600).sign();
     assert_refused!(client, token, VerifyError::NotYetValid, "nbf in 10 min");
 }
@@ -764,17 +709,9 @@ async fn bcl_iat_missing_or_in_the_future_refused() {
 #[tokio::test]
 async fn bcl_jti_missing_refused() {
     let (op, client) = setup().await;
-    let token = valid(&op).without_claim("jti").sign();
-    assert_refused!(client, token, VerifyError::MissingClaim("jti"), "no jti");
-    for jti in [json!(""), json!(42), json!(null), json!({"id": 1})] {
-        let token = valid(&op).claim("jti", jti.clone()).sign();
-        assert_refused!(
-            client,
-            token,
-            VerifyError::InvalidClaim("jti"),
-            jti.to_string()
-        );
-    }
+    assert_missing_refused(&op, &client, "jti").await;
+    let jtis = [json!(""), json!(42), json!(null), json!({"id": 1})];
+    assert_claim_refused!(op, client, "jti", jtis);
 }
 
 #[tokio::test]

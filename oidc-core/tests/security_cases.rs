@@ -13,72 +13,65 @@
     clippy::indexing_slicing
 )]
 
-use std::net::SocketAddr;
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{
+    AUDIENCE, accepted, assert_rejected, counting_listener, now, setup, verifier, verifier_for,
+    verify,
+};
 use oidc_core::error::VerifyError;
 use oidc_core::verify::Clock;
-use oidc_core::{AccessTokenVerifier, AdditionalClaims, Algorithm, Claims, Provider};
+use oidc_core::{AccessTokenVerifier, Algorithm, Provider};
 use oidc_testing::{SigningAlg, TestProvider};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-const AUDIENCE: &str = "api://default";
 
 /// The committed private key behind the provider's initial RS256 kid `rsa1-RS256`, to sign
 /// tokens whose header bytes the `TokenBuilder` cannot produce (duplicate members, arrays).
 const RSA1_PRIVATE_PEM: &[u8] =
     include_bytes!("../../oidc-testing/keys/TEST-ONLY-rsa1.private.pem");
 
-async fn setup() -> (TestProvider, AccessTokenVerifier) {
-    let tp = TestProvider::start().await;
-    let provider = Provider::builder(tp.issuer()).build().unwrap();
-    let verifier = AccessTokenVerifier::new(provider, AUDIENCE);
-    (tp, verifier)
-}
-
-async fn verify(v: &AccessTokenVerifier, token: &str) -> Result<Claims, VerifyError> {
-    v.verify::<AdditionalClaims>(token).await
-}
-
-/// Asserts that `token` is rejected with an error matching the pattern.
-macro_rules! assert_rejected {
-    ($verifier:expr, $token:expr, $pattern:pat $(if $guard:expr)?, $what:expr) => {{
-        let result = verify(&$verifier, &$token).await;
-        assert!(
-            matches!(result, Err($pattern) $(if $guard)?),
-            "{}: expected {}, got {:?}",
-            $what,
-            stringify!($pattern),
-            result
-        );
-    }};
-}
-
-/// Asserts that `token` verifies and returns its claims.
-async fn accepted(v: &AccessTokenVerifier, token: &str, what: &str) -> Claims {
-    match verify(v, token).await {
-        Ok(claims) => claims,
-        Err(e) => panic!("{what}: expected acceptance, got {e:?}"),
-    }
-}
-
-fn now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
-
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Asserts that the token of each `(what, token)` case is rejected with an error matching the
+/// pattern.
+macro_rules! assert_each_rejected {
+    ($verifier:expr, $cases:expr, $pattern:pat) => {
+        for (what, token) in $cases {
+            assert_rejected!($verifier, token, $pattern, what);
+        }
+    };
+}
+
+/// Asserts that a token with claim `$name` set to the value of each `(what, value)` case is
+/// rejected with an error matching the pattern.
+macro_rules! assert_claim_rejected {
+    ($tp:expr, $verifier:expr, $name:literal, $cases:expr, $pattern:pat) => {
+        for (what, value) in $cases {
+            let value: Value = value;
+            let token = $tp.token().claim($name, value).sign();
+            assert_rejected!($verifier, token, $pattern, format!("{} {what}", $name));
+        }
+    };
+}
+
+/// Asserts that a token without the claim `name` is rejected as `MissingClaim(name)`.
+async fn assert_missing_rejected(tp: &TestProvider, v: &AccessTokenVerifier, name: &'static str) {
+    let token = tp.token().without_claim(name).sign();
+    assert_rejected!(
+        v,
+        token,
+        VerifyError::MissingClaim(missing) if missing == name,
+        format!("missing {name}")
+    );
 }
 
 /// Signs `header_b64.payload_b64` with RS256 and the key of `rsa1-RS256`.
@@ -90,23 +83,16 @@ fn sign_raw_rs256(header_b64: &str, payload_b64: &str) -> String {
     format!("{input}.{signature}")
 }
 
+/// The header, payload and signature segments of a compact JWS.
+fn segments(token: &str) -> (&str, &str, &str) {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    (parts[0], parts[1], parts[2])
+}
+
 /// The default claims of the provider's tokens, base64url-encoded.
 fn default_payload(tp: &TestProvider) -> String {
     b64(&serde_json::to_vec(&tp.token().claims_json()).unwrap())
-}
-
-/// A loopback listener that counts the connections it accepts.
-async fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((_stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    (addr, hits)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,7 +223,7 @@ async fn at_01_roles_from_every_source() {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct TenantClaims {
     tenant: String,
     #[serde(default)]
@@ -288,8 +274,7 @@ async fn at_01_custom_claims_that_do_not_fit_rejected() {
 async fn at_03_wrong_segment_count_or_empty_segments_malformed() {
     let (tp, v) = setup().await;
     let good = tp.token().sign();
-    let parts: Vec<&str> = good.split('.').collect();
-    let (h, p, s) = (parts[0], parts[1], parts[2]);
+    let (h, p, s) = segments(&good);
     let cases = [
         ("two segments", format!("{h}.{p}")),
         ("four segments", format!("{h}.{p}.{s}.{s}")),
@@ -306,9 +291,7 @@ async fn at_03_wrong_segment_count_or_empty_segments_malformed() {
         ),
         ("with scheme", format!("Bearer {good}")),
     ];
-    for (what, token) in cases {
-        assert_rejected!(v, token, VerifyError::Malformed, what);
-    }
+    assert_each_rejected!(v, cases, VerifyError::Malformed);
     assert_eq!(
         tp.jwks_fetch_count(),
         0,
@@ -321,8 +304,7 @@ async fn at_03_wrong_segment_count_or_empty_segments_malformed() {
 async fn at_03_bad_base64_malformed() {
     let (tp, v) = setup().await;
     let good = tp.token().sign();
-    let parts: Vec<&str> = good.split('.').collect();
-    let (h, p, s) = (parts[0], parts[1], parts[2]);
+    let (h, p, s) = segments(&good);
     let cases = [
         ("padding", format!("{h}=.{p}.{s}")),
         ("standard alphabet +", format!("{h}.{p}+.{s}")),
@@ -332,9 +314,7 @@ async fn at_03_bad_base64_malformed() {
         ("percent", format!("{h}.%7B.{s}")),
         ("non-ascii", format!("{h}.{p}é.{s}")),
     ];
-    for (what, token) in cases {
-        assert_rejected!(v, token, VerifyError::Malformed, what);
-    }
+    assert_each_rejected!(v, cases, VerifyError::Malformed);
 }
 
 #[tokio::test]
@@ -356,11 +336,9 @@ async fn at_03_header_not_a_json_object_invalid_header() {
             b64(br#"  ["RS256","rsa1-RS256","at+jwt"]"#),
         ),
     ];
-    for (what, header) in cases {
-        // Properly signed with the provider's key: only the header is wrong.
-        let token = sign_raw_rs256(&header, &payload);
-        assert_rejected!(v, token, VerifyError::InvalidHeader, what);
-    }
+    // Properly signed with the provider's key: only the header is wrong.
+    let tokens = cases.map(|(what, header)| (what, sign_raw_rs256(&header, &payload)));
+    assert_each_rejected!(v, tokens, VerifyError::InvalidHeader);
     // Control: the same helper with an object header verifies.
     let ok = sign_raw_rs256(
         &b64(br#"{"alg":"RS256","typ":"at+jwt","kid":"rsa1-RS256"}"#),
@@ -373,7 +351,7 @@ async fn at_03_header_not_a_json_object_invalid_header() {
 async fn at_03_duplicate_header_members_invalid_header() {
     let (tp, v) = setup().await;
     let payload = default_payload(&tp);
-    for (what, header) in [
+    let headers = [
         (
             "alg none then RS256",
             r#"{"alg":"none","typ":"at+jwt","kid":"rsa1-RS256","alg":"RS256"}"#,
@@ -390,25 +368,24 @@ async fn at_03_duplicate_header_members_invalid_header() {
             "typ twice",
             r#"{"alg":"RS256","typ":"logout+jwt","typ":"at+jwt","kid":"rsa1-RS256"}"#,
         ),
-    ] {
-        let token = sign_raw_rs256(&b64(header.as_bytes()), &payload);
-        assert_rejected!(v, token, VerifyError::InvalidHeader, what);
-    }
+    ];
+    let tokens =
+        headers.map(|(what, header)| (what, sign_raw_rs256(&b64(header.as_bytes()), &payload)));
+    assert_each_rejected!(v, tokens, VerifyError::InvalidHeader);
 }
 
 #[tokio::test]
 async fn at_03_signed_payload_not_a_json_object_invalid_payload() {
     let (tp, v) = setup().await;
     let header = b64(br#"{"alg":"RS256","typ":"at+jwt","kid":"rsa1-RS256"}"#);
-    for (what, payload) in [
+    let payloads = [
         ("array", b64(b"[1,2]")),
         ("string", b64(br#""sub""#)),
         ("not json", b64(b"hello")),
         ("undecodable", "eyJzdWIiOiJ4In0xx".to_owned()),
-    ] {
-        let token = sign_raw_rs256(&header, &payload);
-        assert_rejected!(v, token, VerifyError::InvalidPayload, what);
-    }
+    ];
+    let tokens = payloads.map(|(what, payload)| (what, sign_raw_rs256(&header, &payload)));
+    assert_each_rejected!(v, tokens, VerifyError::InvalidPayload);
     drop(tp);
 }
 
@@ -560,9 +537,7 @@ async fn idt_05_valid_but_not_allowed_algorithm_rejected() {
     }
     accepted(&rs256_only, &tp.token().sign(), "rs256").await;
     assert!(
-        AccessTokenVerifier::new(Provider::builder(tp.issuer()).build().unwrap(), AUDIENCE)
-            .with_algorithms([])
-            .is_err(),
+        verifier_for(&tp).with_algorithms([]).is_err(),
         "an empty list is a configuration error"
     );
 }
@@ -673,16 +648,15 @@ async fn at_06_strict_mode_requires_at_jwt() {
     let (tp, v) = setup().await;
     let strict = v.require_at_jwt(true);
     assert!(strict.is_strict());
-    for (what, token) in [
+    let tokens = [
         ("typ JWT", tp.token().header("typ", "JWT").sign()),
         (
             "typ application/jwt",
             tp.token().header("typ", "application/jwt").sign(),
         ),
         ("typ absent", tp.token().without_header("typ").sign()),
-    ] {
-        assert_rejected!(strict, token, VerifyError::WrongTokenType, what);
-    }
+    ];
+    assert_each_rejected!(strict, tokens, VerifyError::WrongTokenType);
     for typ in ["at+jwt", "application/at+jwt", "AT+JWT"] {
         let token = tp.token().header("typ", typ).sign();
         accepted(&strict, &token, typ).await;
@@ -802,12 +776,8 @@ async fn idt_06_issuer_mismatch_rejected() {
         ("number", json!(1)),
         ("null", Value::Null),
     ];
-    for (what, iss) in cases {
-        let token = tp.token().claim("iss", iss).sign();
-        assert_rejected!(v, token, VerifyError::InvalidIssuer, what);
-    }
-    let token = tp.token().without_claim("iss").sign();
-    assert_rejected!(v, token, VerifyError::MissingClaim("iss"), "missing iss");
+    assert_claim_rejected!(tp, v, "iss", cases, VerifyError::InvalidIssuer);
+    assert_missing_rejected(&tp, &v, "iss").await;
 }
 
 #[tokio::test]
@@ -820,7 +790,7 @@ async fn idt_06_issuer_compared_case_sensitively() {
         .with_jwks_uri(tp.jwks_uri())
         .build()
         .unwrap();
-    let v = AccessTokenVerifier::new(provider, AUDIENCE);
+    let v = verifier(provider);
     accepted(
         &v,
         &tp.token().claim("iss", issuer.as_str()).sign(),
@@ -839,29 +809,24 @@ async fn idt_06_issuer_compared_case_sensitively() {
 #[tokio::test]
 async fn at_07_audience_mismatch_rejected() {
     let (tp, v) = setup().await;
-    for (what, aud) in [
+    let mismatches = [
         ("other api", json!("api://other")),
         ("prefix", json!("api://default/extra")),
         ("case", json!("API://DEFAULT")),
         ("array without the api", json!(["api://other", "client-1"])),
         ("empty array", json!([])),
         ("empty string", json!("")),
-    ] {
-        let token = tp.token().audience(aud).sign();
-        assert_rejected!(v, token, VerifyError::InvalidAudience, what);
-    }
-    let token = tp.token().without_claim("aud").sign();
-    assert_rejected!(v, token, VerifyError::MissingClaim("aud"), "missing aud");
-    for (what, aud) in [
+    ];
+    assert_claim_rejected!(tp, v, "aud", mismatches, VerifyError::InvalidAudience);
+    assert_missing_rejected(&tp, &v, "aud").await;
+    let invalid = [
         ("number", json!(42)),
         ("array with a number", json!([AUDIENCE, 42])),
         ("object", json!({"aud": AUDIENCE})),
         ("null", Value::Null),
         ("bool", json!(true)),
-    ] {
-        let token = tp.token().audience(aud).sign();
-        assert_rejected!(v, token, VerifyError::InvalidClaim("aud"), what);
-    }
+    ];
+    assert_claim_rejected!(tp, v, "aud", invalid, VerifyError::InvalidClaim("aud"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -948,9 +913,8 @@ async fn at_08_fixed_clock_expiry_boundaries() {
 async fn at_08_exp_missing_or_not_an_integer_rejected() {
     let (tp, v) = setup().await;
     let now = now();
-    let token = tp.token().without_claim("exp").sign();
-    assert_rejected!(v, token, VerifyError::MissingClaim("exp"), "missing exp");
-    for (what, exp) in [
+    assert_missing_rejected(&tp, &v, "exp").await;
+    let invalid = [
         ("string", json!((now + 300).to_string())),
         ("float", json!(1.5e9)),
         ("float in the future", json!(now as f64 + 300.5)),
@@ -959,10 +923,8 @@ async fn at_08_exp_missing_or_not_an_integer_rejected() {
         ("null", Value::Null),
         ("array", json!([now + 300])),
         ("too large", json!(u64::MAX)),
-    ] {
-        let token = tp.token().claim("exp", exp).sign();
-        assert_rejected!(v, token, VerifyError::InvalidClaim("exp"), what);
-    }
+    ];
+    assert_claim_rejected!(tp, v, "exp", invalid, VerifyError::InvalidClaim("exp"));
 }
 
 #[tokio::test]
@@ -1017,19 +979,16 @@ async fn at_08_missing_iat_rejected_unless_not_required() {
 #[tokio::test]
 async fn idt_09_bad_subject_rejected() {
     let (tp, v) = setup().await;
-    let token = tp.token().without_claim("sub").sign();
-    assert_rejected!(v, token, VerifyError::MissingClaim("sub"), "missing sub");
-    for (what, sub) in [
+    assert_missing_rejected(&tp, &v, "sub").await;
+    let invalid = [
         ("empty", json!("")),
         ("number", json!(12345)),
         ("null", Value::Null),
         ("array", json!(["user-1"])),
         ("256 chars", json!("a".repeat(256))),
         ("4096 chars", json!("a".repeat(4096))),
-    ] {
-        let token = tp.token().claim("sub", sub).sign();
-        assert_rejected!(v, token, VerifyError::InvalidClaim("sub"), what);
-    }
+    ];
+    assert_claim_rejected!(tp, v, "sub", invalid, VerifyError::InvalidClaim("sub"));
     let token = tp.token().claim("sub", "a".repeat(255)).sign();
     let claims = accepted(&v, &token, "255 chars").await;
     assert_eq!(claims.subject().len(), 255);

@@ -26,7 +26,7 @@ use tower::{Layer as _, ServiceExt as _};
 
 use common::{
     AUDIENCE, Calls, INVALID_TOKEN, assert_no_fetch, assert_not_echoed, assert_rejected, bearer,
-    echo, provider,
+    echo, provider, send,
 };
 
 /// Two providers whose tokens are accepted, each with its own RS256 key: the committed test
@@ -75,7 +75,7 @@ async fn tokens_of_both_issuers_accepted_with_their_issuer() {
             b.token().audience(AUDIENCE_B).claim("sub", "alice").sign(),
         ),
     ] {
-        let res = svc.clone().oneshot(bearer(&token)).await.unwrap();
+        let res = send(&svc, bearer(&token)).await;
         assert_eq!(res.status(), StatusCode::OK);
         let id = res.extensions().get::<Identity>().unwrap();
         assert_eq!((id.issuer(), id.subject()), (tp.issuer().as_str(), "alice"));
@@ -102,15 +102,11 @@ async fn each_issuer_keeps_its_own_settings() {
         ),
     ];
     for (token, want) in &cases {
-        let res = svc.clone().oneshot(bearer(token)).await.unwrap();
+        let res = send(&svc, bearer(token)).await;
         assert_rejected(&res, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
         assert_eq!(format!("{:?}", verify_error(&res)), *want);
     }
-    let res = svc
-        .clone()
-        .oneshot(bearer(&a.token().header("typ", "JWT").sign()))
-        .await
-        .unwrap();
+    let res = send(&svc, bearer(&a.token().header("typ", "JWT").sign())).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(calls.get(), 1);
 }
@@ -123,7 +119,7 @@ async fn unconfigured_issuer_401_without_any_request() {
     let svc = BearerAuthLayer::new(verifier).layer(echo(&calls));
 
     let token = c.token().sign();
-    let res = svc.clone().oneshot(bearer(&token)).await.unwrap();
+    let res = send(&svc, bearer(&token)).await;
     assert_rejected(&res, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
     assert!(matches!(verify_error(&res), VerifyError::InvalidIssuer));
     assert_eq!(
@@ -166,7 +162,7 @@ async fn issuer_variants_401_without_any_request() {
     ];
     for iss in &variants {
         let token = a.token().claim("iss", iss.as_str()).sign();
-        let res = svc.clone().oneshot(bearer(&token)).await.unwrap();
+        let res = send(&svc, bearer(&token)).await;
         assert_rejected(&res, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
         assert!(
             matches!(verify_error(&res), VerifyError::InvalidIssuer),
@@ -188,7 +184,7 @@ async fn issuer_variants_401_without_any_request() {
         a.token().without_claim("iss").sign(),
         twice,
     ] {
-        let res = svc.clone().oneshot(bearer(&token)).await.unwrap();
+        let res = send(&svc, bearer(&token)).await;
         assert_rejected(&res, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
     }
     assert_eq!(calls.get(), 0);
@@ -204,7 +200,7 @@ async fn issuer_a_signed_with_b_key_401() {
 
     // B's key under B's kid, claiming A: A does not know the kid.
     let token = b.token().claim("iss", a.issuer()).sign();
-    let res = svc.clone().oneshot(bearer(&token)).await.unwrap();
+    let res = send(&svc, bearer(&token)).await;
     assert_rejected(&res, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
     assert!(matches!(verify_error(&res), VerifyError::UnknownKey));
 
@@ -214,7 +210,7 @@ async fn issuer_a_signed_with_b_key_401() {
         .claim("iss", a.issuer())
         .header("kid", a.kid(SigningAlg::RS256))
         .sign();
-    let res = svc.clone().oneshot(bearer(&token)).await.unwrap();
+    let res = send(&svc, bearer(&token)).await;
     assert_rejected(&res, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
     assert!(matches!(verify_error(&res), VerifyError::InvalidSignature));
 
@@ -224,7 +220,7 @@ async fn issuer_a_signed_with_b_key_401() {
         .claim("iss", b.issuer())
         .audience(AUDIENCE_B)
         .sign();
-    let res = svc.clone().oneshot(bearer(&token)).await.unwrap();
+    let res = send(&svc, bearer(&token)).await;
     assert_rejected(&res, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
     assert!(matches!(verify_error(&res), VerifyError::UnknownKey));
 
@@ -261,7 +257,7 @@ async fn readiness_and_warm_up_cover_every_issuer() {
     let calls = Calls::default();
     let svc = BearerAuthLayer::new(verifier).layer(echo(&calls));
     for token in [a.token().sign(), b.token().audience(AUDIENCE_B).sign()] {
-        let res = svc.clone().oneshot(bearer(&token)).await.unwrap();
+        let res = send(&svc, bearer(&token)).await;
         assert_eq!(res.status(), StatusCode::OK);
     }
     assert_eq!((a.jwks_fetch_count(), b.jwks_fetch_count()), (1, 2));
@@ -274,17 +270,9 @@ async fn one_issuer_down_503_other_still_served() {
     let calls = Calls::default();
     let svc = BearerAuthLayer::new(verifier).layer(echo(&calls));
 
-    let res = svc
-        .clone()
-        .oneshot(bearer(&b.token().audience(AUDIENCE_B).sign()))
-        .await
-        .unwrap();
+    let res = send(&svc, bearer(&b.token().audience(AUDIENCE_B).sign())).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let res = svc
-        .clone()
-        .oneshot(bearer(&a.token().sign()))
-        .await
-        .unwrap();
+    let res = send(&svc, bearer(&a.token().sign())).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(calls.get(), 1);
 }

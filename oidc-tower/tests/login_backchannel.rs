@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::{MemoryStore, Session, SessionStore};
 
-use login_common::{App, Builder, CLIENT_ID, Jar, Resp, SECRET, USER, http_client};
+use login_common::{App, Builder, CLIENT_ID, Jar, Resp, SECRET, USER, http_client, send};
 
 /// The back-channel logout path of the layer (its default).
 const BCL_PATH: &str = "/auth/backchannel-logout";
@@ -68,21 +68,6 @@ async fn send_plain(req: reqwest::RequestBuilder) -> Resp {
         res.set_cookies()
     );
     res
-}
-
-/// Sends `req` with the cookies of `jar` and keeps the answer's cookies there.
-async fn send(mut req: reqwest::RequestBuilder, jar: &mut Jar) -> Resp {
-    if let Some(cookies) = jar.header() {
-        req = req.header(header::COOKIE, cookies);
-    }
-    let res = req.send().await.unwrap();
-    let resp = Resp {
-        status: res.status().as_u16(),
-        headers: res.headers().clone(),
-        body: res.text().await.unwrap(),
-    };
-    jar.update(&resp);
-    resp
 }
 
 /// The form body `logout_token=<token>`.
@@ -388,13 +373,7 @@ async fn bcl_01_provider_end_session_delivers_to_the_backchannel_uri() {
     // The second browser logs out at the app (RP-initiated): the provider's end-session
     // endpoint then delivers a logout token for a session the app already ended → 200.
     let mut jar = browsers[1].0.clone();
-    let logout = send(
-        app.http
-            .post(format!("{}/auth/logout", app.url))
-            .header(header::ORIGIN, &app.url),
-        &mut jar,
-    )
-    .await;
+    let logout = app.logout(&mut jar).await;
     assert_eq!(logout.status, 303, "{}", logout.body);
     let end_session = logout.location().unwrap().to_owned();
     assert!(end_session.starts_with(&app.op.end_session_endpoint()));
@@ -1128,14 +1107,7 @@ async fn ses_06_old_record_written_back_after_rp_initiated_logout_stays_ended() 
     let mut jar = app.login().await;
     let old = jar.clone();
     let record = record_of(&app.store, &jar).await;
-    let res = app
-        .send(
-            app.http
-                .post(format!("{}/auth/logout", app.url))
-                .header(header::ORIGIN, &app.url),
-            &mut jar,
-        )
-        .await;
+    let res = app.logout(&mut jar).await;
     assert_eq!(res.status, 303, "{}", res.body);
     assert!(!app.store_has(old.session().unwrap()).await);
     app.store.save(&record).await.unwrap();

@@ -79,11 +79,7 @@ async fn each_accepted(cases: Vec<(&str, Setup)>) {
 /// the session kept).
 async fn id_token_of_session(app: &App, jar: &login_common::Jar) -> String {
     let mut jar = jar.clone();
-    let req = app
-        .http
-        .post(format!("{}/auth/logout", app.url))
-        .header("origin", &app.url);
-    let res = app.send(req, &mut jar).await;
+    let res = app.logout(&mut jar).await;
     assert_eq!(res.status, 303);
     param(res.location().unwrap(), "id_token_hint").unwrap()
 }

@@ -87,14 +87,7 @@ async fn no_token_code_or_secret_in_the_logs_of_a_full_login() {
     for value in after.data.values() {
         long_strings(value, &mut secrets);
     }
-    let logout = app
-        .send(
-            app.http
-                .post(format!("{}/auth/logout", app.url))
-                .header("origin", app.url.clone()),
-            &mut jar,
-        )
-        .await;
+    let logout = app.logout(&mut jar).await;
     assert_eq!(logout.status, 303);
     app.assert_not_logged_in(&jar).await;
 

@@ -26,7 +26,7 @@ use reqwest::header;
 use serde_json::{Value, json};
 use tower_sessions::MemoryStore;
 
-use login_common::{Jar, Resp, SECRET, USER, http_client, param, query_params};
+use login_common::{Jar, Resp, SECRET, USER, http_client, param, query_params, send};
 
 /// The client ids registered at provider A and provider B.
 const CLIENT_A: &str = "app-a";
@@ -62,21 +62,6 @@ async fn me(user: User) -> Json<Value> {
         "provider": user.provider(),
         "claims": user.claims(),
     }))
-}
-
-/// Sends `req` with the cookies of `jar` and keeps the answer's cookies there.
-async fn send(mut req: reqwest::RequestBuilder, jar: &mut Jar) -> Resp {
-    if let Some(cookies) = jar.header() {
-        req = req.header(header::COOKIE, cookies);
-    }
-    let res = req.send().await.unwrap();
-    let resp = Resp {
-        status: res.status().as_u16(),
-        headers: res.headers().clone(),
-        body: res.text().await.unwrap(),
-    };
-    jar.update(&resp);
-    resp
 }
 
 fn client_for(op: &TestProvider, client_id: &str, redirect_uri: &str) -> OidcClient {

@@ -61,6 +61,44 @@ fn refresh_count(app: &App) -> usize {
         .count()
 }
 
+/// A fresh provider and a client of it (`web-app`, `s3cret`) for the app at `app_url`.
+async fn client_for(app_url: &str) -> (TestProvider, OidcClient) {
+    let op = TestProvider::start().await;
+    let provider = Provider::builder(op.issuer()).build().unwrap();
+    let client = OidcClient::new(provider, "web-app", format!("{app_url}/auth/callback"))
+        .unwrap()
+        .with_client_secret("s3cret");
+    (op, client)
+}
+
+/// A top-level browser navigation `GET path` (`Accept: text/html`), for a router called in
+/// process.
+fn navigation(path: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::ACCEPT, "text/html")
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// Starts the default app with access tokens of 1 s (with the 60 s refresh margin every
+/// request refreshes) and logs in.
+async fn logged_in_refreshing() -> (App, Jar) {
+    let app = App::start().await;
+    app.op.set_access_token_lifetime(1);
+    let jar = app.login().await;
+    (app, jar)
+}
+
+/// Starts the default app with `edit` applied to its layer, logs in and asserts the session.
+async fn logged_in_with(
+    edit: impl FnOnce(LoginLayer) -> LoginLayer + Send + 'static,
+) -> (App, Jar) {
+    let app = Builder::new().layer(edit).start().await;
+    let jar = app.login().await;
+    app.assert_logged_in(&jar).await;
+    (app, jar)
+}
+
 // ---------------------------------------------------------------------------------------------
 // SES-01: session fixation
 
@@ -136,23 +174,11 @@ async fn ses_02_session_cookie_attributes_on_http() {
 
 #[tokio::test]
 async fn ses_02_session_cookie_is_host_prefixed_and_secure_on_https() {
-    let op = TestProvider::start().await;
-    let provider = Provider::builder(op.issuer()).build().unwrap();
-    let client = OidcClient::new(provider, "web-app", "https://app.example.com/auth/callback")
-        .unwrap()
-        .with_client_secret("s3cret");
+    let (_op, client) = client_for("https://app.example.com").await;
     let layer = LoginLayer::new(client, "https://app.example.com").unwrap();
     let app = login_common::router(&layer, MemoryStore::default());
 
-    let res = app
-        .oneshot(
-            Request::get("/auth/login")
-                .header(header::ACCEPT, "text/html")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let res = app.oneshot(navigation("/auth/login")).await.unwrap();
     assert_eq!(res.status(), 303);
     let cookies: Vec<&str> = res
         .headers()
@@ -250,12 +276,7 @@ async fn ses_04_tampered_pre_login_cookie_at_the_callback_is_400() {
 
 #[tokio::test]
 async fn ses_05_idle_timeout_ends_the_session() {
-    let app = Builder::new()
-        .layer(|l| l.with_idle_timeout(Duration::from_secs(2)))
-        .start()
-        .await;
-    let jar = app.login().await;
-    app.assert_logged_in(&jar).await;
+    let (app, jar) = logged_in_with(|l| l.with_idle_timeout(Duration::from_secs(2))).await;
     tokio::time::sleep(Duration::from_millis(3100)).await;
     app.assert_not_logged_in(&jar).await;
     let mut nav = jar.clone();
@@ -295,9 +316,7 @@ async fn ses_05_absolute_timeout_ends_the_session_despite_refreshes() {
 
 #[tokio::test]
 async fn ses_05_refresh_failure_ends_the_session() {
-    let app = App::start().await;
-    app.op.set_access_token_lifetime(1);
-    let jar = app.login().await;
+    let (app, jar) = logged_in_refreshing().await;
     app.assert_logged_in(&jar).await;
     let refreshes = refresh_count(&app);
     assert!(refreshes >= 1);
@@ -318,12 +337,7 @@ async fn ses_05_refresh_failure_ends_the_session() {
 
 #[tokio::test]
 async fn ses_05_revalidation_notices_a_revoked_grant() {
-    let app = Builder::new()
-        .layer(|l| l.with_revalidation_interval(Duration::from_secs(1)))
-        .start()
-        .await;
-    let jar = app.login().await;
-    app.assert_logged_in(&jar).await;
+    let (app, jar) = logged_in_with(|l| l.with_revalidation_interval(Duration::from_secs(1))).await;
     app.op.revoke_user(USER);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     app.assert_not_logged_in(&jar).await;
@@ -331,9 +345,7 @@ async fn ses_05_revalidation_notices_a_revoked_grant() {
 
 #[tokio::test]
 async fn ses_05_rotated_refresh_token_is_stored_even_when_the_app_answers_500() {
-    let app = App::start().await;
-    app.op.set_access_token_lifetime(1);
-    let jar = app.login().await;
+    let (app, jar) = logged_in_refreshing().await;
     let first = app.op.token_requests()[0].clone();
     assert_eq!(first.param("grant_type"), Some("authorization_code"));
 
@@ -364,9 +376,7 @@ async fn ses_05_rotated_refresh_token_is_stored_even_when_the_app_answers_500() 
 
 #[tokio::test]
 async fn idt_14_refresh_keeps_the_session_when_the_id_token_matches() {
-    let app = App::start().await;
-    app.op.set_access_token_lifetime(1);
-    let jar = app.login().await;
+    let (app, jar) = logged_in_refreshing().await;
     for round in 1..=3 {
         app.assert_logged_in(&jar).await;
         assert_eq!(refresh_count(&app), round);
@@ -395,9 +405,7 @@ async fn idt_14_refreshed_id_token_with_other_identity_ends_the_session() {
         }),
     ];
     for (what, change) in cases {
-        let app = App::start().await;
-        app.op.set_access_token_lifetime(1);
-        let jar = app.login().await;
+        let (app, jar) = logged_in_refreshing().await;
         let issuer = app.op.issuer();
         app.op.mutate_id_token(move |c, _| change(c, &issuer));
         let me = app.me(&jar).await;
@@ -417,14 +425,7 @@ async fn ses_06_old_cookie_after_logout_is_not_authenticated() {
     let jar = app.login().await;
     let old = jar.session().unwrap().to_owned();
     let mut logout = jar.clone();
-    let res = app
-        .send(
-            app.http
-                .post(format!("{}/auth/logout", app.url))
-                .header("origin", &app.url),
-            &mut logout,
-        )
-        .await;
+    let res = app.logout(&mut logout).await;
     assert_eq!(res.status, 303);
     assert!(
         res.session_cookies_named(COOKIE)
@@ -581,11 +582,7 @@ async fn dos_03_a_session_holding_only_pending_logins_lives_as_long_as_they_do()
 
 #[tokio::test]
 async fn dos_03_a_flood_of_login_starts_is_bounded_by_the_default_store() {
-    let op = TestProvider::start().await;
-    let provider = Provider::builder(op.issuer()).build().unwrap();
-    let client = OidcClient::new(provider, "web-app", "http://127.0.0.1:1/auth/callback")
-        .unwrap()
-        .with_client_secret("s3cret");
+    let (_op, client) = client_for("http://127.0.0.1:1").await;
     let store = oidc_tower::login::store::MemoryStore::with_max_sessions(50);
     let layer = LoginLayer::new(client, "http://127.0.0.1:1")
         .unwrap()
@@ -596,16 +593,7 @@ async fn dos_03_a_flood_of_login_starts_is_bounded_by_the_default_store() {
         .layer(layer)
         .layer(sessions);
     for _ in 0..1_000 {
-        let res = app
-            .clone()
-            .oneshot(
-                Request::get("/app")
-                    .header(header::ACCEPT, "text/html")
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let res = app.clone().oneshot(navigation("/app")).await.unwrap();
         assert_eq!(res.status(), 303);
         assert!(res.headers().contains_key(header::SET_COOKIE));
     }

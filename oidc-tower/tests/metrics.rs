@@ -17,11 +17,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use oidc_testing::TestProvider;
-use oidc_tower::BearerAuthLayer;
-use tower::{Layer as _, ServiceExt as _};
 
-use common::{bearer, echo, request, verifier};
+use common::{bearer, bearer_setup, request, send};
 
 /// Running totals: the debugging recorder hands out each value once (a snapshot resets
 /// counters and gauges to 0 and drains histograms), so snapshots are summed here.
@@ -58,6 +55,14 @@ impl Totals {
             .copied()
             .unwrap_or_default()
     }
+
+    /// The total of `oidc_requests_total` with this `outcome` and `reason`.
+    fn requests(&mut self, outcome: &str, reason: &str) -> f64 {
+        self.get(
+            "oidc_requests_total",
+            &[("outcome", outcome), ("reason", reason)],
+        )
+    }
 }
 
 #[tokio::test]
@@ -70,50 +75,17 @@ async fn layers_count_outcomes_fetches_logins_refreshes_and_logouts() {
     recorder.install().unwrap();
 
     // Bearer: one accepted, one without a token, one invalid.
-    let tp = TestProvider::start().await;
-    let calls = common::Calls::default();
-    let layer = BearerAuthLayer::new(verifier(&tp));
-    let ok = layer
-        .layer(echo(&calls))
-        .oneshot(bearer(&tp.token().sign()))
-        .await
-        .unwrap();
+    let (tp, _calls, svc) = bearer_setup().await;
+    let ok = send(&svc, bearer(&tp.token().sign())).await;
     assert_eq!(ok.status(), 200);
-    let missing = layer
-        .layer(echo(&calls))
-        .oneshot(request(&[]))
-        .await
-        .unwrap();
+    let missing = send(&svc, request(&[])).await;
     assert_eq!(missing.status(), 401);
-    let invalid = layer
-        .layer(echo(&calls))
-        .oneshot(bearer(&tp.token().audience("someone-else").sign()))
-        .await
-        .unwrap();
+    let invalid = send(&svc, bearer(&tp.token().audience("someone-else").sign())).await;
     assert_eq!(invalid.status(), 401);
 
-    let requests = "oidc_requests_total";
-    assert_eq!(
-        m.get(
-            requests,
-            &[("outcome", "authenticated"), ("reason", "bearer")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        m.get(
-            requests,
-            &[("outcome", "rejected"), ("reason", "missing_token")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        m.get(
-            requests,
-            &[("outcome", "rejected"), ("reason", "invalid_token")]
-        ),
-        1.0
-    );
+    assert_eq!(m.requests("authenticated", "bearer"), 1.0);
+    assert_eq!(m.requests("rejected", "missing_token"), 1.0);
+    assert_eq!(m.requests("rejected", "invalid_token"), 1.0);
     assert_eq!(m.get("oidc_jwks_fetches_total", &[("outcome", "ok")]), 1.0);
     assert!(m.get("oidc_request_duration_seconds", &[("layer", "bearer")]) >= 2.0);
     assert_eq!(
@@ -129,42 +101,20 @@ async fn layers_count_outcomes_fetches_logins_refreshes_and_logouts() {
     let mut anonymous = login_common::Jar::default();
     let res = app.nav("/app", &mut anonymous).await;
     assert_eq!(res.status, 303);
-    assert_eq!(
-        m.get(requests, &[("outcome", "redirected"), ("reason", "login")]),
-        1.0
-    );
+    assert_eq!(m.requests("redirected", "login"), 1.0);
     let mut jar = app.login().await;
     assert_eq!(m.get("oidc_logins_total", &[("outcome", "ok")]), 1.0);
     app.assert_logged_in(&jar).await;
-    assert_eq!(
-        m.get(
-            requests,
-            &[("outcome", "authenticated"), ("reason", "session")]
-        ),
-        1.0
-    );
+    assert_eq!(m.requests("authenticated", "session"), 1.0);
     assert_eq!(
         m.get("oidc_token_refreshes_total", &[("outcome", "ok")]),
         1.0
     );
-    let logout = app
-        .send(
-            app.http
-                .post(format!("{}/auth/logout", app.url))
-                .header("origin", app.url.clone()),
-            &mut jar,
-        )
-        .await;
+    let logout = app.logout(&mut jar).await;
     assert_eq!(logout.status, 303);
     assert_eq!(m.get("oidc_logouts_total", &[("kind", "rp")]), 1.0);
     app.assert_not_logged_in(&jar).await;
-    assert_eq!(
-        m.get(
-            requests,
-            &[("outcome", "rejected"), ("reason", "unauthenticated")]
-        ),
-        1.0
-    );
+    assert_eq!(m.requests("rejected", "unauthenticated"), 1.0);
     assert_eq!(m.get("oidc_requests_in_flight", &[("layer", "login")]), 0.0);
     assert!(m.get("oidc_request_duration_seconds", &[("layer", "login")]) >= 4.0);
 }

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use oidc_core::{AccessTokenVerifier, Provider};
+use oidc_core::{AccessTokenVerifier, Identity, Provider};
 use oidc_testing::TestProvider;
-use tower::{Service, service_fn};
+use oidc_tower::BearerAuthLayer;
+use tower::{Layer as _, Service, ServiceExt as _, service_fn};
 
 /// The audience of `oidc-testing` tokens by default.
 pub(crate) const AUDIENCE: &str = "api://default";
@@ -55,9 +56,11 @@ pub(crate) fn echo(
     Response = Response<String>,
     Error = Infallible,
     Future: Send + 'static,
-> + Clone
+>
++ Clone
 + Send
-+ 'static {
++ 'static
++ use<> {
     let calls = calls.clone();
     service_fn(move |req: Request<String>| {
         let calls = calls.clone();
@@ -68,6 +71,27 @@ pub(crate) fn echo(
             Ok::<_, Infallible>(res)
         }
     })
+}
+
+/// A fresh provider, a call counter and the echo service behind a default `BearerAuthLayer`.
+pub(crate) async fn bearer_setup() -> (
+    TestProvider,
+    Calls,
+    impl Service<Request<String>, Response = Response<String>, Error = Infallible> + Clone,
+) {
+    let tp = TestProvider::start().await;
+    let calls = Calls::default();
+    let svc = BearerAuthLayer::new(verifier(&tp)).layer(echo(&calls));
+    (tp, calls, svc)
+}
+
+/// Sends `req` through a clone of `svc` and returns the answer.
+pub(crate) async fn send<S, B>(svc: &S, req: Request<B>) -> S::Response
+where
+    S: Service<Request<B>> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    svc.clone().oneshot(req).await.unwrap()
 }
 
 /// `GET /` with these `Authorization` header values (appended in order).
@@ -105,6 +129,17 @@ pub(crate) fn assert_rejected(res: &Response<String>, status: StatusCode, want: 
     assert_eq!(challenge(res), want);
     assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
     assert_eq!(res.body(), "", "a rejection body must be empty");
+}
+
+/// Asserts that `res` is the inner service's 200 with the `Identity` of `user-1`.
+#[track_caller]
+pub(crate) fn assert_authenticated(res: &Response<String>, what: &str) {
+    assert_eq!(res.status(), StatusCode::OK, "{what}");
+    assert_eq!(
+        res.extensions().get::<Identity>().unwrap().subject(),
+        "user-1",
+        "{what}"
+    );
 }
 
 /// Asserts that neither a header nor the body of `res` contains `token`.

@@ -365,6 +365,21 @@ impl Jar {
     }
 }
 
+/// Sends `req` with the cookies of `jar`, reads the answer, and keeps its cookies in `jar`.
+pub(crate) async fn send(mut req: reqwest::RequestBuilder, jar: &mut Jar) -> Resp {
+    if let Some(cookies) = jar.header() {
+        req = req.header(header::COOKIE, cookies);
+    }
+    let res = req.send().await.unwrap();
+    let resp = Resp {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body: res.text().await.unwrap(),
+    };
+    jar.update(&resp);
+    resp
+}
+
 /// The query parameters of a URL, decoded, in order.
 pub(crate) fn query_params(url: &str) -> Vec<(String, String)> {
     url::Url::parse(url)
@@ -427,18 +442,17 @@ impl App {
     }
 
     /// Sends `req` with the cookies of `jar`, reads the answer, and keeps its cookies in `jar`.
-    pub(crate) async fn send(&self, mut req: reqwest::RequestBuilder, jar: &mut Jar) -> Resp {
-        if let Some(cookies) = jar.header() {
-            req = req.header(header::COOKIE, cookies);
-        }
-        let res = req.send().await.unwrap();
-        let resp = Resp {
-            status: res.status().as_u16(),
-            headers: res.headers().clone(),
-            body: res.text().await.unwrap(),
-        };
-        jar.update(&resp);
-        resp
+    pub(crate) async fn send(&self, req: reqwest::RequestBuilder, jar: &mut Jar) -> Resp {
+        send(req, jar).await
+    }
+
+    /// `POST /auth/logout` from the app's own origin (RP-initiated logout) with `jar`.
+    pub(crate) async fn logout(&self, jar: &mut Jar) -> Resp {
+        let req = self
+            .http
+            .post(format!("{}/auth/logout", self.url))
+            .header(header::ORIGIN, &self.url);
+        self.send(req, jar).await
     }
 
     /// A top-level browser navigation to `path` (or an absolute URL).
