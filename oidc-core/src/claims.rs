@@ -280,15 +280,33 @@ impl Identity {
 ///     (claims.subject(), &claims.custom().tenant)
 /// }
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Cloning is cheap whatever `C` is: the application's claims are shared, not copied (a layer,
+/// the request extensions and a handler all see one value). A token answered from the token
+/// cache gives the claims decoded when it was first verified, without decoding them again.
+#[derive(Debug)]
 pub struct Claims<C = AdditionalClaims> {
     identity: Identity,
-    custom: C,
+    custom: Arc<C>,
+}
+
+impl<C> Clone for Claims<C> {
+    fn clone(&self) -> Self {
+        Self {
+            identity: self.identity.clone(),
+            custom: Arc::clone(&self.custom),
+        }
+    }
 }
 
 impl<C> Claims<C> {
     /// Pairs an identity with the application's claims (both already verified).
     pub fn new(identity: Identity, custom: C) -> Self {
+        Self::shared(identity, Arc::new(custom))
+    }
+
+    /// [`Claims::new`] with claims already shared.
+    pub(crate) fn shared(identity: Identity, custom: Arc<C>) -> Self {
         Self { identity, custom }
     }
 
@@ -302,9 +320,13 @@ impl<C> Claims<C> {
         &self.custom
     }
 
-    /// Splits into the standard part and the application's claims.
-    pub fn into_parts(self) -> (Identity, C) {
-        (self.identity, self.custom)
+    /// Splits into the standard part and the application's claims (cloned if they are still
+    /// shared).
+    pub fn into_parts(self) -> (Identity, C)
+    where
+        C: Clone,
+    {
+        (self.identity, Arc::unwrap_or_clone(self.custom))
     }
 }
 

@@ -1,11 +1,13 @@
 //! The validated-token cache: the outcome of a full verification, by the SHA-256 of the token.
 //! See the [module docs](super#token-cache).
 
+use std::any::Any;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_lc_rs::digest::{SHA256, digest};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
 use crate::claims::Identity;
 use crate::error::VerifyError;
@@ -36,8 +38,12 @@ impl Default for Settings {
 /// A token that passed every check, as needed to answer it again without crypto.
 pub(crate) struct Entry {
     pub(crate) identity: Identity,
-    /// The verified payload, for the application's claim type.
-    pub(crate) claims: Value,
+    /// The verified payload: the claims handed out as they are for the default claim type
+    /// (`AdditionalClaims`), and decoded from for any other.
+    payload: Arc<Map<String, Value>>,
+    /// The payload decoded as the first other claim type asked for, handed out again to later
+    /// requests for that type.
+    typed: OnceLock<Arc<dyn Any + Send + Sync>>,
     /// The key that verified it: once retired (gone from the provider's set), the entry is
     /// not used any more.
     pub(crate) key: Arc<VerifyingKey>,
@@ -53,7 +59,7 @@ impl Entry {
     /// that is already over.
     pub(crate) fn new(
         identity: Identity,
-        claims: Value,
+        payload: Arc<Map<String, Value>>,
         key: Arc<VerifyingKey>,
         (exp, nbf, iat): (i64, Option<i64>, Option<i64>),
         now: i64,
@@ -64,13 +70,38 @@ impl Entry {
         let left = u64::try_from(left).ok().filter(|s| *s > 0)?;
         Some(Self {
             identity,
-            claims,
+            payload,
+            typed: OnceLock::new(),
             key,
             exp,
             nbf,
             iat,
             ttl: Duration::from_secs(left).min(max_age),
         })
+    }
+
+    /// The application's claims as `C`, shared: the payload itself for the default claim
+    /// type; for another, the decoding kept for the first such type asked for (decoded and
+    /// kept now if none is), else decoded now.
+    pub(crate) fn custom<C>(&self) -> Result<Arc<C>, VerifyError>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
+        let payload: Arc<dyn Any + Send + Sync> = self.payload.clone();
+        if let Ok(same) = payload.downcast::<C>() {
+            return Ok(same);
+        }
+        if let Some(typed) = self.typed.get() {
+            if let Ok(typed) = Arc::clone(typed).downcast::<C>() {
+                return Ok(typed);
+            }
+            return decode(&self.payload).map(Arc::new);
+        }
+        let custom: Arc<C> = decode(&self.payload).map(Arc::new)?;
+        let kept: Arc<dyn Any + Send + Sync> = custom.clone();
+        // Another request may have kept its type first: then this one is simply not kept.
+        let _ = self.typed.set(kept);
+        Ok(custom)
     }
 
     /// The time checks of a full verification, again, with the verifier's clock.
@@ -145,6 +176,12 @@ impl Clone for Slot {
     fn clone(&self) -> Self {
         Self::new(self.settings)
     }
+}
+
+/// `payload` as the application's claim type.
+pub(crate) fn decode<C: DeserializeOwned>(payload: &Map<String, Value>) -> Result<C, VerifyError> {
+    // The deserializer's message can quote claim values: keep it out of the error.
+    C::deserialize(payload).map_err(|_| VerifyError::CustomClaims)
 }
 
 /// The cache key of a token.

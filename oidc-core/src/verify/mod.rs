@@ -101,7 +101,9 @@
 //! - Every verifier configuration has its own cache: a verifier changed by any builder method
 //!   starts empty. Clones of one verifier share theirs.
 //! - Errors are not cached: a rejected token is verified in full each time.
-//! - The application's claim type is deserialized on every hit, from the cached payload.
+//! - A hit hands out the claims decoded when the token was verified, shared rather than
+//!   copied: the payload itself for the default claim type (`AdditionalClaims`), the decoding
+//!   kept for the first other type asked for; any further type is decoded from the payload.
 
 mod cache;
 mod issuers;
@@ -496,7 +498,10 @@ impl AccessTokenVerifier {
     ///
     /// Returns a [`VerifyError`] naming the first check that failed. Only
     /// [`VerifyError::KeysUnavailable`] does not mean the token is bad.
-    pub async fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, VerifyError> {
+    pub async fn verify<C>(&self, token: &str) -> Result<Claims<C>, VerifyError>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
         let config = match &self.kind {
             Kind::One(config) => config,
             Kind::AnyOf(set) => set.select(token)?,
@@ -511,7 +516,10 @@ impl Config {
     }
 
     /// [`AccessTokenVerifier::verify`] for this issuer: from the token cache, or in full.
-    async fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, VerifyError> {
+    async fn verify<C>(&self, token: &str) -> Result<Claims<C>, VerifyError>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
         let Some(cache) = self.cache.get() else {
             let (identity, claims, _) = self.verify_in_full(token).await?;
             let custom = C::deserialize(Value::Object(claims))
@@ -528,36 +536,34 @@ impl Config {
         if let Some(entry) = cache.get(&key) {
             if !entry.key.is_retired() && self.provider.keys_usable_for_cached() {
                 entry.check_times(self.now(), self.leeway, self.require_iat)?;
-                let custom =
-                    C::deserialize(&entry.claims).map_err(|_| VerifyError::CustomClaims)?;
-                return Ok(Claims::new(entry.identity.clone(), custom));
+                return Ok(Claims::shared(entry.identity.clone(), entry.custom()?));
             }
             cache.invalidate(&key);
         }
         let (identity, claims, signing_key) = self.verify_in_full(token).await?;
-        let claims = Value::Object(claims);
-        let custom = C::deserialize(&claims).map_err(|_| VerifyError::CustomClaims)?;
-        if let Value::Object(map) = &claims {
-            let times = (
-                identity.expires_at(),
-                jws::time(map, "nbf")?,
-                jws::time(map, "iat")?,
-            );
-            let max_age = self.cache.settings().map(|s| s.max_age).unwrap_or_default();
-            let entry = cache::Entry::new(
-                identity.clone(),
-                claims,
-                signing_key,
-                times,
-                self.now(),
-                self.leeway,
-                max_age,
-            );
-            if let Some(entry) = entry {
-                cache.insert(key, Arc::new(entry));
-            }
-        }
-        Ok(Claims::new(identity, custom))
+        let times = (
+            identity.expires_at(),
+            jws::time(&claims, "nbf")?,
+            jws::time(&claims, "iat")?,
+        );
+        let max_age = self.cache.settings().map(|s| s.max_age).unwrap_or_default();
+        let payload = Arc::new(claims);
+        let entry = cache::Entry::new(
+            identity.clone(),
+            Arc::clone(&payload),
+            signing_key,
+            times,
+            self.now(),
+            self.leeway,
+            max_age,
+        );
+        let Some(entry) = entry else {
+            // Its time ran out since it was checked: answered, not kept.
+            return Ok(Claims::new(identity, cache::decode(&payload)?));
+        };
+        let custom = entry.custom::<C>()?;
+        cache.insert(key, Arc::new(entry));
+        Ok(Claims::shared(identity, custom))
     }
 
     /// Every check of the [module docs](crate::verify): the identity, the payload and the key

@@ -648,3 +648,69 @@ async fn any_of_readiness_and_warm_up_cover_every_issuer() {
     assert!(v.readiness().is_ready());
     assert_eq!((a.jwks_fetch_count(), b.jwks_fetch_count()), (1, 2));
 }
+
+#[tokio::test]
+async fn cache_hits_share_the_decoded_claims() {
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Tenant {
+        tenant: String,
+    }
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Subject {
+        sub: String,
+    }
+    let (tp, v) = cache_setup().await;
+    let token = tp.token().claim("tenant", "t1").sign();
+    // The default claim type: the verified payload itself, from the first verification on.
+    let first = v.verify::<AdditionalClaims>(&token).await.unwrap();
+    let again = v.verify::<AdditionalClaims>(&token).await.unwrap();
+    assert!(std::ptr::eq(first.custom(), again.custom()));
+    // The first other type is decoded once and shared by later hits.
+    let typed = v.verify::<Tenant>(&token).await.unwrap();
+    let typed_again = v.verify::<Tenant>(&token).await.unwrap();
+    assert!(std::ptr::eq(typed.custom(), typed_again.custom()));
+    assert_eq!(typed.custom().tenant, "t1");
+    // Any further type is decoded for each request, and right.
+    let sub = v.verify::<Subject>(&token).await.unwrap();
+    let sub_again = v.verify::<Subject>(&token).await.unwrap();
+    assert!(!std::ptr::eq(sub.custom(), sub_again.custom()));
+    assert_eq!(sub.custom(), sub_again.custom());
+    assert_eq!(sub.custom().sub, first.subject());
+    // Still shared with the earlier ones, and never re-verified.
+    assert!(std::ptr::eq(
+        v.verify::<AdditionalClaims>(&token).await.unwrap().custom(),
+        first.custom()
+    ));
+    assert_eq!(verifications(&v, &tp).await, 1);
+    // Handing claims on copies nothing; taking them out copies only when still shared.
+    let handed = first.clone();
+    assert!(std::ptr::eq(handed.custom(), first.custom()));
+    let (_, owned) = handed.into_parts();
+    assert_eq!(&owned, first.custom());
+}
+
+#[tokio::test]
+async fn custom_claims_refused_on_a_hit_are_refused_again() {
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct NeedsRegion {
+        region: String,
+    }
+    let (tp, v) = cache_setup().await;
+    let token = tp.token().sign();
+    v.verify::<AdditionalClaims>(&token).await.unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            v.verify::<NeedsRegion>(&token).await,
+            Err(VerifyError::CustomClaims)
+        ));
+    }
+    // A failing type first: nothing is cached, and the next type still works.
+    let other = tp.token().sign();
+    assert!(matches!(
+        v.verify::<NeedsRegion>(&other).await,
+        Err(VerifyError::CustomClaims)
+    ));
+    v.verify::<AdditionalClaims>(&other).await.unwrap();
+    assert_eq!(verifications(&v, &tp).await, 3);
+}
