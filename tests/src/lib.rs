@@ -87,6 +87,7 @@ pub mod webdriver;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
+use tokio::sync::OnceCell;
 
 /// How long a server may take to become ready.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -199,14 +200,58 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A fresh, empty directory under the system's temporary directory.
+fn temp_dir(kind: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "oidc-e2e-{kind}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
 /// An HTTP client for the tests: no redirects followed, short timeouts.
 pub fn http_client() -> reqwest::Client {
+    http_client_with_timeout(Duration::from_secs(10))
+}
+
+/// An HTTP client that follows no redirects, uses no proxy and gives up after `timeout`.
+pub fn http_client_with_timeout(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
+        .timeout(timeout)
         .no_proxy()
         .build()
         .expect("build reqwest client")
+}
+
+/// The `Content-Type` of `res` (empty when missing or not text).
+pub fn content_type(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The value `res` sets for the cookie `name` (`Some("")` when it removes it with `Max-Age=0`).
+pub fn set_cookie_value(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| {
+            let value = c[name.len() + 1..].split(';').next().unwrap().to_owned();
+            if c.to_ascii_lowercase().contains("max-age=0") {
+                String::new()
+            } else {
+                value
+            }
+        })
 }
 
 fn verbose() -> bool {
@@ -366,6 +411,19 @@ impl fmt::Debug for Proc {
 /// The API resource indicator of the [shared](RealProvider::shared) provider.
 pub const SHARED_API_RESOURCE: &str = "http://localhost:3000/api";
 
+/// Prints the provider's output when the test fails (a provider shared by the tests of a file
+/// outlives the test, so its own output on drop would come too late or never).
+#[derive(Debug)]
+pub struct OpLogsOnPanic<'a>(pub &'a RealProvider);
+
+impl Drop for OpLogsOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("----- output of oidc-provider -----\n{}", self.0.logs());
+        }
+    }
+}
+
 /// A running `oidc-provider` instance (`tests/op/server.mjs`), stopped on drop.
 ///
 /// Its signing keys live in a private JWKS file in the temporary directory, so that
@@ -516,6 +574,12 @@ impl RealProvider {
         &self.issuer
     }
 
+    /// The host of the issuer, `localhost`.
+    pub fn host(&self) -> String {
+        let issuer = reqwest::Url::parse(&self.issuer).expect("the issuer is a URL");
+        issuer.host_str().expect("the issuer has a host").to_owned()
+    }
+
     /// Output of the provider so far (stdout and stderr, interleaved by line).
     pub fn logs(&self) -> String {
         self.proc.logs.snapshot()
@@ -549,6 +613,31 @@ impl RealProvider {
             let lines = self.lines_starting_with(prefix);
             if lines.len() >= n || Instant::now() > deadline {
                 return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many tokens the provider granted by `grant_type` to `client_id` for `account`: its
+    /// `GRANT <grant_type> <client_id> <account>` lines (see [`count_lines`](Self::count_lines)).
+    pub fn grants(&self, grant_type: &str, client_id: &str, account: &str) -> usize {
+        self.count_lines(&format!("GRANT {grant_type} {client_id} {account}"))
+    }
+
+    /// Waits up to 5 s until [`grants`](Self::grants) reaches `n` (the provider's output
+    /// reaches the harness through a pipe), and returns the count (less than `n` on timeout).
+    pub async fn wait_for_grants(
+        &self,
+        grant_type: &str,
+        client_id: &str,
+        account: &str,
+        n: usize,
+    ) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let count = self.grants(grant_type, client_id, account);
+            if count >= n || Instant::now() > deadline {
+                return count;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -1089,6 +1178,13 @@ impl WebApp {
 }
 
 impl LoginProvider {
+    /// The provider of a test file, kept in `cell`: started at first use with `apps` app ports
+    /// and access tokens for `web-app` that live `at_ttl` seconds (`AT_TTL`).
+    pub async fn shared(cell: &'static OnceCell<Self>, apps: usize, at_ttl: u64) -> &'static Self {
+        cell.get_or_init(|| async { Self::start(apps, &[("AT_TTL", &at_ttl.to_string())]).await })
+            .await
+    }
+
     /// Reserves `apps` ports, then starts a provider whose `web-app` client may redirect to
     /// each of them, with the extra environment `env` for `server.mjs` (`AT_TTL`, …).
     pub async fn start(apps: usize, env: &[(&str, &str)]) -> Self {

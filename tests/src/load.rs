@@ -51,33 +51,9 @@ pub async fn log_in(app_url: &str, op_host: &str, account: &str) -> String {
         "{account}: login start: {page}"
     );
 
-    let page = ua.navigate(authorize.as_str()).await;
-    let mut page = ua.follow_within(page, op_host).await;
-    let mut callback = None;
-    for _ in 0..4 {
-        if page.status == 303
-            && let Some(next) = page.location()
-            && next.host_str() == Some(app_host.as_str())
-        {
-            callback = Some(next);
-            break;
-        }
-        assert_eq!(page.status, 200, "{account}: provider interaction: {page}");
-        let mut form = page.form_with_action_ending(page.url.path());
-        match form.get("prompt").unwrap_or_default() {
-            "login" => {
-                form.set("login", account).set("password", "any password");
-            }
-            "consent" => {}
-            other => panic!("{account}: unexpected prompt {other:?}: {page}"),
-        }
-        let submitted = ua.submit(&form).await;
-        assert_eq!(submitted.status, 303, "{account}: form: {submitted}");
-        page = ua.follow_within(submitted, op_host).await;
-    }
-    let callback = callback.unwrap_or_else(|| {
-        panic!("{account}: the provider did not redirect back to the app: {page}")
-    });
+    let (callback, _) = ua
+        .log_in_through_op(&authorize, op_host, &app_host, account)
+        .await;
 
     let page = ua.navigate(callback.as_str()).await;
     assert_eq!(page.status, 303, "{account}: callback: {page}");

@@ -22,7 +22,6 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::{
@@ -64,15 +63,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(what: &str) -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "oidc-e2e-{what}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        Self(dir)
+        Self(crate::temp_dir(what))
     }
 }
 
@@ -302,12 +293,7 @@ impl AuthProxy {
             .await
             .expect("GET /metrics");
         assert_eq!(res.status(), 200, "GET /metrics");
-        let content_type = res
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type = crate::content_type(&res);
         assert!(
             content_type.starts_with("text/plain; version=0.0.4"),
             "{content_type}"

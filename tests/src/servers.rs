@@ -9,6 +9,9 @@
 //!   `/usr/lib/postgresql/<version>/bin`, as the `postgres` user when the tests run as root
 //!   (PostgreSQL refuses to run as root), and creates the database [`PostgresServer::DATABASE`].
 //!
+//! [`RedisServer::store`] and [`PostgresServer::store`] are `oidc-tower`'s shared session
+//! stores on them, with short timeouts; [`Restartable`] stops and restarts a server mid-test.
+//!
 //! The binaries come from Debian (`apt-get install redis-server postgresql`, which `.ci/run`
 //! does); when one is missing the test fails with a message saying so, it is never skipped.
 //! Debian's own services (the `main` cluster on 5432, redis on 6379) are neither needed nor
@@ -26,10 +29,12 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Proc, STARTUP_TIMEOUT, free_port};
+use oidc_tower::login::store::sqlx::postgres::PgPoolOptions;
+use oidc_tower::login::store::{PostgresStore, RedisStore, fred};
+
+use super::{Proc, STARTUP_TIMEOUT, free_port, temp_dir};
 
 /// Runs `program args…` under a supervisor that sends it `signal` (then `SIGKILL` after
 /// 10 s) when the supervisor's stdin reaches end of file, and exits with its status.
@@ -71,19 +76,6 @@ rm -rf -- "$1""#;
     Proc::spawn("janitor", cmd, None)
 }
 
-/// A fresh, empty directory under the system's temporary directory.
-fn temp_dir(kind: &str) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "oidc-e2e-{kind}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    dir
-}
-
 /// `name` on `PATH`, or in `/usr/bin` and `/usr/sbin`.
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -115,15 +107,73 @@ async fn wait_gone(pid_file: &Path) -> bool {
     true
 }
 
+/// A server process under [`supervised_with`], and the pid file it removes when it exits.
+#[derive(Debug)]
+struct Server {
+    name: &'static str,
+    pid_file: PathBuf,
+    proc: Option<Proc>,
+    // Declared after `proc`: dropped (and so removing the directory) after the server stops.
+    _janitor: Proc,
+}
+
+impl Server {
+    /// No process yet; the janitor removes `dir` once the process of `pid_file` is gone.
+    fn new(name: &'static str, dir: &Path, pid_file: PathBuf) -> Self {
+        Self {
+            name,
+            _janitor: janitor(dir, &pid_file),
+            pid_file,
+            proc: None,
+        }
+    }
+
+    /// Stops the process (the supervisor's signal) and waits until it has exited.
+    async fn stop(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            proc.stop();
+        }
+        assert!(
+            wait_gone(&self.pid_file).await,
+            "{} did not exit",
+            self.name
+        );
+    }
+
+    /// Output of the process so far (of its current run).
+    fn logs(&self) -> String {
+        self.proc
+            .as_ref()
+            .map(|p| p.logs.snapshot())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            proc.stop();
+        }
+    }
+}
+
+/// A server that a test stops and starts again, its data kept (a store outage).
+pub trait Restartable {
+    /// Stops the server and waits until it has exited. Its data stays for
+    /// [`restart`](Self::restart).
+    fn stop(&mut self) -> impl Future<Output = ()>;
+
+    /// Starts the server again on the same port and data (after [`stop`](Self::stop)).
+    fn restart(&mut self) -> impl Future<Output = ()>;
+}
+
 /// A `redis-server` on `127.0.0.1:<port>`, stopped on drop (see the [module docs](self)).
 #[derive(Debug)]
 pub struct RedisServer {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
-    proc: Option<Proc>,
-    // Declared after `proc`: dropped (and so removing the directory) after the server stops.
-    _janitor: Proc,
+    server: Server,
 }
 
 impl RedisServer {
@@ -142,12 +192,10 @@ impl RedisServer {
             )
         });
         let dir = temp_dir("redis");
-        let janitor = janitor(&dir, &dir.join("redis.pid"));
         let mut server = Self {
             bin,
             port: free_port(),
-            proc: None,
-            _janitor: janitor,
+            server: Server::new("redis-server", &dir, dir.join("redis.pid")),
             dir,
         };
         server.spawn().await;
@@ -198,7 +246,7 @@ impl RedisServer {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        self.proc = Some(proc);
+        self.server.proc = Some(proc);
     }
 
     /// Whether the server answers `PING` with `+PONG` right now.
@@ -225,38 +273,39 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    /// Stops the server (`SIGTERM`: the append-only file is complete) and waits until it
-    /// has exited. Its data stays for [`restart`](Self::restart).
-    pub async fn stop(&mut self) {
-        if let Some(mut proc) = self.proc.take() {
-            proc.stop();
-        }
-        assert!(
-            wait_gone(&self.dir.join("redis.pid")).await,
-            "redis-server did not exit"
-        );
-    }
-
-    /// Starts the server again on the same port and data (after [`stop`](Self::stop)).
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        self.spawn().await;
+    /// A [`RedisStore`] on this server (a pool of 4) whose commands fail after
+    /// `command_timeout` while the server is down; connecting (and the client's internal
+    /// commands) time out after `connect_timeout`, and reconnection is retried every 100 ms.
+    pub async fn store(&self, command_timeout: Duration, connect_timeout: Duration) -> RedisStore {
+        use fred::prelude::*;
+        let pool = Builder::from_config(Config::from_url(&self.url()).unwrap())
+            .with_performance_config(|p| p.default_command_timeout = command_timeout)
+            .with_connection_config(|c| {
+                c.connection_timeout = connect_timeout;
+                c.internal_command_timeout = connect_timeout;
+            })
+            .set_policy(ReconnectPolicy::new_constant(0, 100))
+            .build_pool(4)
+            .unwrap();
+        pool.init().await.unwrap();
+        RedisStore::new(pool)
     }
 
     /// Output of the server so far (of its current run).
     pub fn logs(&self) -> String {
-        self.proc
-            .as_ref()
-            .map(|p| p.logs.snapshot())
-            .unwrap_or_default()
+        self.server.logs()
     }
 }
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(mut proc) = self.proc.take() {
-            proc.stop();
-        }
+/// `stop` sends `SIGTERM`: the append-only file is complete.
+impl Restartable for RedisServer {
+    async fn stop(&mut self) {
+        self.server.stop().await;
+    }
+
+    async fn restart(&mut self) {
+        self.server.stop().await;
+        self.spawn().await;
     }
 }
 
@@ -269,9 +318,7 @@ pub struct PostgresServer {
     port: u16,
     /// `Some((uid, gid))` of `postgres` when the tests run as root.
     run_as: Option<(u32, u32)>,
-    proc: Option<Proc>,
-    // Declared after `proc`: dropped (and so removing the directory) after the server stops.
-    _janitor: Proc,
+    server: Server,
 }
 
 impl PostgresServer {
@@ -306,13 +353,11 @@ impl PostgresServer {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
                 .unwrap_or_else(|e| panic!("chown {} to postgres: {e}", dir.display()));
         }
-        let janitor = janitor(&dir, &data.join("postmaster.pid"));
         let mut server = Self {
             bin_dir,
             port: free_port(),
             run_as,
-            proc: None,
-            _janitor: janitor,
+            server: Server::new("postgres", &dir, data.join("postmaster.pid")),
             data,
         };
         server.initdb();
@@ -439,7 +484,7 @@ impl PostgresServer {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        self.proc = Some(proc);
+        self.server.proc = Some(proc);
     }
 
     fn createdb(&self) {
@@ -465,37 +510,34 @@ impl PostgresServer {
         )
     }
 
-    /// Stops the server (`SIGINT`: a fast shutdown, which ends the open connections) and
-    /// waits until it has exited. Its data stays for [`restart`](Self::restart).
-    pub async fn stop(&mut self) {
-        if let Some(mut proc) = self.proc.take() {
-            proc.stop();
-        }
-        assert!(
-            wait_gone(&self.data.join("postmaster.pid")).await,
-            "postgres did not exit"
-        );
-    }
-
-    /// Starts the server again on the same port and data (after [`stop`](Self::stop)).
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        self.spawn().await;
+    /// A migrated [`PostgresStore`] on this server whose pool (10 connections) gives up
+    /// acquiring a connection after `acquire_timeout`.
+    pub async fn store(&self, acquire_timeout: Duration) -> PostgresStore {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(acquire_timeout)
+            .connect(&self.url())
+            .await
+            .unwrap();
+        let store = PostgresStore::new(pool);
+        store.migrate().await.unwrap();
+        store
     }
 
     /// Output of the server so far (of its current run).
     pub fn logs(&self) -> String {
-        self.proc
-            .as_ref()
-            .map(|p| p.logs.snapshot())
-            .unwrap_or_default()
+        self.server.logs()
     }
 }
 
-impl Drop for PostgresServer {
-    fn drop(&mut self) {
-        if let Some(mut proc) = self.proc.take() {
-            proc.stop();
-        }
+/// `stop` sends `SIGINT`: a fast shutdown, which ends the open connections.
+impl Restartable for PostgresServer {
+    async fn stop(&mut self) {
+        self.server.stop().await;
+    }
+
+    async fn restart(&mut self) {
+        self.server.stop().await;
+        self.spawn().await;
     }
 }

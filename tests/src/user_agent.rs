@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode, Url};
@@ -39,14 +38,8 @@ impl Default for UserAgent {
 impl UserAgent {
     /// An agent with empty jars; requests time out after 10 s.
     pub fn new() -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .no_proxy()
-            .build()
-            .expect("build reqwest client");
         Self {
-            http,
+            http: crate::http_client(),
             jars: BTreeMap::new(),
         }
     }
@@ -171,6 +164,65 @@ impl UserAgent {
             }
         }
         panic!("more than {MAX_REDIRECTS} redirects within {host}; last: {page}");
+    }
+
+    /// Drives the provider (`op_host`) from the authorization request `authorize` to its
+    /// redirect to `app_host`: the login form (`account`, any password) and the consent form
+    /// (which has no password field) when it shows them. Returns the callback URL (not
+    /// requested) and the prompts shown (`login`, `consent`).
+    ///
+    /// # Panics
+    ///
+    /// On any other page or prompt, a form submission not answered 303, or no redirect to
+    /// `app_host` after four pages.
+    pub async fn log_in_through_op(
+        &mut self,
+        authorize: &Url,
+        op_host: &str,
+        app_host: &str,
+        account: &str,
+    ) -> (Url, Vec<String>) {
+        let page = self.navigate(authorize.as_str()).await;
+        let mut page = self.follow_within(page, op_host).await;
+        let mut prompts = Vec::new();
+        for _ in 0..4 {
+            if page.status == 303
+                && let Some(next) = page.location()
+                && next.host_str() == Some(app_host)
+            {
+                return (next, prompts);
+            }
+            assert_eq!(page.status, 200, "{account}: provider interaction: {page}");
+            assert!(
+                page.url.path().starts_with("/interaction/"),
+                "{account}: provider interaction: {page}"
+            );
+            let mut form = page.form_with_action_ending(page.url.path());
+            assert_eq!(form.method, "post", "{account}: {page}");
+            let prompt = form.get("prompt").unwrap_or_default().to_owned();
+            match prompt.as_str() {
+                "login" => {
+                    form.set("login", account).set("password", "any password");
+                }
+                "consent" => {
+                    assert!(
+                        form.get("password").is_none(),
+                        "{account}: no password on the consent form: {page}"
+                    );
+                }
+                other => panic!("{account}: unexpected prompt {other:?}: {page}"),
+            }
+            prompts.push(prompt);
+            let submitted = self.submit(&form).await;
+            assert_eq!(
+                submitted.status, 303,
+                "{account}: submitting the {prompts:?} form: {submitted}"
+            );
+            page = self.follow_within(submitted, op_host).await;
+        }
+        panic!(
+            "{account}: the provider did not redirect back to {app_host} after {prompts:?}: {page}"
+        );
     }
 
     /// The value of the cookie `name` held for `host`.
@@ -503,6 +555,27 @@ fn attributes(tag: &str) -> Vec<(String, String)> {
         };
         out.push((name, value));
     }
+}
+
+/// The query parameters of `url`; panics on a repeated one.
+pub fn query(url: &Url) -> BTreeMap<String, String> {
+    let mut params = BTreeMap::new();
+    for (k, v) in url.query_pairs() {
+        let previous = params.insert(k.to_string(), v.to_string());
+        assert!(previous.is_none(), "parameter {k} repeated in {url}");
+    }
+    params
+}
+
+/// Asserts that `page` is a 200 JSON answer and returns the body.
+pub fn json_body(page: &Page) -> serde_json::Value {
+    assert_eq!(page.status, 200, "{page}");
+    assert!(
+        page.header("content-type")
+            .is_some_and(|t| t.starts_with("application/json")),
+        "{page}"
+    );
+    serde_json::from_str(&page.body).unwrap_or_else(|e| panic!("not JSON ({e}): {page}"))
 }
 
 /// Decodes the character references HTML attribute values commonly use.

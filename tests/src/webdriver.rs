@@ -239,6 +239,16 @@ wait "$child""#;
         &self.user_data_dir
     }
 
+    /// Closes `browser`, then [`shutdown`](Self::shutdown), asserting that no process survived.
+    pub async fn quit_and_shutdown(self, browser: Session) {
+        browser.quit().await;
+        let survivors = self.shutdown();
+        assert!(
+            survivors.is_empty(),
+            "processes left after the browser was shut down: {survivors:#?}"
+        );
+    }
+
     /// Kills chromedriver and every browser process, waits until none is left (at most 5 s),
     /// removes the profile directory, and returns the processes that survived (pid and
     /// command line): processes of the group, processes using the profile directory, and
@@ -567,6 +577,76 @@ impl Session {
     }
 }
 
+/// The pages of the real provider (`oidc-provider`'s development login, consent and logout
+/// pages) and the app's login and logout links, as the browser tests click through them.
+impl Session {
+    /// Waits until the browser is on an interaction page (login or consent) of the provider
+    /// `issuer`, and returns its URL; `what` names the page in the failure message.
+    pub async fn wait_for_op_interaction(&self, what: &str, issuer: &str) -> String {
+        let prefix = format!("{issuer}/interaction/");
+        self.wait_for_url(what, |u| u.starts_with(&prefix)).await
+    }
+
+    /// Clicks the submit button of the provider's page.
+    pub async fn submit_op_page(&self) {
+        let submit = self.wait_for("button[type=submit]").await;
+        self.click(&submit).await;
+    }
+
+    /// After a click on the app's "Log in": fills in the provider's login form (`account`, any
+    /// password), submits it and its consent form, and waits until the app shows `account` at
+    /// `me_url` ([`wait_for_me`](Self::wait_for_me)); returns that page's text. `shot` is
+    /// called with `op-login`, `op-login-filled` and `op-consent` on those pages (for
+    /// screenshots).
+    pub async fn log_in_at_op(
+        &self,
+        issuer: &str,
+        account: &str,
+        me_url: &str,
+        mut shot: impl AsyncFnMut(&str),
+    ) -> String {
+        self.wait_for_op_interaction("the provider's login page", issuer)
+            .await;
+        let user = self.wait_for("input[name=login]").await;
+        let password = self.wait_for("input[name=password]").await;
+        shot("op-login").await;
+        self.send_keys(&user, account).await;
+        self.send_keys(&password, "any password").await;
+        shot("op-login-filled").await;
+        self.submit_op_page().await;
+        self.wait_for("input[name=prompt][value=consent]").await;
+        shot("op-consent").await;
+        self.submit_op_page().await;
+        self.wait_for_me(me_url, account).await
+    }
+
+    /// Waits until the browser is at `me_url` and shows `account`, asserts that it is the
+    /// `sub` there, and returns the page text.
+    pub async fn wait_for_me(&self, me_url: &str, account: &str) -> String {
+        self.wait_for_url(me_url, |u| u == me_url).await;
+        let text = self.wait_for_text(account).await;
+        assert!(text.contains(&format!("\"sub\":\"{account}\"")), "{text}");
+        text
+    }
+
+    /// Clicks the app's "Log out", then "Yes, sign me out" on the provider's (`issuer`) logout
+    /// prompt (saved in `shots` as `op-logout-prompt`); returns the URL once the browser is
+    /// back at `home`.
+    pub async fn log_out_at_op(&self, issuer: &str, home: &str, shots: &mut Screenshots) -> String {
+        let logout = self.wait_for("#logout").await;
+        self.click(&logout).await;
+        let end_session = format!("{issuer}/session/end");
+        self.wait_for_url("the provider's logout prompt", |u| {
+            u.starts_with(&end_session)
+        })
+        .await;
+        let yes = self.wait_for("button[name=logout][value=yes]").await;
+        shots.take(self, "op-logout-prompt").await;
+        self.click(&yes).await;
+        self.wait_for_url(home, |u| u.starts_with(home)).await
+    }
+}
+
 /// Numbered screenshots of one test, in `<target dir>/e2e-screenshots/<test>/NN-<step>.png`.
 #[derive(Debug)]
 pub struct Screenshots {
@@ -586,6 +666,13 @@ impl Screenshots {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How many files the directory holds.
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(&self.dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", self.dir.display()))
+            .count()
     }
 
     /// Saves a screenshot of `session` as the next step, named `step`, and returns its path.

@@ -15,8 +15,7 @@
 
 use oidc_e2e::proxy::{AuthProxy, Nginx, NginxEcho};
 use oidc_e2e::user_agent::{NAVIGATION_ACCEPT, Page, UserAgent};
-use oidc_e2e::{LoginProvider, RealProvider, clients, jwt_claims};
-use reqwest::Url;
+use oidc_e2e::{LoginProvider, OpLogsOnPanic, clients, jwt_claims};
 
 /// The proxy's session cookie (its public URL is `http`, so no `__Host-` prefix).
 const COOKIE: &str = "oidc-proxy";
@@ -33,49 +32,6 @@ const SPOOFED: [(&str, &str); 7] = [
     ("X_Forwarded_User", "mallory"),
     ("X_Forwarded_Groups", "admins"),
 ];
-
-/// Prints the provider's output when the test fails (the proxy and nginx print theirs).
-struct OpLogsOnPanic<'a>(&'a RealProvider);
-
-impl Drop for OpLogsOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("----- output of oidc-provider -----\n{}", self.0.logs());
-        }
-    }
-}
-
-/// Drives the provider from the authorization request to the redirect back to the proxy:
-/// its login form (any password) and consent form when it shows them. Returns the callback
-/// URL (not requested yet).
-async fn authorize_at_op(ua: &mut UserAgent, authorize: &Url, op_host: &str, account: &str) -> Url {
-    let page = ua.navigate(authorize.as_str()).await;
-    let mut page = ua.follow_within(page, op_host).await;
-    let mut prompts = Vec::new();
-    for _ in 0..4 {
-        if page.status == 303
-            && let Some(next) = page.location()
-            && next.host_str() == Some(PROXY_HOST)
-        {
-            return next;
-        }
-        assert_eq!(page.status, 200, "provider interaction: {page}");
-        let mut form = page.form_with_action_ending(page.url.path());
-        let prompt = form.get("prompt").unwrap_or_default().to_owned();
-        match prompt.as_str() {
-            "login" => {
-                form.set("login", account).set("password", "any password");
-            }
-            "consent" => {}
-            other => panic!("unexpected prompt {other:?}: {page}"),
-        }
-        prompts.push(prompt);
-        let submitted = ua.submit(&form).await;
-        assert_eq!(submitted.status, 303, "submitting {prompts:?}: {submitted}");
-        page = ua.follow_within(submitted, op_host).await;
-    }
-    panic!("the provider did not redirect back after {prompts:?}: {page}");
-}
 
 /// A browser navigation to `path` on the proxy, with the spoofed headers.
 async fn navigate_spoofed(ua: &mut UserAgent, proxy: &AuthProxy, path: &str) -> Page {
@@ -128,11 +84,7 @@ bearer = ["/api/"]
 "#,
         )
         .await;
-    let op_host = Url::parse(op.issuer())
-        .unwrap()
-        .host_str()
-        .unwrap()
-        .to_owned();
+    let op_host = op.host();
     assert_ne!(op_host, PROXY_HOST);
 
     let ready = reqwest::get(proxy.url("/ready")).await.unwrap();
@@ -163,7 +115,9 @@ bearer = ["/api/"]
     assert_eq!(page.status, 401, "{page}");
 
     // The login at the real provider, back through the proxy's callback.
-    let callback = authorize_at_op(&mut ua, &authorize, &op_host, "alice").await;
+    let (callback, _) = ua
+        .log_in_through_op(&authorize, &op_host, PROXY_HOST, "alice")
+        .await;
     assert_eq!(callback.path(), "/auth/callback");
     let page = ua.navigate(callback.as_str()).await;
     assert_eq!(page.status, 303, "callback: {page}");

@@ -48,36 +48,14 @@ async fn browser_login_and_logout() {
     assert!(!text.contains("Signed in as"), "{text}");
     shots.take(&browser, "home").await;
 
-    // "Log in" → the provider's login form.
+    // "Log in" → the provider's login form, then its consent page; back on the app, at the
+    // return-to path, logged in.
     browser.click(&login_link).await;
-    browser
-        .wait_for_url("the provider's login page", |u| {
-            u.starts_with(&format!("{issuer}/interaction/"))
+    let text = browser
+        .log_in_at_op(&issuer, account, &app.url("/me"), async |step: &str| {
+            shots.take(&browser, step).await;
         })
         .await;
-    let user = browser.wait_for("input[name=login]").await;
-    let password = browser.wait_for("input[name=password]").await;
-    shots.take(&browser, "op-login").await;
-    browser.send_keys(&user, account).await;
-    browser.send_keys(&password, "any password").await;
-    shots.take(&browser, "op-login-filled").await;
-    let submit = browser.wait_for("button[type=submit]").await;
-    browser.click(&submit).await;
-
-    // The consent page.
-    let consent = browser.wait_for("input[name=prompt][value=consent]").await;
-    drop(consent);
-    shots.take(&browser, "op-consent").await;
-    let submit = browser.wait_for("button[type=submit]").await;
-    browser.click(&submit).await;
-
-    // Back on the app, at the return-to path, logged in.
-    let me_url = app.url("/me");
-    browser
-        .wait_for_url("/me on the app", |u| u == me_url)
-        .await;
-    let text = browser.wait_for_text(account).await;
-    assert!(text.contains(&format!("\"sub\":\"{account}\"")), "{text}");
     assert!(text.contains(&format!("\"email\":\"{email}\"")), "{text}");
     assert!(text.contains(&format!("\"iss\":\"{issuer}\"")), "{text}");
     shots.take(&browser, "me").await;
@@ -100,22 +78,10 @@ async fn browser_login_and_logout() {
     assert!(browser.find("#login").await.is_none(), "{text}");
     shots.take(&browser, "home-signed-in").await;
 
-    // "Log out" → the provider asks for confirmation.
-    let logout = browser.wait_for("#logout").await;
-    browser.click(&logout).await;
-    browser
-        .wait_for_url("the provider's logout prompt", |u| {
-            u.starts_with(&format!("{issuer}/session/end"))
-        })
-        .await;
-    let yes = browser.wait_for("button[name=logout][value=yes]").await;
-    shots.take(&browser, "op-logout-prompt").await;
-    browser.click(&yes).await;
-
-    // Back on the app's home page, signed out.
-    let home = app.url("/");
+    // "Log out" → the provider asks for confirmation → back on the app's home page, signed
+    // out.
     let back = browser
-        .wait_for_url("the app's home page", |u| u.starts_with(&home))
+        .log_out_at_op(&issuer, &app.url("/"), &mut shots)
         .await;
     assert!(
         back.contains("state="),
@@ -130,21 +96,13 @@ async fn browser_login_and_logout() {
     // The provider's session ended too: /me leads to its login form again.
     browser.goto(&app.url("/me")).await;
     browser
-        .wait_for_url("the provider's login page", |u| {
-            u.starts_with(&format!("{issuer}/interaction/"))
-        })
+        .wait_for_op_interaction("the provider's login page", &issuer)
         .await;
     browser.wait_for("input[name=login]").await;
     shots.take(&browser, "me-needs-login-again").await;
 
-    let dir = shots.dir().to_owned();
-    browser.quit().await;
-    let survivors = driver.shutdown();
-    assert!(
-        survivors.is_empty(),
-        "processes left after the browser was shut down: {survivors:#?}"
-    );
-    let pngs = std::fs::read_dir(&dir).unwrap().count();
-    assert_eq!(pngs, 9, "screenshots in {}", dir.display());
-    eprintln!("screenshots: {}", dir.display());
+    driver.quit_and_shutdown(browser).await;
+    let dir = shots.dir().display();
+    assert_eq!(shots.count(), 9, "screenshots in {dir}");
+    eprintln!("screenshots: {dir}");
 }

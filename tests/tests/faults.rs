@@ -43,11 +43,10 @@ use oidc_core::flow::OidcClient;
 use oidc_core::http::{HttpClient, HttpRequest, HttpResponse, ReqwestClient};
 use oidc_core::{AccessTokenVerifier, Provider, ProviderBuilder};
 use oidc_e2e::faults::{FaultProxy, Mode};
-use oidc_e2e::servers::{PostgresServer, RedisServer};
+use oidc_e2e::servers::{PostgresServer, RedisServer, Restartable};
 use oidc_testing::{ClientRegistration, Failure, SigningAlg, TestProvider};
 use oidc_tower::BearerAuthLayer;
-use oidc_tower::login::store::sqlx::postgres::PgPoolOptions;
-use oidc_tower::login::store::{PostgresStore, RedisStore, fred};
+use oidc_tower::login::store::{PostgresStore, RedisStore};
 use oidc_tower::login::{LoginLayer, SessionRegistry};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -227,12 +226,7 @@ impl App {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(BOUND)
-            .no_proxy()
-            .build()
-            .unwrap();
+        let http = oidc_e2e::http_client_with_timeout(BOUND);
         Self {
             url,
             base,
@@ -260,20 +254,7 @@ impl App {
                 .get(name)
                 .map(|v| v.to_str().unwrap().to_owned())
         };
-        let cookie = res
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .find(|c| c.starts_with(&format!("{COOKIE}=")))
-            .map(|c| {
-                let value = c[COOKIE.len() + 1..].split(';').next().unwrap().to_owned();
-                if c.to_ascii_lowercase().contains("max-age=0") {
-                    String::new()
-                } else {
-                    value
-                }
-            });
+        let cookie = oidc_e2e::set_cookie_value(&res, COOKIE);
         let (status, location, retry_after) = (
             res.status().as_u16(),
             header("location"),
@@ -1149,32 +1130,15 @@ async fn fault_random_kid_flood_during_outage_keeps_fetches_and_memory_bounded()
 
 /// A Redis store whose commands fail after 1 s while the server is down; reconnection is
 /// retried every 100 ms.
-async fn redis_store(url: &str) -> RedisStore {
-    use fred::prelude::*;
-    let pool = Builder::from_config(Config::from_url(url).unwrap())
-        .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(1))
-        .with_connection_config(|c| {
-            c.connection_timeout = Duration::from_millis(500);
-            c.internal_command_timeout = Duration::from_millis(500);
-        })
-        .set_policy(ReconnectPolicy::new_constant(0, 100))
-        .build_pool(4)
-        .unwrap();
-    pool.init().await.unwrap();
-    RedisStore::new(pool)
+async fn redis_store(server: &RedisServer) -> RedisStore {
+    server
+        .store(Duration::from_secs(1), Duration::from_millis(500))
+        .await
 }
 
 /// A migrated PostgreSQL store whose pool gives up on a connection after 750 ms.
-async fn postgres_store(url: &str) -> PostgresStore {
-    let pool = PgPoolOptions::new()
-        .max_connections(10)
-        .acquire_timeout(Duration::from_millis(750))
-        .connect(url)
-        .await
-        .unwrap();
-    let store = PostgresStore::new(pool);
-    store.migrate().await.unwrap();
-    store
+async fn postgres_store(server: &PostgresServer) -> PostgresStore {
+    server.store(Duration::from_millis(750)).await
 }
 
 /// Failed expectations, collected so that one broken answer does not hide the rest of the
@@ -1214,12 +1178,8 @@ impl Checks {
 /// Logs in, stops the store's server, checks that the app fails closed, restarts the server,
 /// checks that the session written before the outage is logged in again and that back-channel
 /// logout works again.
-async fn store_outage<S>(
-    store: S,
-    stop: impl AsyncFnOnce(),
-    restart: impl AsyncFnOnce(),
-    what: &str,
-) where
+async fn store_outage<S>(store: S, server: &mut impl Restartable, what: &str)
+where
     S: SessionStore + SessionRegistry + Clone,
 {
     let op = TestProvider::start().await;
@@ -1236,7 +1196,7 @@ async fn store_outage<S>(
     let id: Id = cookie.parse().unwrap();
     assert!(store.load(&id).await.unwrap().is_some(), "{what}: stored");
 
-    stop().await;
+    server.stop().await;
     let mut checks = Checks::default();
     // The logged-in browser: an API call and a navigation get the 503 page, never the app
     // (200) and never a redirect to the provider (which would replace the session).
@@ -1269,7 +1229,7 @@ async fn store_outage<S>(
     );
     assert!(app.is_running(), "{what}: the server died");
 
-    restart().await;
+    server.restart().await;
     // The same cookie is logged in again, on this instance...
     let (app_ref, cookie_ref) = (&app, cookie.as_str());
     let took = until(
@@ -1322,30 +1282,14 @@ async fn store_outage<S>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_store_redis_down_mid_session_fails_closed_and_recovers() {
-    let server = Arc::new(tokio::sync::Mutex::new(RedisServer::start().await));
-    let url = server.lock().await.url();
-    let store = redis_store(&url).await;
-    let (s1, s2) = (server.clone(), server.clone());
-    store_outage(
-        store,
-        async move || s1.lock().await.stop().await,
-        async move || s2.lock().await.restart().await,
-        "redis",
-    )
-    .await;
+    let mut server = RedisServer::start().await;
+    let store = redis_store(&server).await;
+    store_outage(store, &mut server, "redis").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_store_postgres_down_mid_session_fails_closed_and_recovers() {
-    let server = Arc::new(tokio::sync::Mutex::new(PostgresServer::start().await));
-    let url = server.lock().await.url();
-    let store = postgres_store(&url).await;
-    let (s1, s2) = (server.clone(), server.clone());
-    store_outage(
-        store,
-        async move || s1.lock().await.stop().await,
-        async move || s2.lock().await.restart().await,
-        "postgres",
-    )
-    .await;
+    let mut server = PostgresServer::start().await;
+    let store = postgres_store(&server).await;
+    store_outage(store, &mut server, "postgres").await;
 }

@@ -55,10 +55,9 @@ use oidc_e2e::load::{
     with_header_kid,
 };
 use oidc_e2e::{
-    LoginProvider, Quickstart, RealProvider, clients, flip_char_in_segment, http_client,
-    parse_challenge, target_dir,
+    LoginProvider, OpLogsOnPanic, Quickstart, RealProvider, clients, flip_char_in_segment,
+    http_client, parse_challenge, target_dir,
 };
-use reqwest::Url;
 use serde_json::Value;
 
 /// Users logged in before the load, one session each.
@@ -521,11 +520,7 @@ async fn metrics(app: &Quickstart) -> String {
 
 /// Logs in [`SESSIONS`] users, [`LOGIN_CONCURRENCY`] at a time.
 async fn log_in_all(app: &Quickstart, op: &RealProvider) -> Vec<(String, String)> {
-    let op_host = Url::parse(op.issuer())
-        .unwrap()
-        .host_str()
-        .unwrap()
-        .to_owned();
+    let op_host = op.host();
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..LOGIN_CONCURRENCY {
@@ -551,17 +546,6 @@ async fn log_in_all(app: &Quickstart, op: &RealProvider) -> Vec<(String, String)
     }
     sessions.sort();
     sessions
-}
-
-/// Prints the provider's output when the test fails (the quickstart prints its own).
-struct OpLogsOnPanic<'a>(&'a RealProvider);
-
-impl Drop for OpLogsOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("----- output of oidc-provider -----\n{}", self.0.logs());
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -25,13 +25,11 @@
     clippy::indexing_slicing
 )]
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use oidc_e2e::user_agent::{Page, UserAgent};
-use oidc_e2e::{LoginProvider, Quickstart, RealProvider, jwt_claims};
+use oidc_e2e::user_agent::{Page, UserAgent, json_body, query};
+use oidc_e2e::{LoginProvider, OpLogsOnPanic, Quickstart, RealProvider, jwt_claims};
 use reqwest::Url;
-use serde_json::Value;
 use tokio::sync::OnceCell;
 
 /// Lifetime of the provider's access tokens for `web-app`, in seconds.
@@ -46,21 +44,7 @@ const APPS: usize = 8;
 /// The provider shared by the tests of this file.
 async fn provider() -> &'static LoginProvider {
     static OP: OnceCell<LoginProvider> = OnceCell::const_new();
-    OP.get_or_init(|| async {
-        LoginProvider::start(APPS, &[("AT_TTL", &AT_TTL.to_string())]).await
-    })
-    .await
-}
-
-/// Prints the provider's output when the test fails (the provider outlives the test).
-struct OpLogsOnPanic(&'static RealProvider);
-
-impl Drop for OpLogsOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("----- output of oidc-provider -----\n{}", self.0.logs());
-        }
-    }
+    LoginProvider::shared(&OP, APPS, AT_TTL).await
 }
 
 /// One test's world: the shared provider, a quickstart of its own and a fresh user agent.
@@ -69,7 +53,7 @@ struct World {
     app: Quickstart,
     ua: UserAgent,
     op_host: String,
-    _logs: OpLogsOnPanic,
+    _logs: OpLogsOnPanic<'static>,
 }
 
 impl World {
@@ -77,11 +61,7 @@ impl World {
         let login = provider().await;
         let op = login.op();
         let app = login.start_app(app_env).await;
-        let op_host = Url::parse(op.issuer())
-            .unwrap()
-            .host_str()
-            .unwrap()
-            .to_owned();
+        let op_host = op.host();
         assert_ne!(
             op_host, APP_HOST,
             "the provider and the app must be on different hosts"
@@ -136,44 +116,13 @@ impl World {
         authorize
     }
 
-    /// Drives the provider from the authorization request to the redirect back to the app:
-    /// its login form (any password) and consent form when it shows them. Returns the
-    /// callback URL (not requested) and the prompts shown (`login`, `consent`).
+    /// Drives the provider from the authorization request to the redirect back to the app
+    /// (see [`UserAgent::log_in_through_op`]). Returns the callback URL (not requested) and
+    /// the prompts shown (`login`, `consent`).
     async fn authorize_at_op(&mut self, authorize: &Url, account: &str) -> (Url, Vec<String>) {
-        let page = self.ua.navigate(authorize.as_str()).await;
-        let mut page = self.ua.follow_within(page, &self.op_host).await;
-        let mut prompts = Vec::new();
-        for _ in 0..4 {
-            if page.status == 303
-                && let Some(next) = page.location()
-                && next.host_str() == Some(APP_HOST)
-            {
-                return (next, prompts);
-            }
-            assert_eq!(page.status, 200, "provider interaction: {page}");
-            assert!(
-                page.url.path().starts_with("/interaction/"),
-                "provider interaction: {page}"
-            );
-            let mut form = page.form_with_action_ending(page.url.path());
-            assert_eq!(form.method, "post", "{page}");
-            let prompt = form.get("prompt").unwrap_or_default().to_owned();
-            match prompt.as_str() {
-                "login" => {
-                    form.set("login", account).set("password", "any password");
-                }
-                "consent" => {}
-                other => panic!("unexpected prompt {other:?}: {page}"),
-            }
-            prompts.push(prompt);
-            let submitted = self.ua.submit(&form).await;
-            assert_eq!(
-                submitted.status, 303,
-                "submitting the {prompts:?} form: {submitted}"
-            );
-            page = self.ua.follow_within(submitted, &self.op_host).await;
-        }
-        panic!("the provider did not redirect back to the app after {prompts:?}: {page}");
+        self.ua
+            .log_in_through_op(authorize, &self.op_host, APP_HOST, account)
+            .await
     }
 
     /// Requests the callback URL with the app's cookies.
@@ -193,48 +142,20 @@ impl World {
 
     /// Grants of `grant_type` the provider made to `web-app` for `account`.
     fn grants(&self, grant_type: &str, account: &str) -> usize {
-        self.op
-            .count_lines(&format!("GRANT {grant_type} web-app {account}"))
+        self.op.grants(grant_type, "web-app", account)
     }
 
-    /// Waits up to 5 s until the provider logged `n` grants of `grant_type` for `account`
-    /// (its output reaches the harness through a pipe) and returns the count.
+    /// Waits up to 5 s until the provider logged `n` grants of `grant_type` for `account`.
     async fn wait_for_grants(&self, grant_type: &str, account: &str, n: usize) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let count = self.grants(grant_type, account);
-            if count >= n || Instant::now() > deadline {
-                return count;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.op
+            .wait_for_grants(grant_type, "web-app", account, n)
+            .await
     }
-}
-
-/// The query parameters of `url`; panics on a repeated one.
-fn query(url: &Url) -> BTreeMap<String, String> {
-    let mut params = BTreeMap::new();
-    for (k, v) in url.query_pairs() {
-        let previous = params.insert(k.to_string(), v.to_string());
-        assert!(previous.is_none(), "parameter {k} repeated in {url}");
-    }
-    params
 }
 
 fn is_base64url(s: &str) -> bool {
     s.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Asserts a 200 JSON answer and returns the body.
-fn json_body(page: &Page) -> Value {
-    assert_eq!(page.status, 200, "{page}");
-    assert!(
-        page.header("content-type")
-            .is_some_and(|t| t.starts_with("application/json")),
-        "{page}"
-    );
-    serde_json::from_str(&page.body).unwrap_or_else(|e| panic!("not JSON ({e}): {page}"))
 }
 
 /// Asserts the answers to a request without a valid session: 303 to the login for a

@@ -454,12 +454,7 @@ async fn metrics_endpoint_counts_bearer_outcomes_and_jwks_fetches() {
 
     let res = stack.app.get("/metrics", None).await;
     assert_eq!(res.status(), 200);
-    let content_type = res
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = oidc_e2e::content_type(&res);
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     let text = res.text().await.unwrap();
     let value = |name, labels: &[(&str, &str)]| {

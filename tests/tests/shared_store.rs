@@ -37,10 +37,10 @@ use axum::routing::get;
 use oidc_axum::User;
 use oidc_core::Provider;
 use oidc_core::flow::OidcClient;
-use oidc_e2e::servers::{PostgresServer, RedisServer};
+use oidc_e2e::servers::{PostgresServer, RedisServer, Restartable};
 use oidc_testing::{ClientRegistration, TestProvider};
 use oidc_tower::login::store::sqlx::postgres::PgPoolOptions;
-use oidc_tower::login::store::{PostgresStore, RedisStore, fred};
+use oidc_tower::login::store::{PostgresStore, RedisStore};
 use oidc_tower::login::{LoginLayer, MemoryRegistry, SessionRegistry};
 use serde_json::{Value, json};
 use tokio::sync::{Barrier, OnceCell};
@@ -63,36 +63,15 @@ async fn postgres_server() -> &'static PostgresServer {
 
 /// A Redis store with short timeouts: a command fails after 2 s, reconnection is retried
 /// every 100 ms forever.
-async fn redis_store(url: &str) -> RedisStore {
-    use fred::prelude::*;
-    let pool = Builder::from_config(Config::from_url(url).unwrap())
-        .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(2))
-        .with_connection_config(|c| {
-            c.connection_timeout = Duration::from_secs(1);
-            c.internal_command_timeout = Duration::from_secs(1);
-        })
-        .set_policy(ReconnectPolicy::new_constant(0, 100))
-        .build_pool(4)
-        .unwrap();
-    pool.init().await.unwrap();
-    RedisStore::new(pool)
+async fn redis_store(server: &RedisServer) -> RedisStore {
+    server
+        .store(Duration::from_secs(2), Duration::from_secs(1))
+        .await
 }
 
 /// A migrated PostgreSQL store whose pool gives up acquiring a connection after 2 s.
-async fn postgres_store(url: &str) -> PostgresStore {
-    postgres_store_with(url, Duration::from_secs(2)).await
-}
-
-async fn postgres_store_with(url: &str, acquire_timeout: Duration) -> PostgresStore {
-    let pool = PgPoolOptions::new()
-        .max_connections(10)
-        .acquire_timeout(acquire_timeout)
-        .connect(url)
-        .await
-        .unwrap();
-    let store = PostgresStore::new(pool);
-    store.migrate().await.unwrap();
-    store
+async fn postgres_store(server: &PostgresServer) -> PostgresStore {
+    server.store(Duration::from_secs(2)).await
 }
 
 /// A prefix no other test (or earlier run) uses.
@@ -276,13 +255,13 @@ async fn memory_registry_conformance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_registry_conformance() {
-    let store = redis_store(&redis_server().await.url()).await;
+    let store = redis_store(redis_server().await).await;
     registry_conformance(Arc::new(store), "redis").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_registry_conformance() {
-    let store = postgres_store(&postgres_server().await.url()).await;
+    let store = postgres_store(postgres_server().await).await;
     registry_conformance(Arc::new(store), "postgres").await;
 }
 
@@ -382,13 +361,13 @@ async fn session_round_trip(store: impl SessionStore + Clone, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sessions_round_trip() {
-    let store = redis_store(&redis_server().await.url()).await;
+    let store = redis_store(redis_server().await).await;
     session_round_trip(store, "redis").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_sessions_round_trip() {
-    let store = postgres_store(&postgres_server().await.url()).await;
+    let store = postgres_store(postgres_server().await).await;
     session_round_trip(store, "postgres").await;
 }
 
@@ -461,7 +440,7 @@ async fn until_ok<T, E: std::fmt::Display, F: std::future::Future<Output = Resul
 
 /// Writes, stops the server, checks that every operation fails in bounded time, restarts it,
 /// checks that the store recovers with the data written before.
-async fn outage<S>(store: S, stop: impl AsyncFnOnce(), restart: impl AsyncFnOnce(), what: &str)
+async fn outage<S>(store: S, server: &mut impl Restartable, what: &str)
 where
     S: SessionStore + SessionRegistry + Clone,
 {
@@ -473,7 +452,7 @@ where
         .await
         .unwrap();
 
-    stop().await;
+    server.stop().await;
     fails_soon(&format!("{what}: load"), store.load(&session.id)).await;
     fails_soon(&format!("{what}: save"), store.save(&session)).await;
     let mut other = record(TimeDuration::minutes(10));
@@ -501,7 +480,7 @@ where
     )
     .await;
 
-    restart().await;
+    server.restart().await;
     let loaded = until_ok(&format!("{what}: load after restart"), || {
         store.load(&session.id)
     })
@@ -532,33 +511,17 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_fails_in_bounded_time_and_recovers() {
-    let server = Arc::new(tokio::sync::Mutex::new(RedisServer::start().await));
-    let url = server.lock().await.url();
-    let store = redis_store(&url).await;
-    let (s1, s2) = (server.clone(), server.clone());
-    outage(
-        store,
-        async move || s1.lock().await.stop().await,
-        async move || s2.lock().await.restart().await,
-        "redis",
-    )
-    .await;
+    let mut server = RedisServer::start().await;
+    let store = redis_store(&server).await;
+    outage(store, &mut server, "redis").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_fails_in_bounded_time_and_recovers() {
-    let server = Arc::new(tokio::sync::Mutex::new(PostgresServer::start().await));
-    let url = server.lock().await.url();
+    let mut server = PostgresServer::start().await;
     // Each operation waits this long for a connection while the server is down.
-    let store = postgres_store_with(&url, Duration::from_millis(750)).await;
-    let (s1, s2) = (server.clone(), server.clone());
-    outage(
-        store,
-        async move || s1.lock().await.stop().await,
-        async move || s2.lock().await.restart().await,
-        "postgres",
-    )
-    .await;
+    let store = server.store(Duration::from_millis(750)).await;
+    outage(store, &mut server, "postgres").await;
 }
 
 // ---- Two instances of an app sharing one store ----------------------------------------------
@@ -634,12 +597,7 @@ impl Instances {
                 let _ = axum::serve(listener, router).await;
             }));
         }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .no_proxy()
-            .build()
-            .unwrap();
+        let http = oidc_e2e::http_client_with_timeout(Duration::from_secs(20));
         Self {
             op,
             url,
@@ -665,20 +623,7 @@ impl Instances {
             .headers()
             .get("location")
             .map(|v| v.to_str().unwrap().to_owned());
-        let set = res
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .find(|c| c.starts_with(&format!("{COOKIE}=")))
-            .map(|c| {
-                let value = c[COOKIE.len() + 1..].split(';').next().unwrap().to_owned();
-                if c.to_ascii_lowercase().contains("max-age=0") {
-                    String::new()
-                } else {
-                    value
-                }
-            });
+        let set = oidc_e2e::set_cookie_value(&res, COOKIE);
         (status, location, set, res.text().await.unwrap())
     }
 
@@ -781,12 +726,12 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_logins_on_redis() {
-    let store = redis_store(&redis_server().await.url()).await;
+    let store = redis_store(redis_server().await).await;
     two_instances_share_logins(store, "redis").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_logins_on_postgres() {
-    let store = postgres_store(&postgres_server().await.url()).await;
+    let store = postgres_store(postgres_server().await).await;
     two_instances_share_logins(store, "postgres").await;
 }

@@ -26,27 +26,15 @@
     clippy::indexing_slicing
 )]
 
-use std::collections::BTreeMap;
-
-use oidc_e2e::user_agent::{Page, UserAgent};
+use oidc_e2e::user_agent::{Page, UserAgent, json_body, query};
 use oidc_e2e::webdriver::{ChromeDriver, Screenshots};
-use oidc_e2e::{BackchannelDelivery, LoginProvider, Quickstart, RealProvider, jwt_claims};
+use oidc_e2e::{
+    BackchannelDelivery, LoginProvider, OpLogsOnPanic, Quickstart, RealProvider, jwt_claims,
+};
 use reqwest::Url;
-use serde_json::Value;
 
 /// The session cookie of the quickstart (its app URL is `http`, so no `__Host-` prefix).
 const SESSION_COOKIE: &str = "oidc-session";
-
-/// Prints the provider's output when the test fails.
-struct OpLogsOnPanic<'a>(&'a RealProvider);
-
-impl Drop for OpLogsOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("----- output of oidc-provider -----\n{}", self.0.logs());
-        }
-    }
-}
 
 /// One relying party: its quickstart, client id and host.
 struct App {
@@ -58,11 +46,7 @@ struct App {
 impl App {
     async fn start(login: &LoginProvider, client_id: &str) -> Self {
         let app = login.start_web_app(client_id, &[]).await;
-        let host = Url::parse(app.base_url())
-            .unwrap()
-            .host_str()
-            .unwrap()
-            .to_owned();
+        let host = host_of(app.base_url());
         Self {
             app,
             client_id: client_id.to_owned(),
@@ -79,16 +63,6 @@ fn host_of(url: &str) -> String {
     Url::parse(url).unwrap().host_str().unwrap().to_owned()
 }
 
-/// The query parameters of `url`; panics on a repeated one.
-fn query(url: &Url) -> BTreeMap<String, String> {
-    let mut params = BTreeMap::new();
-    for (k, v) in url.query_pairs() {
-        let previous = params.insert(k.to_string(), v.to_string());
-        assert!(previous.is_none(), "parameter {k} repeated in {url}");
-    }
-    params
-}
-
 /// `url` without its query.
 fn bare(url: &Url) -> String {
     let mut bare = url.clone();
@@ -96,75 +70,10 @@ fn bare(url: &Url) -> String {
     bare.to_string()
 }
 
-/// Asserts a 200 JSON answer and returns the body.
-fn json_body(page: &Page) -> Value {
-    assert_eq!(page.status, 200, "{page}");
-    assert!(
-        page.header("content-type")
-            .is_some_and(|t| t.starts_with("application/json")),
-        "{page}"
-    );
-    serde_json::from_str(&page.body).unwrap_or_else(|e| panic!("not JSON ({e}): {page}"))
-}
-
 /// `GET /me` on `app` as an API call (`Accept: application/json`).
 async fn me_json(ua: &mut UserAgent, app: &App) -> Page {
     ua.get(&app.url("/me"), &[("accept", "application/json")])
         .await
-}
-
-/// Drives the provider from the authorization request to the redirect back to `app`: its
-/// login form (any password, `account` as the login) and consent form when it shows them.
-/// Returns the callback URL (not requested) and the prompts shown (`login`, `consent`).
-async fn authorize_at_op(
-    ua: &mut UserAgent,
-    op_host: &str,
-    app: &App,
-    authorize: &Url,
-    account: &str,
-) -> (Url, Vec<String>) {
-    let page = ua.navigate(authorize.as_str()).await;
-    let mut page = ua.follow_within(page, op_host).await;
-    let mut prompts = Vec::new();
-    for _ in 0..4 {
-        if page.status == 303
-            && let Some(next) = page.location()
-            && next.host_str() == Some(app.host.as_str())
-        {
-            return (next, prompts);
-        }
-        assert_eq!(page.status, 200, "provider interaction: {page}");
-        assert!(
-            page.url.path().starts_with("/interaction/"),
-            "provider interaction: {page}"
-        );
-        let mut form = page.form_with_action_ending(page.url.path());
-        assert_eq!(form.method, "post", "{page}");
-        let prompt = form.get("prompt").unwrap_or_default().to_owned();
-        match prompt.as_str() {
-            "login" => {
-                form.set("login", account).set("password", "any password");
-            }
-            "consent" => {
-                assert!(
-                    form.get("password").is_none(),
-                    "no password on the consent form: {page}"
-                );
-            }
-            other => panic!("unexpected prompt {other:?}: {page}"),
-        }
-        prompts.push(prompt);
-        let submitted = ua.submit(&form).await;
-        assert_eq!(
-            submitted.status, 303,
-            "submitting the {prompts:?} form: {submitted}"
-        );
-        page = ua.follow_within(submitted, op_host).await;
-    }
-    panic!(
-        "the provider did not redirect back to {} after {prompts:?}: {page}",
-        app.host
-    );
 }
 
 /// A browser navigation to `/me` on `app` without a session there: 303 to the app's login,
@@ -204,8 +113,9 @@ async fn log_in_through_me(
         "{authorize}"
     );
 
-    let op_host = host_of(op.issuer());
-    let (callback, prompts) = authorize_at_op(ua, &op_host, app, &authorize, account).await;
+    let (callback, prompts) = ua
+        .log_in_through_op(&authorize, &op.host(), &app.host, account)
+        .await;
     assert_eq!(bare(&callback), app.url("/auth/callback"));
     let page = ua.navigate(callback.as_str()).await;
     assert_eq!(page.status, 303, "callback: {page}");
@@ -291,7 +201,7 @@ async fn sso_bcl_01_two_apps_single_logout_http() {
     );
     let one = App::start(&login, "sso-app-one").await;
     let two = App::start(&login, "sso-app-two").await;
-    let op_host = host_of(op.issuer());
+    let op_host = op.host();
     assert_eq!(one.host, "127.0.0.1");
     assert_eq!(two.host, "127.0.0.2");
     assert_eq!(op_host, "localhost");
@@ -448,26 +358,12 @@ async fn sso_two_apps_single_logout_chromium() {
     browser.wait_for_text("You are not signed in").await;
     browser.click(&login_link).await;
     browser
-        .wait_for_url("the provider's login page", |u| {
-            u.starts_with(&format!("{issuer}/interaction/"))
+        .log_in_at_op(&issuer, account, &one.url("/me"), async |step: &str| {
+            if step == "op-login-filled" {
+                shots.take(&browser, "app-one-op-login").await;
+            }
         })
         .await;
-    let user = browser.wait_for("input[name=login]").await;
-    let password = browser.wait_for("input[name=password]").await;
-    browser.send_keys(&user, account).await;
-    browser.send_keys(&password, "any password").await;
-    shots.take(&browser, "app-one-op-login").await;
-    let submit = browser.wait_for("button[type=submit]").await;
-    browser.click(&submit).await;
-    browser.wait_for("input[name=prompt][value=consent]").await;
-    let submit = browser.wait_for("button[type=submit]").await;
-    browser.click(&submit).await;
-    let me_one = one.url("/me");
-    browser
-        .wait_for_url("/me on app one", |u| u == me_one)
-        .await;
-    let text = browser.wait_for_text(account).await;
-    assert!(text.contains(&format!("\"sub\":\"{account}\"")), "{text}");
     shots.take(&browser, "app-one-me").await;
 
     // App two: not signed in there yet; "Log in" → the provider knows the user and only asks
@@ -478,9 +374,7 @@ async fn sso_two_apps_single_logout_chromium() {
     shots.take(&browser, "app-two-home").await;
     browser.click(&login_link).await;
     browser
-        .wait_for_url("the provider's consent page", |u| {
-            u.starts_with(&format!("{issuer}/interaction/"))
-        })
+        .wait_for_op_interaction("the provider's consent page", &issuer)
         .await;
     browser.wait_for("input[name=prompt][value=consent]").await;
     assert!(
@@ -489,14 +383,8 @@ async fn sso_two_apps_single_logout_chromium() {
         browser.source().await
     );
     shots.take(&browser, "app-two-op-consent-only").await;
-    let submit = browser.wait_for("button[type=submit]").await;
-    browser.click(&submit).await;
-    let me_two = two.url("/me");
-    browser
-        .wait_for_url("/me on app two", |u| u == me_two)
-        .await;
-    let text = browser.wait_for_text(account).await;
-    assert!(text.contains(&format!("\"sub\":\"{account}\"")), "{text}");
+    browser.submit_op_page().await;
+    browser.wait_for_me(&two.url("/me"), account).await;
     shots.take(&browser, "app-two-me").await;
     let cookie_two = browser
         .cookie(SESSION_COOKIE)
@@ -515,19 +403,8 @@ async fn sso_two_apps_single_logout_chromium() {
     assert!(op.lines_starting_with("BACKCHANNEL ").is_empty());
 
     // Log out from app one → the provider's prompt → "Yes, sign me out".
-    let logout = browser.wait_for("#logout").await;
-    browser.click(&logout).await;
     browser
-        .wait_for_url("the provider's logout prompt", |u| {
-            u.starts_with(&format!("{issuer}/session/end"))
-        })
-        .await;
-    let yes = browser.wait_for("button[name=logout][value=yes]").await;
-    shots.take(&browser, "op-logout-prompt").await;
-    browser.click(&yes).await;
-    let home_one = one.url("/");
-    browser
-        .wait_for_url("app one's home page", |u| u.starts_with(&home_one))
+        .log_out_at_op(&issuer, &one.url("/"), &mut shots)
         .await;
     browser.wait_for_text("You are not signed in").await;
     shots.take(&browser, "app-one-logged-out").await;
@@ -546,23 +423,15 @@ async fn sso_two_apps_single_logout_chromium() {
     // App two's /me asks for a login again, with the password (the provider's session is gone).
     browser.goto(&two.url("/me")).await;
     browser
-        .wait_for_url("the provider's login page", |u| {
-            u.starts_with(&format!("{issuer}/interaction/"))
-        })
+        .wait_for_op_interaction("the provider's login page", &issuer)
         .await;
     browser.wait_for("input[name=login]").await;
     browser.wait_for("input[name=password]").await;
     shots.take(&browser, "app-two-me-needs-login").await;
     assert_eq!(op.lines_starting_with("BACKCHANNEL ").len(), 2);
 
-    let dir = shots.dir().to_owned();
-    browser.quit().await;
-    let survivors = driver.shutdown();
-    assert!(
-        survivors.is_empty(),
-        "processes left after the browser was shut down: {survivors:#?}"
-    );
-    let pngs = std::fs::read_dir(&dir).unwrap().count();
-    assert_eq!(pngs, 10, "screenshots in {}", dir.display());
-    eprintln!("screenshots: {}", dir.display());
+    driver.quit_and_shutdown(browser).await;
+    let dir = shots.dir().display();
+    assert_eq!(shots.count(), 10, "screenshots in {dir}");
+    eprintln!("screenshots: {dir}");
 }

@@ -29,8 +29,7 @@ use std::time::{Duration, Instant};
 
 use oidc_e2e::servers::{PostgresServer, RedisServer};
 use oidc_e2e::user_agent::{Page, UserAgent};
-use oidc_e2e::{LoginProvider, Quickstart, RealProvider};
-use reqwest::Url;
+use oidc_e2e::{LoginProvider, OpLogsOnPanic, Quickstart, RealProvider};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -48,21 +47,7 @@ const BURST: usize = 8;
 
 async fn provider() -> &'static LoginProvider {
     static OP: OnceCell<LoginProvider> = OnceCell::const_new();
-    OP.get_or_init(|| async {
-        LoginProvider::start(APPS, &[("AT_TTL", &AT_TTL.to_string())]).await
-    })
-    .await
-}
-
-/// Prints the provider's output when the test fails (the provider outlives the test).
-struct OpLogsOnPanic(&'static RealProvider);
-
-impl Drop for OpLogsOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("----- output of oidc-provider -----\n{}", self.0.logs());
-        }
-    }
+    LoginProvider::shared(&OP, APPS, AT_TTL).await
 }
 
 /// Two quickstarts on `store_url`, a user agent, the provider.
@@ -71,7 +56,7 @@ struct World {
     apps: [Quickstart; 2],
     ua: UserAgent,
     op_host: String,
-    _logs: OpLogsOnPanic,
+    _logs: OpLogsOnPanic<'static>,
 }
 
 impl World {
@@ -82,11 +67,7 @@ impl World {
         env.extend_from_slice(extra);
         let first = login.start_app(&env).await;
         let second = login.start_app(&env).await;
-        let op_host = Url::parse(op.issuer())
-            .unwrap()
-            .host_str()
-            .unwrap()
-            .to_owned();
+        let op_host = op.host();
         assert_ne!(op_host, APP_HOST);
         Self {
             op,
@@ -113,48 +94,24 @@ impl World {
         let page = self.ua.navigate(&self.apps[i].url(login_path)).await;
         assert_eq!(page.status, 303, "login start: {page}");
         let authorize = page.location().unwrap();
-        let page = self.ua.navigate(authorize.as_str()).await;
-        let mut page = self.ua.follow_within(page, &self.op_host.clone()).await;
-        for _ in 0..4 {
-            if page.status == 303
-                && let Some(next) = page.location()
-                && next.host_str() == Some(APP_HOST)
-            {
-                let callback = self.ua.navigate(next.as_str()).await;
-                assert_eq!(callback.status, 303, "callback: {callback}");
-                return;
-            }
-            assert_eq!(page.status, 200, "provider interaction: {page}");
-            let mut form = page.form_with_action_ending(page.url.path());
-            if form.get("prompt") == Some("login") {
-                form.set("login", account).set("password", "any password");
-            }
-            let submitted = self.ua.submit(&form).await;
-            assert_eq!(submitted.status, 303, "provider form: {submitted}");
-            page = self
-                .ua
-                .follow_within(submitted, &self.op_host.clone())
-                .await;
-        }
-        panic!("the provider did not redirect back to the app: {page}");
+        let (callback, _) = self
+            .ua
+            .log_in_through_op(&authorize, &self.op_host, APP_HOST, account)
+            .await;
+        let callback = self.ua.navigate(callback.as_str()).await;
+        assert_eq!(callback.status, 303, "callback: {callback}");
     }
 
+    /// Grants of `grant_type` the provider made to `web-app` for `account`.
     fn grants(&self, grant_type: &str, account: &str) -> usize {
-        self.op
-            .count_lines(&format!("GRANT {grant_type} web-app {account}"))
+        self.op.grants(grant_type, "web-app", account)
     }
 
-    /// Waits up to 5 s until the provider logged `n` grants (its output comes through a
-    /// pipe), then returns the count.
+    /// Waits up to 5 s until the provider logged `n` grants of `grant_type` for `account`.
     async fn wait_for_grants(&self, grant_type: &str, account: &str, n: usize) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let count = self.grants(grant_type, account);
-            if count >= n || Instant::now() > deadline {
-                return count;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.op
+            .wait_for_grants(grant_type, "web-app", account, n)
+            .await
     }
 }
 
