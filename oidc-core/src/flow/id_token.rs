@@ -51,6 +51,23 @@ pub(crate) struct IdTokenRules<'a> {
     pub(crate) now: i64,
 }
 
+impl IdTokenRules<'_> {
+    /// The token's `aud`, which must name this client, and no other audience unless trusted
+    /// (OIDC Core 3.1.3.7 step 3; Back-Channel Logout 2.6 step 3).
+    pub(crate) fn audience(&self, claims: &Map<String, Value>) -> Result<Vec<String>, VerifyError> {
+        let audience = jws::audiences(claims)?;
+        let ours = |a: &String| a == self.client_id;
+        if !audience.iter().any(ours)
+            || audience
+                .iter()
+                .any(|a| !ours(a) && !self.trusted_audiences.contains(a))
+        {
+            return Err(VerifyError::InvalidAudience);
+        }
+        Ok(audience)
+    }
+}
+
 /// The left half of the hash of `access_token` that `alg` implies, base64url (Core 3.1.3.8).
 fn token_hash(alg: Algorithm, access_token: &str) -> String {
     use aws_lc_rs::digest;
@@ -81,14 +98,7 @@ pub(crate) async fn verify(
         return Err(VerifyError::WrongTokenType);
     }
     jws::check_issuer(&claims, rules.provider.issuer())?;
-    let audience = jws::audiences(&claims)?;
-    if !audience.iter().any(|a| a == rules.client_id)
-        || audience
-            .iter()
-            .any(|a| a != rules.client_id && !rules.trusted_audiences.contains(a))
-    {
-        return Err(VerifyError::InvalidAudience);
-    }
+    let audience = rules.audience(&claims)?;
     match claims.get("azp") {
         None if audience.len() > 1 => return Err(VerifyError::MissingClaim("azp")),
         None => {}

@@ -134,14 +134,7 @@ pub(crate) async fn verify(
     .await?;
 
     jws::check_issuer(&claims, rules.provider.issuer())?;
-    let audience = jws::audiences(&claims)?;
-    if !audience.iter().any(|a| a == rules.client_id)
-        || audience
-            .iter()
-            .any(|a| a != rules.client_id && !rules.trusted_audiences.contains(a))
-    {
-        return Err(VerifyError::InvalidAudience);
-    }
+    rules.audience(&claims)?;
     let expires_at = jws::check_times(&claims, rules.now, rules.leeway, true)?;
     let issued_at = jws::time(&claims, "iat")?.ok_or(VerifyError::MissingClaim("iat"))?;
 
