@@ -274,19 +274,42 @@ async fn cb_03_expired_transaction_is_refused_with_a_start_again_link() {
         .layer(|l| l.with_transaction_lifetime(Duration::from_secs(1)))
         .start()
         .await;
-    let (pre, callback) = app.until_callback(None).await;
+    // A browser whose session outlives its transactions (a logged-in user signing in again):
+    // the expired transaction is found, consumed and refused.
+    let (mut pre, _) = app.login_to(None).await;
+    let before = app.assert_logged_in(&pre).await;
+    let authorize = app.begin(&mut pre, None).await;
+    let callback = app.authorize(&authorize).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let mut jar = pre.clone();
+    for (what, page) in [
+        ("expired", "took too long. Please start again"),
+        ("expired, second try (consumed)", "does not belong"),
+    ] {
+        let mut jar = pre.clone();
+        let res = app.callback(&callback, &mut jar).await;
+        assert_eq!(res.status, 400, "{what}: {}", res.body);
+        assert!(res.location().is_none(), "{what}: no redirect");
+        assert_eq!(app.token_request_count(), 1, "{what}: no token request");
+        assert_eq!(res.header("cache-control"), Some("no-store"), "{what}");
+        assert!(res.body.contains(page), "{what}: {}", res.body);
+        assert!(res.body.contains("href=\"/auth/login\""), "{}", res.body);
+        // No new login: the session (its id, its user) is the one it was.
+        for value in res.new_session_values() {
+            assert_eq!(Some(value.as_str()), pre.session(), "{what}");
+        }
+        assert_eq!(app.assert_logged_in(&jar).await, before, "{what}");
+    }
+
+    // A browser that was not logged in: its session ended with its transactions (SES-03), so
+    // the late callback finds nothing, and says so with a link to sign in again.
+    let (fresh, callback) = app.until_callback(None).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut jar = fresh.clone();
     let res = app.callback(&callback, &mut jar).await;
-    assert_unbound(&app, "expired", &res, 0).await;
-    assert!(res.body.contains("start again"), "{}", res.body);
+    assert_unbound(&app, "expired with its session", &res, 1).await;
+    assert!(res.body.contains("has expired"), "{}", res.body);
     assert!(res.body.contains("href=\"/auth/login\""), "{}", res.body);
     app.assert_not_logged_in(&jar).await;
-
-    // Consumed: a second try is still refused.
-    let mut again = pre.clone();
-    let res = app.callback(&callback, &mut again).await;
-    assert_unbound(&app, "expired, second try", &res, 0).await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -553,6 +553,25 @@ async fn assert_session_lifetime(app: &App, res: &login_common::Resp, jar: &Jar,
 }
 
 #[tokio::test]
+async fn ses_03_the_cookie_carrying_a_login_start_is_lax_and_lives_at_most_ten_minutes() {
+    // The default settings: a 10-minute transaction lifetime, a 30-minute idle timeout.
+    let app = App::start().await;
+    let mut jar = Jar::default();
+    let res = app.nav("/app", &mut jar).await;
+    assert_eq!(res.status, 303);
+    let cookies = res.session_cookies_named(COOKIE);
+    assert_eq!(cookies.len(), 1, "{:?}", res.set_cookies());
+    assert_http_cookie_attributes(&cookies[0]);
+    assert_session_lifetime(&app, &res, &jar, 600).await;
+    // The callback, a cross-site top-level GET, carries it (SameSite=Lax) and logs in.
+    let callback = app.authorize(res.location().unwrap()).await;
+    let res = app.callback(&callback, &mut jar).await;
+    assert_eq!(res.status, 303);
+    assert_session_lifetime(&app, &res, &jar, 1800).await;
+    app.assert_logged_in(&jar).await;
+}
+
+#[tokio::test]
 async fn dos_03_a_session_holding_only_pending_logins_lives_as_long_as_they_do() {
     let app = Builder::new()
         .layer(|l| {
@@ -564,8 +583,8 @@ async fn dos_03_a_session_holding_only_pending_logins_lives_as_long_as_they_do()
     let mut jar = Jar::default();
     let res = app.nav("/app", &mut jar).await;
     assert_eq!(res.status, 303);
-    // The transaction lifetime and a minute, for a late callback to be told it expired.
-    assert_session_lifetime(&app, &res, &jar, 180).await;
+    // The transaction lifetime.
+    assert_session_lifetime(&app, &res, &jar, 120).await;
 
     // Logged in, the session takes the idle timeout.
     let callback = app.authorize(res.location().unwrap()).await;

@@ -27,7 +27,7 @@ pub(super) fn flow_error_page<B: From<String>>(
             tracing::info!(target: "oidc::rejection", %error, "callback not bound to this browser");
             error_page(
                 StatusCode::BAD_REQUEST,
-                "This sign-in response does not belong to a sign-in started in this browser.",
+                "This sign-in response does not belong to a sign-in started in this browser, or that sign-in has expired.",
                 Some(&again),
             )
         }
@@ -100,7 +100,7 @@ pub(super) async fn callback<B: Default + From<String>>(
         .and_then(|state| txs.iter().position(|tx| tx.matches_state(state)));
     let Some(position) = position else {
         return unbound(
-            "This sign-in response does not belong to a sign-in started in this browser.",
+            "This sign-in response does not belong to a sign-in started in this browser, or that sign-in has expired.",
         );
     };
     // Single use: consumed whatever the outcome.

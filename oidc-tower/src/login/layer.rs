@@ -321,8 +321,10 @@ impl LoginLayer {
 
     /// Sets how long a login transaction stays valid. The default value is 10 minutes.
     ///
-    /// A session that holds only pending logins (a browser that was never logged in) expires
-    /// a minute after its transactions do, rather than after the idle timeout.
+    /// A session that holds only pending logins (a browser that is not logged in) expires
+    /// with them, rather than after the idle timeout: its cookie's `Max-Age` is this lifetime.
+    /// A callback arriving after that finds no transaction and gets the 400 page with a link
+    /// to sign in again.
     pub fn with_transaction_lifetime(mut self, lifetime: Duration) -> Self {
         self.config().transaction_lifetime = secs(lifetime);
         self

@@ -70,9 +70,6 @@ pub(super) fn provider_choice<B: From<String>>(config: &LoginConfig, query: &str
     res
 }
 
-/// Seconds a session holding only pending logins outlives their lifetime.
-const PENDING_LOGIN_GRACE: i64 = 60;
-
 /// Stores a new transaction and redirects to the provider.
 pub(super) async fn start_login<B: Default + From<String>>(
     config: &LoginConfig,
@@ -103,16 +100,14 @@ pub(super) async fn start_login<B: Default + From<String>>(
         tracing::error!(error = %e, "session store failed");
         return store_unavailable();
     }
-    // A session that holds only pending logins lives as long as they do (and a minute more,
-    // so that a late callback is told its login expired), not the idle timeout: login starts
-    // without a cookie cost the store minutes each (DOS-03). The next request's session
-    // layer brings back the idle timeout.
+    // A session that holds only pending logins lives as long as they do, not the idle timeout:
+    // login starts without a cookie cost the store minutes each (DOS-03), and the cookie that
+    // carries the state lives at most the transaction lifetime (SES-03). The next request's
+    // session layer brings back the idle timeout.
     match session.get_value(LOGIN_KEY).await {
         Ok(Some(_)) => {}
         Ok(None) => session.set_expiry(Some(Expiry::OnInactivity(time::Duration::seconds(
-            config
-                .transaction_lifetime
-                .saturating_add(PENDING_LOGIN_GRACE),
+            config.transaction_lifetime,
         )))),
         Err(e) => {
             tracing::error!(error = %e, "session store failed");
