@@ -1394,3 +1394,71 @@ async fn cache_control_max_age_clamped_to_min_refresh() {
         "max-age=0 must not refetch on every request"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// DOS-05 expensive keys and verification loops: key sizes capped, kid-less tokens never try
+// keys one by one, unknown kids paced (KEY-04)
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn dos_05_rsa_keys_outside_2048_to_8192_bits_are_never_used() {
+    let tp = TestProvider::start().await;
+    let good = published_jwk(&tp, &tp.kid(SigningAlg::RS256));
+    let with_modulus = |kid: &str, bits: usize| {
+        let mut jwk = good.clone();
+        jwk["kid"] = kid.into();
+        // An odd modulus of exactly `bits` bits: its size alone decides.
+        let mut n = vec![0xC5_u8; bits / 8];
+        n[0] = 0xF1;
+        jwk["n"] = URL_SAFE_NO_PAD.encode(n).into();
+        jwk
+    };
+    tp.set_jwks_override(jwks_body(vec![
+        good.clone(),
+        with_modulus("rsa-16384", 16_384),
+        with_modulus("rsa-1024", 1_024),
+    ]));
+    let v = verifier_for(&tp);
+    for kid in ["rsa-16384", "rsa-1024"] {
+        for _ in 0..3 {
+            let token = tp.token().header("kid", kid).sign();
+            assert_rejected!(v, token, VerifyError::UnknownKey, kid);
+        }
+    }
+    // The other key of the same set is kept and verifies; the refusals cost at most one
+    // forced refetch within the cooldown.
+    accepted(&v, &tp.token().sign(), "the 2048-bit key of the same set").await;
+    assert!(
+        tp.jwks_fetch_count() <= 2,
+        "{} fetches",
+        tp.jwks_fetch_count()
+    );
+}
+
+#[tokio::test]
+async fn dos_05_kid_less_token_against_many_keys_is_refused_without_trying_them() {
+    let tp = TestProvider::start().await;
+    let good = published_jwk(&tp, &tp.kid(SigningAlg::RS256));
+    // 200 RS256 keys without kid, the signing key among them.
+    let keys: Vec<Value> = (0..200)
+        .map(|_| {
+            let mut jwk = good.clone();
+            jwk.as_object_mut().unwrap().remove("kid");
+            jwk
+        })
+        .collect();
+    tp.set_jwks_override(jwks_body(keys));
+    let v = verifier_for(&tp);
+    let token = tp.token().without_header("kid").sign();
+    assert_rejected!(
+        v,
+        token,
+        VerifyError::NoMatchingKey,
+        "a kid-less token with 200 fitting keys"
+    );
+    assert!(
+        tp.jwks_fetch_count() <= 2,
+        "{} fetches",
+        tp.jwks_fetch_count()
+    );
+}
