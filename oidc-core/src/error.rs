@@ -253,8 +253,10 @@ pub enum FlowError {
     #[error("callback does not match the login transaction: {0}")]
     Unbound(&'static str),
     /// The provider answered the authorization request with an error (`access_denied`…).
-    /// The description is kept out of the message: it is attacker-controlled text.
-    #[error("the provider refused the authorization request: {error}")]
+    /// The description is kept out of the message: it is attacker-controlled text. The code
+    /// is shown escaped (`{:?}`), since anyone can send it in a callback URL: no newline or
+    /// control character of it reaches a log line.
+    #[error("the provider refused the authorization request: {error:?}")]
     AuthorizationDenied {
         /// The `error` code.
         error: String,
@@ -262,7 +264,7 @@ pub enum FlowError {
         description: Option<String>,
     },
     /// The token endpoint answered with an OAuth error (`invalid_grant`…).
-    #[error("the token endpoint refused the request: {error}")]
+    #[error("the token endpoint refused the request: {error:?}")]
     TokenEndpoint {
         /// The `error` code.
         error: String,

@@ -15,7 +15,7 @@ use std::io::Write;
 use std::str::FromStr as _;
 use std::sync::{Arc, Mutex};
 
-use login_common::{App, Builder, SECRET, param};
+use login_common::{App, Builder, Jar, SECRET, param};
 use serde_json::Value;
 use tower_sessions::SessionStore as _;
 use tower_sessions::session::Id;
@@ -126,5 +126,72 @@ async fn no_token_code_or_secret_in_the_logs_of_a_full_login() {
         for part in secret.split('.').filter(|p| p.len() >= 16) {
             assert!(!logs.contains(part), "the logs contain part of a token");
         }
+    }
+}
+
+/// Nothing a request carries reaches a log line unescaped (issue 11, item 10): a callback's
+/// `error` and `error_description`, the request path and the login parameters, each with an
+/// encoded newline, carriage return and escape character, are logged (if at all) escaped, so
+/// that no forged line appears in the log.
+#[tokio::test]
+async fn request_data_never_reaches_a_log_line_unescaped() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = App::start().await;
+    const INJECT: &str = "%0AFORGED%0D%0AFORGED%1B[31mFORGED";
+    // The provider's error for a transaction of this browser: logged as the failure's cause.
+    let (mut jar, callback) = app.until_callback(None).await;
+    let state = param(&callback, "state").unwrap();
+    let iss = param(&callback, "iss").unwrap();
+    let denied = format!(
+        "{}?{}&error=access_denied{INJECT}&error_description=no{INJECT}",
+        app.callback_url(),
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("state", &state)
+            .append_pair("iss", &iss)
+            .finish()
+    );
+    let res = app.callback(&denied, &mut jar).await;
+    assert_eq!(res.status, 401, "{}", res.body);
+    // The same without a transaction (unbound callback), and with a path that carries it.
+    let unbound = format!(
+        "{}?error=x{INJECT}&error_description=y{INJECT}&state=z{INJECT}",
+        app.callback_url()
+    );
+    assert_eq!(
+        app.callback(&unbound, &mut Jar::default()).await.status,
+        400
+    );
+    let login =
+        format!("/auth/login?return_to=/x{INJECT}&login_hint=a{INJECT}&prompt=login{INJECT}");
+    app.nav(&login, &mut Jar::default()).await;
+    app.nav(&format!("/me{INJECT}"), &mut Jar::default()).await;
+    app.api(
+        &format!("/auth/callback{INJECT}?code=c{INJECT}"),
+        &mut Jar::default(),
+    )
+    .await;
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    // The capture saw the refusal and its (escaped) cause.
+    assert!(
+        logs.contains(r#"access_denied\nFORGED\r\nFORGED\u{1b}[31mFORGED"#),
+        "the provider's error is logged, escaped: {logs}"
+    );
+    for line in logs.lines() {
+        assert!(
+            !line.trim_start().starts_with("FORGED"),
+            "a forged log line: {line:?}\nin {logs}"
+        );
+        assert!(
+            !line.contains('\r') && !line.contains('\u{1b}'),
+            "a raw control character in a log line: {line:?}"
+        );
     }
 }

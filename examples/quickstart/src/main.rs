@@ -23,7 +23,7 @@
 //! |---|---|---|
 //! | `BIND` | `127.0.0.1:3000` | address to listen on |
 //! | `APP_URL` | `http://` + `BIND` | the app's public URL; the callback is `APP_URL/auth/callback` |
-//! | `OIDC_ISSUER` | embedded provider | the provider's issuer; discovery finds the rest |
+//! | `OIDC_ISSUER` | embedded provider | the provider's issuer; discovery finds the rest. The embedded test provider (public keys, anyone signs in) starts only when it is unset and the app is on loopback (`BIND` a loopback address, `APP_URL` `http` on a loopback host); an empty value, a non-loopback `BIND` or an `https`/non-loopback `APP_URL` without it stops the start with a message |
 //! | `OIDC_AUDIENCE` | `OIDC_CLIENT_ID` | the `aud` the API accepts in bearer tokens |
 //! | `OIDC_CLIENT_ID` | `quickstart` with the embedded provider | this app's client id (also: roles from Keycloak `resource_access.<id>`) |
 //! | `OIDC_CLIENT_SECRET` | — | this app's client secret; unset: a public client (PKCE only) |
@@ -234,6 +234,55 @@ impl SessionStoreUrl {
     }
 }
 
+/// The provider to use: `Some(issuer)` from `OIDC_ISSUER`, or `None` for the embedded test
+/// provider.
+///
+/// The embedded provider signs with public test keys and logs anyone in: it starts only when
+/// `OIDC_ISSUER` is truly unset (an empty value is a mistake, not a request for it) and the
+/// app is reachable on loopback only (`BIND` a loopback address, `APP_URL` `http` on a
+/// loopback host). Anything else is a start-up error that says what to set.
+fn choose_issuer(
+    issuer: Option<std::ffi::OsString>,
+    bind: SocketAddr,
+    app_url: &str,
+) -> Result<Option<String>, String> {
+    const WHY: &str = "the embedded test provider signs with public keys and lets anyone sign in, \
+                       so it runs only for an app on loopback; set OIDC_ISSUER to your provider's issuer";
+    if let Some(issuer) = issuer {
+        let issuer = issuer
+            .into_string()
+            .map_err(|_| "OIDC_ISSUER is not valid UTF-8".to_owned())?;
+        if issuer.trim().is_empty() {
+            return Err(
+                "OIDC_ISSUER is set but empty: set it to your provider's issuer URL, or unset it \
+                 to run on the embedded test provider (loopback only)"
+                    .to_owned(),
+            );
+        }
+        return Ok(Some(issuer));
+    }
+    if !bind.ip().is_loopback() {
+        return Err(format!(
+            "OIDC_ISSUER is not set and BIND {bind} is not a loopback address: {WHY}"
+        ));
+    }
+    let loopback_http = url::Url::parse(app_url).is_ok_and(|url| {
+        url.scheme() == "http"
+            && match url.host() {
+                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            }
+    });
+    if !loopback_http {
+        return Err(format!(
+            "OIDC_ISSUER is not set and APP_URL {app_url:?} is not an http URL on a loopback host: {WHY}"
+        ));
+    }
+    Ok(None)
+}
+
 fn app(verifier: AccessTokenVerifier, login: LoginLayer, metrics: PrometheusHandle) -> Router {
     let state = AppState {
         provider: verifier.provider().clone(),
@@ -290,6 +339,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:3000".to_owned())
         .parse()
         .map_err(|e| format!("BIND is not a socket address: {e}"))?;
+    // Checked before anything listens: the embedded provider only for an app on loopback.
+    let issuer = choose_issuer(
+        std::env::var_os("OIDC_ISSUER"),
+        bind,
+        &env("APP_URL").unwrap_or_else(|| format!("http://{bind}")),
+    )?;
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let local = listener.local_addr()?;
     let app_url = env("APP_URL")
@@ -312,7 +367,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         env("OIDC_SCOPES").map(|s| s.split_whitespace().map(str::to_owned).collect());
     let secret = env("OIDC_CLIENT_SECRET");
 
-    let (issuer, client_id, audience, embedded) = match env("OIDC_ISSUER") {
+    let (issuer, client_id, audience, embedded) = match issuer {
         Some(issuer) => {
             let client_id = env("OIDC_CLIENT_ID");
             let audience = env("OIDC_AUDIENCE").or_else(|| client_id.clone()).ok_or(
@@ -414,4 +469,57 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     drop(embedded);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::choose_issuer;
+
+    #[test]
+    fn the_embedded_provider_runs_only_unset_and_on_loopback() {
+        let local = "127.0.0.1:3000".parse().unwrap();
+        let app = "http://127.0.0.1:3000";
+        assert_eq!(choose_issuer(None, local, app), Ok(None));
+        assert_eq!(
+            choose_issuer(None, local, "http://localhost:3000"),
+            Ok(None)
+        );
+        assert_eq!(
+            choose_issuer(None, "[::1]:3000".parse().unwrap(), "http://[::1]:3000"),
+            Ok(None)
+        );
+        assert_eq!(
+            choose_issuer(
+                Some("https://id.example.com".into()),
+                "0.0.0.0:3000".parse().unwrap(),
+                "https://app.example.com"
+            ),
+            Ok(Some("https://id.example.com".to_owned()))
+        );
+        let empty = choose_issuer(Some("".into()), local, app).unwrap_err();
+        assert!(empty.contains("OIDC_ISSUER is set but empty"), "{empty}");
+        assert!(choose_issuer(Some("  ".into()), local, app).is_err());
+        let wide = choose_issuer(
+            None,
+            "0.0.0.0:3000".parse().unwrap(),
+            "http://127.0.0.1:3000",
+        )
+        .unwrap_err();
+        assert!(
+            wide.contains("BIND 0.0.0.0:3000 is not a loopback address"),
+            "{wide}"
+        );
+        for url in [
+            "https://127.0.0.1:3000",
+            "http://app.example.com",
+            "http://10.0.0.1:3000",
+            "http://localhost.example.com",
+            "nonsense",
+        ] {
+            let e = choose_issuer(None, local, url).unwrap_err();
+            assert!(e.contains("APP_URL"), "{url}: {e}");
+        }
+    }
 }
