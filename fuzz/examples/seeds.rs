@@ -482,6 +482,7 @@ fn main() {
     let login_state = |f: &dyn Fn(&mut Value)| {
         let mut v = json!({
             "issuer": ISSUER,
+            "client_id": "web-app",
             "tokens": {
                 "access_token": t.rs256,
                 "refresh_token": "rt-1",

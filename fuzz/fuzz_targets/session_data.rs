@@ -6,7 +6,7 @@
 //!
 //! Must never panic and never answer 500: a session that cannot be read is answered with the
 //! documented 503. The app is reached only with a login state of this issuer that is within
-//! the absolute (12 h) and idle (30 min) timeouts.
+//! the absolute (12 h) and idle (30 min) timeouts, made for this app's client id.
 
 #![no_main]
 
@@ -86,13 +86,15 @@ fuzz_target!(|data: &[u8]| {
         Mode::Callback | Mode::StartLogin => "oidc.tx",
         _ => "oidc.login",
     };
-    let store = MemoryStore::default();
+    let login = fixture.login.clone().with_store(MemoryStore::default());
     let mut record = Record {
         id: Id::default(),
         data: HashMap::from([(key.to_owned(), value.clone())]),
         expiry_date: OffsetDateTime::now_utc() + Duration::hours(1),
     };
-    block_on(store.create(&mut record)).unwrap();
+    // Through the layer's view of its store: the record in this app's namespace, and
+    // `record.id` the cookie value that finds it.
+    block_on(login.store().create(&mut record)).unwrap();
 
     let state = value
         .as_array()
@@ -131,7 +133,6 @@ fuzz_target!(|data: &[u8]| {
             async { Ok::<_, Infallible>(Response::new(String::from("app"))) }
         })
     };
-    let login = fixture.login.clone().with_store(store);
     let service = login.session_layer().layer(login.layer(inner));
     let status = block_on(service.oneshot(req)).unwrap().status();
 
@@ -158,6 +159,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(status, StatusCode::OK);
         let time = |name: &str| value.get(name).and_then(Value::as_i64).unwrap();
         assert_eq!(value.get("issuer").and_then(Value::as_str), Some(ISSUER));
+        assert_eq!(
+            value.get("client_id").and_then(Value::as_str),
+            Some("web-app"),
+            "a login of another client reached the app"
+        );
         assert!(
             NOW - time("authenticated_at") < 12 * 3600,
             "absolute timeout ignored"

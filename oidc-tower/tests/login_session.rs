@@ -176,7 +176,7 @@ async fn ses_02_session_cookie_attributes_on_http() {
 async fn ses_02_session_cookie_is_host_prefixed_and_secure_on_https() {
     let (_op, client) = client_for("https://app.example.com").await;
     let layer = LoginLayer::new(client, "https://app.example.com").unwrap();
-    let app = login_common::router(&layer, MemoryStore::default());
+    let app = login_common::router(&layer, Some(MemoryStore::default()));
 
     let res = app.oneshot(navigation("/auth/login")).await.unwrap();
     assert_eq!(res.status(), 303);

@@ -944,6 +944,7 @@ impl Quickstart {
             "OIDC_UNKNOWN_KID_COOLDOWN_SECS",
             "OIDC_REFRESH_MARGIN_SECS",
             "SESSION_STORE",
+            "SESSION_NAMESPACE",
         ] {
             cmd.env_remove(key);
         }

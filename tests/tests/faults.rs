@@ -46,7 +46,7 @@ use oidc_e2e::faults::{FaultProxy, Mode};
 use oidc_e2e::servers::{PostgresServer, RedisServer, Restartable};
 use oidc_testing::{ClientRegistration, Failure, SigningAlg, TestProvider};
 use oidc_tower::BearerAuthLayer;
-use oidc_tower::login::store::{PostgresStore, RedisStore};
+use oidc_tower::login::store::{LoginStore, PostgresStore, RedisStore};
 use oidc_tower::login::{LoginLayer, SessionRegistry};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -149,6 +149,8 @@ struct App {
     /// Where this instance listens.
     base: String,
     http: reqwest::Client,
+    /// The login layer's view of its store: records by cookie id, in the app's namespace.
+    store: LoginStore,
     server: Arc<AbortOnDrop>,
 }
 
@@ -199,6 +201,7 @@ impl App {
             .with_client_secret(SECRET);
         let login = configure(LoginLayer::new(client, &url).unwrap());
         let sessions = login.session_layer();
+        let store = login.store().clone();
         let verifier = AccessTokenVerifier::new(provider.clone(), AUDIENCE);
         let api = Router::new()
             .route("/api/me", get(api_me))
@@ -231,6 +234,7 @@ impl App {
             url,
             base,
             http,
+            store,
             server: Arc::new(AbortOnDrop(server)),
         }
     }
@@ -1194,7 +1198,10 @@ where
     assert_eq!(me.status, 200, "{what}: {me:?}");
     assert_eq!(me.json()["sub"], USER);
     let id: Id = cookie.parse().unwrap();
-    assert!(store.load(&id).await.unwrap().is_some(), "{what}: stored");
+    assert!(
+        app.store.load(&id).await.unwrap().is_some(),
+        "{what}: stored"
+    );
 
     server.stop().await;
     let mut checks = Checks::default();
@@ -1253,7 +1260,7 @@ where
     );
     assert_eq!(res.json()["sub"], USER);
     assert!(
-        store.load(&id).await.unwrap().is_some(),
+        fresh.store.load(&id).await.unwrap().is_some(),
         "{what}: the record"
     );
 
@@ -1273,7 +1280,10 @@ where
         401,
         "{what}: logged out"
     );
-    assert!(store.load(&id).await.unwrap().is_none(), "{what}: deleted");
+    assert!(
+        app.store.load(&id).await.unwrap().is_none(),
+        "{what}: deleted"
+    );
     let other = app.log_in().await;
     assert_eq!(app.me(Some(&other)).await.status, 200, "{what}: new login");
 

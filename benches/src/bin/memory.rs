@@ -73,12 +73,23 @@ fn main() {
         );
 
         // Sessions: the store is read back to count the tokens each session holds.
-        let store = tower_sessions::MemoryStore::default();
+        // The layer's view of its store: records by cookie id, in the app's namespace.
+        let view = std::sync::Arc::new(std::sync::OnceLock::new());
         let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let port = {
-            let store = store.clone();
-            benches::session_app(&tp, move |l| l.with_store(store), app).await
+            let view = view.clone();
+            benches::session_app(
+                &tp,
+                move |l| {
+                    let l = l.with_store(tower_sessions::MemoryStore::default());
+                    let _ = view.set(l.store().clone());
+                    l
+                },
+                app,
+            )
+            .await
         };
+        let store = view.get().unwrap();
         let sessions = n / 4;
         benches::login(port).await;
         tokio::time::sleep(std::time::Duration::from_millis(600)).await;
@@ -91,7 +102,7 @@ fn main() {
         let grown = LIVE.load(Ordering::SeqCst) - before;
         let mut token_bytes = 0;
         for cookie in &cookies {
-            token_bytes += tokens_of(&store, cookie).await;
+            token_bytes += tokens_of(store, cookie).await;
         }
         let per = grown / sessions as isize;
         let tokens = token_bytes / sessions;
@@ -103,7 +114,7 @@ fn main() {
 }
 
 /// The bytes of the three tokens (access, ID, refresh) stored in the session of `cookie`.
-async fn tokens_of(store: &tower_sessions::MemoryStore, cookie: &str) -> usize {
+async fn tokens_of(store: &oidc_tower::login::store::LoginStore, cookie: &str) -> usize {
     use tower_sessions::SessionStore as _;
     let value = cookie
         .split("; ")

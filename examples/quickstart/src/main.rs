@@ -32,6 +32,7 @@
 //! | `OIDC_UNKNOWN_KID_COOLDOWN_SECS` | `30` | minimum time between JWKS refetches forced by unknown `kid`s |
 //! | `OIDC_REFRESH_MARGIN_SECS` | `60` | refresh a login's access token this long before it expires |
 //! | `SESSION_STORE` | `memory` | where login sessions live: `memory` (this process only), or `redis://…`, `postgres://…` (also `postgresql://…`) to share them between instances (a login on one is valid on all); the PostgreSQL tables are created at startup |
+//! | `SESSION_NAMESPACE` | `OIDC_CLIENT_ID` | this app's namespace in the session store: instances with the same one share sessions; apps sharing a Redis or PostgreSQL server with different ones never accept each other's sessions (a session also records the client id it was made for) |
 //!
 //! # Routes
 //!
@@ -423,12 +424,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         client = client.with_scopes(scopes);
     }
     let store_kind = session_store.kind();
-    let login = session_store
-        .apply(
-            LoginLayer::new(client, &app_url)?
-                .with_refresh_margin(Duration::from_secs(refresh_margin)),
-        )
-        .await?;
+    let mut login =
+        LoginLayer::new(client, &app_url)?.with_refresh_margin(Duration::from_secs(refresh_margin));
+    if let Some(namespace) = env("SESSION_NAMESPACE") {
+        login = login.with_store_namespace(namespace);
+    }
+    let login = session_store.apply(login).await?;
 
     tracing::info!(%local, %app_url, %issuer, %client_id, %audience, session_store = store_kind, "quickstart listening");
     if let Some(op) = &embedded {

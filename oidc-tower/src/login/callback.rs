@@ -199,6 +199,7 @@ pub(super) async fn callback<B: Default + From<String>>(
         .map(str::to_owned);
     let state = LoginState {
         provider: provider.name.clone(),
+        client_id: provider.client.client_id().to_owned(),
         issuer,
         tokens,
         claims,

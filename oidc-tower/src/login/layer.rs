@@ -13,7 +13,7 @@ use super::policy::{Unauthenticated, default_policy};
 use super::providers::{LoginProvider, ProviderLink, valid_name};
 use super::registry::{MemoryRegistry, SessionRegistry};
 use super::service::Login;
-use super::store::LoginStore;
+use super::store::{AppBinding, LoginStore};
 
 /// Browser login with server-side sessions. The layer is its own builder.
 ///
@@ -57,6 +57,9 @@ pub(crate) struct LoginConfig {
     /// neither reads nor decodes the session record (see `current_login`).
     pub(crate) logins: moka::sync::Cache<String, Arc<super::session::LoggedIn>>,
     pub(crate) store: LoginStore,
+    /// The namespace of the store (see [`LoginLayer::with_store_namespace`]); `None`: the
+    /// first provider's client id.
+    pub(crate) store_namespace: Option<String>,
 }
 
 /// When UserInfo is fetched at login.
@@ -171,10 +174,12 @@ impl LoginLayer {
                     .max_capacity(100_000)
                     .time_to_live(LOGIN_CACHE_TTL)
                     .build(),
-                store: LoginStore {
-                    sessions: Arc::new(super::store::MemoryStore::default()),
-                    registry: Arc::new(MemoryRegistry::new()),
-                },
+                store: LoginStore::new(
+                    Arc::new(super::store::MemoryStore::default()),
+                    Arc::new(MemoryRegistry::new()),
+                    AppBinding::new("", Vec::new()),
+                ),
+                store_namespace: None,
             }),
         };
         for provider in providers {
@@ -239,7 +244,9 @@ impl LoginLayer {
                 ));
             }
         }
-        self.config().providers.push(provider);
+        let config = self.config();
+        config.providers.push(provider);
+        config.bind_store();
         Ok(self)
     }
 
@@ -384,10 +391,12 @@ impl LoginLayer {
     /// [`MemoryRegistry`]: right for one instance. When several instances share `store`, use
     /// [`with_shared_store`](Self::with_shared_store) instead.
     pub fn with_store(mut self, store: impl SessionStore) -> Self {
-        self.config().store = LoginStore {
-            sessions: Arc::new(store),
-            registry: Arc::new(MemoryRegistry::new()),
-        };
+        let config = self.config();
+        config.store = LoginStore::new(
+            Arc::new(store),
+            Arc::new(MemoryRegistry::new()),
+            config.binding(),
+        );
         self
     }
 
@@ -400,10 +409,49 @@ impl LoginLayer {
     where
         S: SessionStore + SessionRegistry + Clone,
     {
-        self.config().store = LoginStore {
-            sessions: Arc::new(store.clone()),
-            registry: Arc::new(store),
-        };
+        let config = self.config();
+        config.store = LoginStore::new(Arc::new(store.clone()), Arc::new(store), config.binding());
+        self
+    }
+
+    /// The namespace of this app in the session store. The default value is the client id of
+    /// the first provider (the client of [`new`](Self::new)): the provider knows an app by its
+    /// client id, and every instance of an app has the same one, whatever URL it is reached
+    /// at.
+    ///
+    /// Instances of one app share sessions when they have the same namespace; apps with
+    /// different namespaces that share a store (one Redis or PostgreSQL server for several
+    /// apps) never accept each other's sessions, and their registry entries (back-channel
+    /// logout indexes, ended sessions, used logout tokens, refresh locks) stay apart. Set it
+    /// with several providers whose order may change (the default follows the first), or when
+    /// two apps share one client id. Whatever the namespace, a session records the namespace
+    /// and the client id it was made for, and a layer treats a session of another namespace,
+    /// or of a client id that is not one of its providers', as no session.
+    ///
+    /// The empty namespace keeps the keys of versions before namespaces existed (one
+    /// namespace for every app on the store).
+    ///
+    /// # Security
+    ///
+    /// Two different apps must never be given the same namespace: their sessions would be
+    /// told apart by client id only. See the [store module docs](super::store) for how keys
+    /// are formed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use oidc_core::{Provider, flow::OidcClient};
+    /// # use oidc_tower::login::LoginLayer;
+    /// # let provider = Provider::builder("https://id.example.com").build()?;
+    /// # let client = OidcClient::new(provider, "app", "https://app.example.com/auth/callback")?;
+    /// let login = LoginLayer::new(client, "https://app.example.com")?
+    ///     .with_store_namespace("billing");
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_store_namespace(mut self, namespace: impl Into<String>) -> Self {
+        let config = self.config();
+        config.store_namespace = Some(namespace.into());
+        config.bind_store();
         self
     }
 
@@ -432,6 +480,15 @@ impl LoginLayer {
             .with_expiry(Expiry::OnInactivity(
                 tower_sessions::cookie::time::Duration::seconds(c.idle_timeout),
             ))
+    }
+
+    /// This app's view of its session store: sessions by cookie id, in the app's namespace
+    /// (see [`with_store_namespace`](Self::with_store_namespace)), records of other apps
+    /// treated as absent. For administrative actions such as ending a session by its id
+    /// (`SessionStore::delete`); the layer's own bookkeeping (the back-channel logout index,
+    /// ended-session marks) is not changed by such calls.
+    pub fn store(&self) -> &LoginStore {
+        &self.config.store
     }
 
     /// The client of the first provider.
@@ -464,6 +521,29 @@ impl LoginConfig {
     /// The provider named `name`.
     pub(crate) fn provider(&self, name: &str) -> Option<&LoginProvider> {
         self.providers.iter().find(|p| p.name == name)
+    }
+
+    /// Who this app is for its store: the namespace and the providers' client ids.
+    fn binding(&self) -> AppBinding {
+        let namespace = match &self.store_namespace {
+            Some(namespace) => namespace.clone(),
+            None => self
+                .providers
+                .first()
+                .map(|p| p.client.client_id().to_owned())
+                .unwrap_or_default(),
+        };
+        let client_ids = self
+            .providers
+            .iter()
+            .map(|p| p.client.client_id().to_owned())
+            .collect();
+        AppBinding::new(&namespace, client_ids)
+    }
+
+    /// Binds the store to the app again (after its namespace or providers changed).
+    fn bind_store(&mut self) {
+        self.store = self.store.rebind(self.binding());
     }
 
     /// Seconds since the Unix epoch, on the clock of the clients.

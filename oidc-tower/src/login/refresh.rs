@@ -101,6 +101,11 @@ async fn load_login(
     let Some(provider) = provider_of(config, &state) else {
         return end("issued by a provider that is no longer configured").await;
     };
+    if provider.client.client_id() != state.client_id {
+        // Another app's login (the store already refuses those): not ours to use or end.
+        tracing::info!(target: "oidc::rejection", "a login of another client was presented; treated as no session");
+        return Ok(None);
+    }
     if now.saturating_sub(state.authenticated_at) >= config.absolute_timeout {
         return end("absolute timeout").await;
     }

@@ -19,6 +19,10 @@ pub(crate) struct LoginState {
     /// provider is then found by issuer).
     #[serde(default)]
     pub(crate) provider: String,
+    /// The client id the login was made for (empty in sessions stored before it was
+    /// recorded: such a session is no session, see `store::namespace`).
+    #[serde(default)]
+    pub(crate) client_id: String,
     pub(crate) issuer: String,
     pub(crate) tokens: TokenSet,
     /// ID token claims merged with UserInfo claims (ID token wins for `iss`, `sub`, `aud`).

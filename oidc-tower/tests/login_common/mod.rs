@@ -18,6 +18,7 @@ use oidc_core::http::ReqwestClient;
 use oidc_core::{Provider, ProviderBuilder};
 use oidc_testing::{ClientRegistration, TestProvider, TokenEndpointAuth};
 use oidc_tower::login::LoginLayer;
+use oidc_tower::login::store::LoginStore;
 use reqwest::header::{self, HeaderMap};
 use serde_json::{Value, json};
 use tower_sessions::session::Id;
@@ -52,6 +53,7 @@ pub(crate) struct Builder {
     provider: Vec<Edit<ProviderBuilder>>,
     client: Vec<Edit<OidcClient>>,
     layer: Vec<Edit<LoginLayer>>,
+    store: Option<Edit<LoginLayer>>,
     timeouts: Option<(Duration, Duration)>,
 }
 
@@ -65,6 +67,7 @@ impl Builder {
             provider: Vec::new(),
             client: Vec::new(),
             layer: Vec::new(),
+            store: None,
             timeouts: None,
         }
     }
@@ -106,6 +109,16 @@ impl Builder {
         f: impl FnOnce(LoginLayer) -> LoginLayer + Send + 'static,
     ) -> Self {
         self.layer.push(Box::new(f));
+        self
+    }
+
+    /// Keeps the sessions in `store`, shared with whoever else has it (the default: a fresh
+    /// in-memory store of this app's own).
+    pub(crate) fn shared_store<S>(mut self, store: S) -> Self
+    where
+        S: tower_sessions::SessionStore + oidc_tower::login::SessionRegistry + Clone,
+    {
+        self.store = Some(Box::new(move |layer| layer.with_shared_store(store)));
         self
     }
 
@@ -170,8 +183,13 @@ impl Builder {
         for edit in self.layer {
             layer = edit(layer);
         }
-        let store = MemoryStore::default();
-        let router = router(&layer, store.clone());
+        let layer = match self.store {
+            Some(shared) => shared(layer),
+            None => layer.with_store(MemoryStore::default()),
+        };
+        // The layer's view of the store (sessions by cookie id, in the app's namespace).
+        let store = layer.store().clone();
+        let router = router(&layer, None);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -187,9 +205,12 @@ impl Builder {
     }
 }
 
-/// The app of the tests, wired as in the quickstart.
-pub(crate) fn router(layer: &LoginLayer, store: MemoryStore) -> Router {
-    let layer = layer.clone().with_store(store);
+/// The app of the tests, wired as in the quickstart; `store` replaces the layer's store.
+pub(crate) fn router(layer: &LoginLayer, store: Option<MemoryStore>) -> Router {
+    let layer = match store {
+        Some(store) => layer.clone().with_store(store),
+        None => layer.clone(),
+    };
     let sessions = layer.session_layer();
     Router::new()
         .route("/", get(|| async { "home" }))
@@ -233,7 +254,8 @@ pub(crate) struct App {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub(crate) url: String,
     pub(crate) http: reqwest::Client,
-    pub(crate) store: MemoryStore,
+    /// The layer's view of its store: records by cookie id.
+    pub(crate) store: LoginStore,
     pub(crate) layer: LoginLayer,
     server: tokio::task::JoinHandle<()>,
 }

@@ -51,6 +51,17 @@
 //! between the two versions. Sessions written by those stores directly can be read here and
 //! the other way round.
 //!
+//! ## Several apps on one store
+//!
+//! Every [`LoginLayer`](super::LoginLayer) keeps its part of a store apart under its
+//! namespace ([`LoginLayer::with_store_namespace`](super::LoginLayer::with_store_namespace);
+//! by default the client id of its first provider): registry keys and set names below are
+//! prefixed `app:<length>:<namespace>:`, a session's key is its cookie id mixed with a mask
+//! derived from the namespace, and each record names its namespace (`oidc.app`) and its
+//! login's client id. A record of another app is treated as no session. Instances of one app
+//! share sessions by sharing the namespace; apps on one Redis or PostgreSQL server never accept
+//! each other's sessions. The empty namespace keeps the keys of versions before namespaces.
+//!
 //! ## What is stored
 //!
 //! - **Sessions**: one MessagePack value per session (its id, its data, its expiry date),
@@ -95,11 +106,14 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::Result;
 
+pub(crate) use self::namespace::AppBinding;
+use self::namespace::{BoundRegistry, BoundSessions};
 use super::registry::SessionRegistry;
 
 #[cfg(any(feature = "redis", feature = "postgres"))]
 mod compat;
 mod memory;
+mod namespace;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
@@ -120,10 +134,44 @@ pub use self::redis::RedisStore;
 
 /// The store a [`LoginLayer`](super::LoginLayer) keeps its sessions in, as given to the
 /// session layer of [`LoginLayer::session_layer`](super::LoginLayer::session_layer).
+///
+/// It holds this app's part of the store: keys in the app's namespace, and only records this
+/// app wrote (see [`LoginLayer::with_store_namespace`](super::LoginLayer::with_store_namespace)).
 #[derive(Clone)]
 pub struct LoginStore {
+    /// The app's sessions (namespaced and checked).
     pub(crate) sessions: Arc<dyn SessionStore>,
+    /// The app's registry (namespaced).
     pub(crate) registry: Arc<dyn SessionRegistry>,
+    /// The stores as given, to bind them again when the app's identity changes.
+    given: (Arc<dyn SessionStore>, Arc<dyn SessionRegistry>),
+}
+
+impl LoginStore {
+    /// `sessions` and `registry` for the app `app`.
+    pub(crate) fn new(
+        sessions: Arc<dyn SessionStore>,
+        registry: Arc<dyn SessionRegistry>,
+        app: AppBinding,
+    ) -> Self {
+        let app = Arc::new(app);
+        Self {
+            sessions: Arc::new(BoundSessions {
+                inner: sessions.clone(),
+                app: app.clone(),
+            }),
+            registry: Arc::new(BoundRegistry {
+                inner: registry.clone(),
+                app,
+            }),
+            given: (sessions, registry),
+        }
+    }
+
+    /// The same stores for the app `app`.
+    pub(crate) fn rebind(&self, app: AppBinding) -> Self {
+        Self::new(self.given.0.clone(), self.given.1.clone(), app)
+    }
 }
 
 impl std::fmt::Debug for LoginStore {
