@@ -185,6 +185,11 @@ pub enum VerifyError {
     /// The token has no `kid` and no single key of the provider's set fits its algorithm.
     #[error("no single key fits the token's algorithm")]
     NoMatchingKey,
+    /// The provider's key set has several usable keys under the token's `kid`, so the `kid`
+    /// names no key: the token is refused whichever of them signed it (see
+    /// [Several keys under one `kid`](crate::jwks#several-keys-under-one-kid)).
+    #[error("several keys of the provider share the token's key id")]
+    DuplicateKeyId,
     /// The key identified by `kid` cannot be used with the token's algorithm.
     #[error("key does not fit the token's algorithm")]
     KeyAlgorithmMismatch,
@@ -218,6 +223,12 @@ pub enum VerifyError {
     /// The token carries claims of an ID token or logout token (`nonce`, `at_hash`, `events`…).
     #[error("token is not an access token")]
     NotAnAccessToken,
+    /// The access token is sender-constrained: it carries a `cnf` claim (bound to a DPoP key,
+    /// RFC 9449 §6, or to a client certificate, RFC 8705 §3), so whoever presents it must
+    /// prove possession of that key. Such a token is refused as a plain bearer token
+    /// (RFC 9449 §7.1): this library does not verify DPoP proofs or client certificates.
+    #[error("token is bound to a key (cnf) and cannot be used as a bearer token")]
+    SenderConstrained,
     /// The user's own claim type could not be deserialized from the verified claims.
     #[error("token claims do not match the application's claim type")]
     CustomClaims,

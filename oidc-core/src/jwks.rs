@@ -25,6 +25,32 @@
 //!   fetch, and the tokens validated with it leave the verifiers' token caches
 //!   ([`verify`](crate::verify#token-cache)) at the same moment.
 //!
+//! # Several keys under one `kid`
+//!
+//! A `kid` that names more than one usable key of the set is unusable: a token naming it is
+//! refused ([`VerifyError::DuplicateKeyId`](crate::error::VerifyError::DuplicateKeyId)),
+//! whichever of the keys signed it, rather than checked with the first (or any) of them.
+//! Which key the `kid` means is the provider's to say, and a set that says two things is not
+//! guessed at.
+//!
+//! - Only usable signature keys count: a key skipped as unusable (above: `use: enc`, an
+//!   unknown `kty`, bad parameters…) never verifies anything, so a `use: enc` key next to a
+//!   `use: sig` key with the same `kid` leaves that `kid` to the signature key. Keys that
+//!   differ only in `alg`, or in `kty` (RFC 7517 §4.5 allows "equivalent alternatives" under
+//!   one `kid`), both count: the `kid` is refused.
+//! - Two identical copies of one key under one `kid` are refused too. They would verify the
+//!   same signatures, but a set that repeats a `kid` is broken or tampered with (a provider
+//!   publishing its current key twice during a rotation has a bug to fix), and refusing does
+//!   not depend on telling "identical" apart from "different" correctly.
+//! - The keys of a refused `kid` are out of the set altogether: a token without `kid` never
+//!   picks one of them as the single key that fits its algorithm.
+//! - One warning per key set load names the refused `kid`s (escaped, with `{:?}`); it repeats
+//!   at each refresh while the provider publishes the set.
+//! - A refused `kid` is known, not unknown: a token naming it forces no refetch, so any number
+//!   of such tokens cause no request to the provider. The periodic refresh picks up a
+//!   corrected set; a key whose `kid` becomes duplicated is retired at that refresh, so the
+//!   tokens it validated leave the token caches too.
+//!
 //! # Signature verification
 //!
 //! Keys are parsed into aws-lc-rs [`ParsedPublicKey`]s when the set is loaded and signatures
@@ -332,8 +358,17 @@ fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, &'static str> {
     Ok(key)
 }
 
-/// Parses a JWK set document, skipping unusable keys.
-pub(crate) fn parse_set(body: &[u8]) -> Result<Vec<Arc<VerifyingKey>>, JwksError> {
+/// A parsed JWK set: its usable keys, and the `kid`s refused because several usable keys
+/// share them (their keys are not in `keys`).
+#[derive(Debug, Default)]
+pub(crate) struct KeySet {
+    pub(crate) keys: Vec<Arc<VerifyingKey>>,
+    pub(crate) duplicated: Vec<Arc<str>>,
+}
+
+/// Parses a JWK set document, skipping unusable keys and taking out the keys of every `kid`
+/// that names more than one usable key (see the [module docs](self#several-keys-under-one-kid)).
+pub(crate) fn parse_set(body: &[u8]) -> Result<KeySet, JwksError> {
     // serde's derived structs also accept arrays; a JWK set is an object.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(JwksError::InvalidDocument(Arc::new(std::io::Error::other(
@@ -344,21 +379,29 @@ pub(crate) fn parse_set(body: &[u8]) -> Result<Vec<Arc<VerifyingKey>>, JwksError
         serde_json::from_slice(body).map_err(|e| JwksError::InvalidDocument(Arc::new(e)))?;
     let mut keys = Vec::new();
     let mut seen = HashSet::new();
+    let mut duplicated: Vec<Arc<str>> = Vec::new();
     for (index, value) in set.keys.into_iter().take(MAX_KEYS).enumerate() {
         match parse_key(value) {
             Ok(key) => {
                 if let Some(kid) = key.kid.clone()
-                    && !seen.insert(kid)
+                    && !seen.insert(kid.clone())
+                    && !duplicated.contains(&kid)
                 {
-                    tracing::debug!(index, "skipping jwk with a duplicate kid");
-                    continue;
+                    duplicated.push(kid);
                 }
                 keys.push(Arc::new(key));
             }
             Err(reason) => tracing::debug!(index, reason, "skipping unusable jwk"),
         }
     }
-    Ok(keys)
+    if !duplicated.is_empty() {
+        keys.retain(|k| k.kid.as_ref().is_none_or(|kid| !duplicated.contains(kid)));
+        tracing::warn!(
+            kids = ?duplicated,
+            "the provider's key set has several keys under one kid: tokens naming these kids are refused"
+        );
+    }
+    Ok(KeySet { keys, duplicated })
 }
 
 /// Reads `max-age` from a `Cache-Control` value.
@@ -380,8 +423,17 @@ pub(crate) fn max_age(cache_control: Option<&http::HeaderValue>) -> Option<Durat
 /// A fetched key set and how long the provider asks to keep it.
 #[derive(Debug)]
 pub(crate) struct Fetched {
-    pub(crate) keys: Vec<Arc<VerifyingKey>>,
+    pub(crate) keys: KeySet,
     pub(crate) max_age: Option<Duration>,
+}
+
+/// What the set holds under one `kid`.
+#[derive(Debug, Clone)]
+pub(crate) enum ByKid {
+    /// The one usable key with this `kid`.
+    Key(Arc<VerifyingKey>),
+    /// Several usable keys share this `kid`: it is refused (not unknown, so no refetch).
+    Duplicated,
 }
 
 /// Why a refresh is asked for.
@@ -413,7 +465,7 @@ struct State {
 
 /// The key cache. See the [module docs](crate::jwks).
 pub(crate) struct JwksCache {
-    by_kid: moka::sync::Cache<Arc<str>, Arc<VerifyingKey>>,
+    by_kid: moka::sync::Cache<Arc<str>, ByKid>,
     flight: moka::future::Cache<u64, ()>,
     state: Mutex<State>,
     /// Whether a background refresh is under way.
@@ -497,8 +549,9 @@ impl JwksCache {
         }
     }
 
-    /// The key named `kid`, if the current set has it.
-    pub(crate) fn get(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+    /// What the current set holds under `kid`: its key, the mark of a duplicated `kid`, or
+    /// nothing.
+    pub(crate) fn get(&self, kid: &str) -> Option<ByKid> {
         self.by_kid.get(kid)
     }
 
@@ -613,8 +666,8 @@ impl JwksCache {
                     .clamp(t.min_refresh, t.max_refresh);
                 // A key published again unchanged keeps its loaded instance (and the tokens
                 // cached with it); any other key of the old set is retired.
-                let keys: Vec<Arc<VerifyingKey>> = fetched
-                    .keys
+                let KeySet { keys, duplicated } = fetched.keys;
+                let keys: Vec<Arc<VerifyingKey>> = keys
                     .into_iter()
                     .map(|new| {
                         st.all
@@ -624,35 +677,50 @@ impl JwksCache {
                             .unwrap_or(new)
                     })
                     .collect();
-                let new_kids: HashSet<&str> = keys.iter().filter_map(|k| k.kid()).collect();
-                let gone: Vec<(Arc<str>, Arc<VerifyingKey>)> = self
-                    .by_kid
+                let new_kids: HashSet<&str> = keys
                     .iter()
-                    .filter(|(kid, _)| {
-                        let kid: &str = kid;
-                        !new_kids.contains(kid)
-                    })
-                    .map(|(kid, key)| (Arc::<str>::clone(&kid), key))
+                    .filter_map(|k| k.kid())
+                    .chain(duplicated.iter().map(|kid| &**kid))
                     .collect();
+                // Every key of the old set that is not carried over is retired, also one whose
+                // kid is now duplicated (its kid stays, marked, so it is not retired as gone).
+                let mut retired: Vec<Arc<VerifyingKey>> = Vec::new();
+                let mut gone: Vec<Arc<str>> = Vec::new();
+                for (kid, entry) in self.by_kid.iter() {
+                    if let ByKid::Key(key) = entry
+                        && !keys.iter().any(|k| Arc::ptr_eq(k, &key))
+                    {
+                        retired.push(key);
+                    }
+                    let name: &str = &kid;
+                    if !new_kids.contains(name) {
+                        gone.push(Arc::clone(&kid));
+                    }
+                }
                 for key in &keys {
                     if let Some(kid) = &key.kid {
-                        self.by_kid.insert(kid.clone(), key.clone());
+                        self.by_kid.insert(kid.clone(), ByKid::Key(key.clone()));
                     }
                 }
-                for (kid, key) in gone {
+                for kid in &duplicated {
+                    self.by_kid.insert(kid.clone(), ByKid::Duplicated);
+                }
+                for kid in gone {
                     self.by_kid.invalidate(&kid);
-                    key.retired.store(true, Ordering::Release);
                 }
-                for old in st.all.iter() {
-                    if !keys.iter().any(|k| Arc::ptr_eq(k, old)) {
-                        old.retired.store(true, Ordering::Release);
+                for key in retired.iter().chain(st.all.iter()) {
+                    if !keys.iter().any(|k| Arc::ptr_eq(k, key)) {
+                        key.retired.store(true, Ordering::Release);
                     }
                 }
-                let fetched = Fetched { keys, ..fetched };
-                tracing::debug!(keys = fetched.keys.len(), ?interval, "jwks loaded");
+                let fetched = Fetched {
+                    keys: KeySet { keys, duplicated },
+                    ..fetched
+                };
+                tracing::debug!(keys = fetched.keys.keys.len(), ?interval, "jwks loaded");
                 #[cfg(feature = "metrics")]
                 metrics::counter!("oidc_jwks_fetches_total", "outcome" => "ok").increment(1);
-                st.all = Arc::from(fetched.keys);
+                st.all = Arc::from(fetched.keys.keys);
                 st.loaded_at = Some(started);
                 st.fresh_until = Some(started + interval);
                 st.backoff.succeeded();

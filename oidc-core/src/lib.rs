@@ -35,7 +35,13 @@
 //! - No I/O happens while building a provider or verifier; nothing the token says makes this
 //!   crate open a connection. `jku`, `x5u`, `jwk` and `x5c` headers are ignored.
 //! - The signature algorithm comes from configuration, never from the token. `none` and HMAC
-//!   cannot be configured for access tokens.
+//!   cannot be configured for access tokens. The default is `RS256` and `ES256`, plus `EdDSA`
+//!   (Ed25519) when the provider advertises it; a published
+//!   `id_token_signing_alg_values_supported` narrows any list.
+//! - A `kid` that names several keys of the provider's set is refused, not resolved to the
+//!   first one ([jwks](crate::jwks#several-keys-under-one-kid)).
+//! - Access tokens bound to a key (a `cnf` claim: DPoP, RFC 9449, or mTLS, RFC 8705) are
+//!   refused: this crate verifies bearer tokens only (RFC 9449 §7.1).
 //! - Provider URLs must be `https`, except loopback hosts; the default HTTP client follows no
 //!   redirects, has timeouts and caps response bodies (SSRF and resource exhaustion).
 //! - Errors never contain token contents; log them freely.

@@ -222,7 +222,10 @@ impl Provider {
     fn lookup(&self, kid: Option<&str>, alg: crate::Algorithm) -> Option<KeyLookup> {
         let jwks = &self.inner.jwks;
         match kid {
-            Some(kid) => jwks.get(kid).map(KeyLookup::Found),
+            Some(kid) => jwks.get(kid).map(|entry| match entry {
+                jwks::ByKid::Key(key) => KeyLookup::Found(key),
+                jwks::ByKid::Duplicated => KeyLookup::DuplicateKid,
+            }),
             None => {
                 let all = jwks.all();
                 let mut fitting = all.iter().filter(|k| k.fits(alg));
@@ -288,6 +291,9 @@ pub(crate) enum KeyLookup {
     Found(Arc<VerifyingKey>),
     /// No `kid`, and more than one key fits the algorithm (KEY-02: rejected, not guessed).
     Ambiguous,
+    /// The set has several usable keys under the token's `kid` (refused, never refetched:
+    /// the `kid` is known, and ambiguous).
+    DuplicateKid,
     Missing,
 }
 

@@ -605,28 +605,170 @@ async fn key_05_set_of_only_bad_keys_is_not_a_fetch_error() {
     assert!(v.provider().readiness().keys);
 }
 
-#[tokio::test]
-async fn key_05_duplicate_kid_first_wins() {
-    let tp = TestProvider::start().await;
-    let mut impostor = published_jwk(&tp, "rsa1-RS256");
+/// The provider's key under `rsa1-RS256`, then a second JWK with the same kid and the modulus
+/// of `rsa2-RS256` (a key the provider holds too: both can sign).
+fn two_keys_under_rsa1(tp: &TestProvider) -> Vec<Value> {
+    let mut impostor = published_jwk(tp, "rsa1-RS256");
     tp.publish_key("rsa2-RS256");
-    let rsa2 = published_jwk(&tp, "rsa2-RS256");
+    let rsa2 = published_jwk(tp, "rsa2-RS256");
     impostor["n"] = rsa2["n"].clone();
-    // The real key first, then a second JWK with the same kid and another modulus.
-    tp.set_jwks_override(jwks_body(vec![published_jwk(&tp, "rsa1-RS256"), impostor]));
-    let v = verifier_for(&tp);
-    accepted(&v, &tp.token().sign(), "first JWK of the kid").await;
-    let by_rsa2 = tp
-        .token()
+    vec![published_jwk(tp, "rsa1-RS256"), impostor]
+}
+
+/// A token signed by `rsa2-RS256` that names `rsa1-RS256`.
+fn by_rsa2_as_rsa1(tp: &TestProvider) -> String {
+    tp.token()
         .signing_kid("rsa2-RS256")
         .header("kid", "rsa1-RS256")
+        .sign()
+}
+
+#[tokio::test]
+async fn key_05_duplicate_kid_refuses_both_keys() {
+    let tp = TestProvider::start().await;
+    let mut keys = two_keys_under_rsa1(&tp);
+    keys.push(published_jwk(&tp, &tp.kid(SigningAlg::ES256)));
+    tp.set_jwks_override(jwks_body(keys));
+    let v = verifier_for(&tp);
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::DuplicateKeyId,
+        "signed by the first JWK of the kid"
+    );
+    assert_rejected!(
+        v,
+        by_rsa2_as_rsa1(&tp),
+        VerifyError::DuplicateKeyId,
+        "signed by the second JWK of the kid"
+    );
+    // The rest of the set keeps working.
+    accepted(&v, &tp.token().alg(SigningAlg::ES256).sign(), "another kid").await;
+    // The error names the problem, not the token or the kid.
+    let err = verify(&v, &tp.token().sign()).await.unwrap_err();
+    assert!(!err.to_string().contains("rsa1"), "{err}");
+}
+
+#[tokio::test]
+async fn key_05_duplicate_kid_identical_copies_refused() {
+    let tp = TestProvider::start().await;
+    let rsa1 = published_jwk(&tp, "rsa1-RS256");
+    tp.set_jwks_override(jwks_body(vec![rsa1.clone(), rsa1]));
+    let v = verifier_for(&tp);
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::DuplicateKeyId,
+        "the same key published twice under its kid"
+    );
+}
+
+#[tokio::test]
+async fn key_05_duplicate_kid_counts_only_usable_signature_keys() {
+    let tp = TestProvider::start().await;
+    let rsa1 = published_jwk(&tp, "rsa1-RS256");
+    let keys = two_keys_under_rsa1(&tp);
+    let mut enc = keys[1].clone();
+    enc["use"] = json!("enc");
+    let mut ops = keys[1].clone();
+    ops["key_ops"] = json!(["encrypt"]);
+    let mut bad = keys[1].clone();
+    bad["n"] = json!("AQAB");
+    let mut unknown_kty = keys[1].clone();
+    unknown_kty["kty"] = json!("AKP");
+    for (what, other) in [
+        ("use enc", enc),
+        ("key_ops without verify", ops),
+        ("too short a modulus", bad),
+        ("unknown kty", unknown_kty),
+    ] {
+        tp.set_jwks_override(jwks_body(vec![other, rsa1.clone()]));
+        let v = verifier_for(&tp);
+        accepted(&v, &tp.token().sign(), what).await;
+        assert_rejected!(
+            v,
+            by_rsa2_as_rsa1(&tp),
+            VerifyError::InvalidSignature,
+            format!("{what}: the skipped key never verifies")
+        );
+    }
+}
+
+#[tokio::test]
+async fn key_05_duplicate_kid_keys_never_picked_for_kid_less_tokens() {
+    let tp = TestProvider::start().await;
+    // An EC key and the RSA key share a kid; the EC key is the only one that fits ES256.
+    let mut ec = published_jwk(&tp, &tp.kid(SigningAlg::ES256));
+    ec["kid"] = json!("rsa1-RS256");
+    tp.set_jwks_override(jwks_body(vec![ec, published_jwk(&tp, "rsa1-RS256")]));
+    let v = verifier_for(&tp);
+    let kid_less = tp
+        .token()
+        .alg(SigningAlg::ES256)
+        .without_header("kid")
         .sign();
     assert_rejected!(
         v,
-        by_rsa2,
-        VerifyError::InvalidSignature,
-        "second JWK of the kid ignored"
+        kid_less,
+        VerifyError::NoMatchingKey,
+        "kid-less es256 token, the only ec key under a duplicated kid"
     );
+    let kid_less = tp.token().without_header("kid").sign();
+    assert_rejected!(
+        v,
+        kid_less,
+        VerifyError::NoMatchingKey,
+        "kid-less rs256 token, the only rsa key under a duplicated kid"
+    );
+}
+
+/// A duplicated kid is known, not unknown: tokens naming it force no refetch, however many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_04_duplicate_kid_storm_forces_no_refetch() {
+    let (tp, v) = setup_with(|b| b.with_unknown_kid_cooldown(Duration::ZERO)).await;
+    tp.set_jwks_override(jwks_body(two_keys_under_rsa1(&tp)));
+    let tokens: Vec<String> = (0..200)
+        .map(|i| tp.token().claim("jti", format!("t-{i}")).sign())
+        .collect();
+    let (results, _) = verify_concurrently(&v, tokens).await;
+    assert_all_rejected!(results, VerifyError::DuplicateKeyId, "duplicated kid");
+    assert_eq!(tp.jwks_fetch_count(), 1, "only the first load");
+}
+
+/// A token validated (and cached) with a key whose kid later names two keys is refused after
+/// the next key set refresh, not answered from the token cache; a corrected set brings the
+/// kid back.
+#[tokio::test]
+async fn key_05_kid_duplicated_after_caching_not_answered_from_the_token_cache() {
+    let (tp, v) = setup_with(|b| b.with_unknown_kid_cooldown(Duration::ZERO)).await;
+    let token = tp.token().sign();
+    accepted(&v, &token, "first, verified in full").await;
+    accepted(&v, &token, "second, from the token cache").await;
+    assert_eq!(tp.jwks_fetch_count(), 1);
+    tp.set_jwks_override(jwks_body(two_keys_under_rsa1(&tp)));
+    // An unknown kid forces the refresh that loads the doubled set.
+    assert_rejected!(
+        v,
+        random_kid_token(&tp, 1),
+        VerifyError::UnknownKey,
+        "unknown kid"
+    );
+    assert_eq!(tp.jwks_fetch_count(), 2);
+    assert_rejected!(
+        v,
+        token,
+        VerifyError::DuplicateKeyId,
+        "the cached token after its kid was duplicated"
+    );
+    tp.set_jwks_override(None);
+    assert_rejected!(
+        v,
+        random_kid_token(&tp, 2),
+        VerifyError::UnknownKey,
+        "unknown kid"
+    );
+    assert_eq!(tp.jwks_fetch_count(), 3);
+    accepted(&v, &token, "the kid names one key again").await;
 }
 
 // ---------------------------------------------------------------------------------------------

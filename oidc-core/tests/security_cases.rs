@@ -543,12 +543,90 @@ async fn idt_05_valid_but_not_allowed_algorithm_rejected() {
 }
 
 #[tokio::test]
-async fn idt_05_eddsa_and_ps256_not_allowed_by_default() {
+async fn idt_05_ps256_not_allowed_by_default() {
     let (tp, v) = setup().await;
-    for alg in [SigningAlg::EdDSA, SigningAlg::PS256] {
+    for alg in [SigningAlg::PS256, SigningAlg::RS384, SigningAlg::PS512] {
         let token = tp.token().alg(alg).sign();
         assert_rejected!(v, token, VerifyError::DisallowedAlgorithm, alg.as_str());
     }
+}
+
+/// The provider publishes an Ed25519 (`OKP`) key and advertises `EdDSA`: its EdDSA access
+/// tokens verify with the default algorithms, without any configuration.
+#[tokio::test]
+async fn at_01_eddsa_token_accepted_by_default_when_advertised() {
+    let (tp, v) = setup().await;
+    let advertised = tp.discovery_document()["id_token_signing_alg_values_supported"].clone();
+    assert!(advertised.as_array().unwrap().contains(&json!("EdDSA")));
+    let token = tp.token().alg(SigningAlg::EdDSA).sign();
+    let claims = accepted(&v, &token, "eddsa").await;
+    assert_eq!(claims.subject(), "user-1");
+    // Tampered or foreign-key EdDSA signatures stay refused.
+    let builder = tp.token().alg(SigningAlg::EdDSA);
+    assert_rejected!(
+        v,
+        builder.sign_tampered_signature(),
+        VerifyError::InvalidSignature,
+        "tampered eddsa"
+    );
+    assert_rejected!(
+        v,
+        builder.sign_with_foreign_key(),
+        VerifyError::InvalidSignature,
+        "foreign ed25519 key"
+    );
+    // EdDSA on the RSA key's kid: the key type decides.
+    let on_rsa = tp
+        .token()
+        .alg(SigningAlg::EdDSA)
+        .header("kid", tp.kid(SigningAlg::RS256).as_str())
+        .sign();
+    assert_rejected!(
+        v,
+        on_rsa,
+        VerifyError::KeyAlgorithmMismatch,
+        "eddsa header on an rsa key"
+    );
+}
+
+/// By default EdDSA needs the provider's word: a provider that does not list it, or that
+/// publishes no list at all, gets RS256 and ES256 only. A configured list needs no
+/// advertisement (but is still narrowed by a published list).
+#[tokio::test]
+async fn idt_05_default_eddsa_needs_the_provider_to_advertise_it() {
+    for (what, list) in [
+        ("not listed", Some(json!(["RS256", "ES256"]))),
+        ("no list published", None),
+    ] {
+        let tp = TestProvider::start().await;
+        tp.set_discovery_member("id_token_signing_alg_values_supported", list.clone());
+        let v = verifier_for(&tp);
+        let ed = tp.token().alg(SigningAlg::EdDSA).sign();
+        assert_rejected!(v, ed, VerifyError::DisallowedAlgorithm, what);
+        accepted(&v, &tp.token().sign(), what).await;
+        accepted(&v, &tp.token().alg(SigningAlg::ES256).sign(), what).await;
+        let configured = v.with_algorithms([Algorithm::EdDSA]).unwrap();
+        if list.is_some() {
+            assert_rejected!(
+                configured,
+                ed,
+                VerifyError::DisallowedAlgorithm,
+                "configured, but the published list lacks it"
+            );
+        } else {
+            accepted(&configured, &ed, "configured, no published list").await;
+        }
+    }
+    // A provider configured by hand (no discovery, so no list): the same.
+    let tp = TestProvider::start().await;
+    let manual = Provider::builder(tp.issuer())
+        .with_jwks_uri(tp.jwks_uri())
+        .build()
+        .unwrap();
+    let v = common::verifier(manual);
+    let ed = tp.token().alg(SigningAlg::EdDSA).sign();
+    assert_rejected!(v, ed, VerifyError::DisallowedAlgorithm, "manual provider");
+    accepted(&v, &tp.token().sign(), "manual provider, rs256").await;
 }
 
 #[tokio::test]
@@ -726,6 +804,73 @@ async fn at_06_logout_token_rejected_even_with_at_jwt() {
         VerifyError::NotAnAccessToken,
         "strict, at+jwt"
     );
+}
+
+/// RFC 9449 §7.1 / RFC 8705 §3: a token bound to a DPoP key or a client certificate (`cnf`)
+/// is not a bearer token. Refused in every mode, whatever the `cnf` value, and never from the
+/// token cache.
+#[tokio::test]
+async fn sender_constrained_token_with_cnf_refused_as_bearer() {
+    let (tp, v) = setup().await;
+    let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    let cases = [
+        ("dpop jkt", json!({ "jkt": jkt })),
+        (
+            "mtls x5t#S256",
+            json!({ "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" }),
+        ),
+        (
+            "jwk",
+            json!({ "jwk": { "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" } }),
+        ),
+        ("empty object", json!({})),
+        ("null", Value::Null),
+        ("a string", json!(jkt)),
+    ];
+    let strict = v.clone().require_at_jwt(true);
+    for (what, cnf) in cases {
+        for (mode, verifier) in [("compat", &v), ("strict", &strict)] {
+            for builder in [tp.token(), tp.token().header("typ", "JWT")] {
+                let token = builder.claim("cnf", cnf.clone()).sign();
+                // Twice: the second answer must not come from the token cache.
+                for round in 0..2 {
+                    let err = verify(verifier, &token).await.unwrap_err();
+                    if mode == "strict" && builder_is_generic(&token) {
+                        assert!(
+                            matches!(err, VerifyError::WrongTokenType),
+                            "{what} {mode} {round}: {err:?}"
+                        );
+                        continue;
+                    }
+                    assert!(
+                        matches!(err, VerifyError::SenderConstrained),
+                        "{what} {mode} round {round}: {err:?}"
+                    );
+                    assert!(
+                        !err.to_string().contains(jkt),
+                        "the message quotes the token"
+                    );
+                }
+            }
+        }
+    }
+    // The same token without `cnf` is fine, and ES256/EdDSA-signed bound tokens are refused too.
+    accepted(&v, &tp.token().sign(), "unbound").await;
+    for alg in [SigningAlg::ES256, SigningAlg::EdDSA] {
+        let token = tp
+            .token()
+            .alg(alg)
+            .claim("cnf", json!({ "jkt": jkt }))
+            .sign();
+        assert_rejected!(v, token, VerifyError::SenderConstrained, alg.as_str());
+    }
+}
+
+/// Whether the token's header `typ` is `JWT` (not `at+jwt`).
+fn builder_is_generic(token: &str) -> bool {
+    let header = URL_SAFE_NO_PAD.decode(segments(token).0).unwrap();
+    let header: Value = serde_json::from_slice(&header).unwrap();
+    header["typ"] == "JWT"
 }
 
 #[tokio::test]

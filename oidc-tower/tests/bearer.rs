@@ -1142,3 +1142,168 @@ async fn require_poll_ready_is_delegated() {
     open.store(true, Ordering::SeqCst);
     assert!(matches!(poll_once(&mut svc), Poll::Ready(Ok(()))));
 }
+
+// ---------------------------------------------------------------------------------------------
+// EdDSA, key-bound tokens and duplicated kids (issue 11, items 12–14)
+
+#[tokio::test]
+async fn at_01_eddsa_token_accepted_by_default() {
+    let (tp, calls, svc) = bearer_setup().await;
+    let token = tp.token().alg(SigningAlg::EdDSA).sign();
+    let res = send(&svc, bearer(&token)).await;
+    assert_authenticated(&res, "eddsa");
+    assert_eq!(calls.get(), 1);
+
+    // The same algorithm with a forged signature is still invalid.
+    let forged = tp.token().alg(SigningAlg::EdDSA).sign_with_foreign_key();
+    let res = send(&svc, bearer(&forged)).await;
+    assert_invalid_token(&res, "foreign ed25519 key", &forged);
+    assert_eq!(calls.get(), 1);
+}
+
+/// RFC 9449 §7.1, RFC 8705 §3: an access token bound to a DPoP key or a client certificate is
+/// not usable with the Bearer scheme: 401 `invalid_token`, also on a repeat (the token cache
+/// never holds it), the handler never called.
+#[tokio::test]
+async fn sender_constrained_token_with_cnf_401_invalid_token() {
+    let (tp, calls, svc) = bearer_setup().await;
+    let cases = [
+        (
+            "dpop jkt",
+            json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" }),
+        ),
+        (
+            "mtls x5t#S256",
+            json!({ "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" }),
+        ),
+        ("empty cnf", json!({})),
+    ];
+    for (what, cnf) in cases {
+        let token = tp.token().claim("cnf", cnf).sign();
+        for round in 0..2 {
+            let res = send(&svc, bearer(&token)).await;
+            assert_invalid_token(&res, &format!("{what} {round}"), &token);
+            let error = res.extensions().get::<AuthError>().unwrap();
+            assert!(
+                matches!(error.verify_error(), Some(VerifyError::SenderConstrained)),
+                "{what}: {error:?}"
+            );
+        }
+    }
+    assert_eq!(calls.get(), 0, "the inner service was called");
+    // Control: without `cnf` the token passes.
+    let res = send(&svc, bearer(&tp.token().sign())).await;
+    assert_authenticated(&res, "unbound");
+}
+
+/// A `MakeWriter` appending to a shared buffer.
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Two keys under one `kid` make it unusable: tokens naming it get 401 `invalid_token`
+/// whichever key signed them, no refetch is forced however many arrive, other kids keep
+/// working, and one warning per key set load names the kid, escaped.
+#[tokio::test]
+async fn key_05_duplicate_kid_401_invalid_token_one_warning_no_refetch() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let tp = TestProvider::start().await;
+    let calls = Calls::default();
+    // A short unknown-kid cooldown: were the kid taken for unknown, each request would refetch.
+    let provider = oidc_core::Provider::builder(tp.issuer())
+        .with_unknown_kid_cooldown(Duration::ZERO)
+        .build()
+        .unwrap();
+    let verifier = oidc_core::AccessTokenVerifier::new(provider, common::AUDIENCE);
+    let svc = BearerAuthLayer::new(verifier).layer(echo(&calls));
+
+    // The kid has a newline and an ANSI escape: it must not reach the log raw.
+    let kid = "dup\nkid\u{1b}[31m";
+    let jwk = |kid_of: &str| {
+        let mut jwk = tp.public_jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid_of)
+            .unwrap()
+            .clone();
+        jwk["kid"] = json!(kid);
+        jwk
+    };
+    tp.publish_key("rsa2-RS256");
+    let es256 = tp.public_jwks()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == tp.kid(SigningAlg::ES256))
+        .unwrap()
+        .clone();
+    let set = json!({ "keys": [jwk("rsa1-RS256"), jwk("rsa2-RS256"), es256] });
+    tp.set_jwks_override(Some(serde_json::to_vec(&set).unwrap()));
+
+    let by_rsa1 = tp.token().header("kid", kid).sign();
+    let by_rsa2 = tp
+        .token()
+        .signing_kid("rsa2-RS256")
+        .header("kid", kid)
+        .sign();
+    for round in 0..20 {
+        for (what, token) in [("signed by rsa1", &by_rsa1), ("signed by rsa2", &by_rsa2)] {
+            let res = send(&svc, bearer(token)).await;
+            assert_invalid_token(&res, &format!("{what} {round}"), token);
+            let error = res.extensions().get::<AuthError>().unwrap();
+            assert!(
+                matches!(error.verify_error(), Some(VerifyError::DuplicateKeyId)),
+                "{what}: {error:?}"
+            );
+        }
+    }
+    assert_eq!(calls.get(), 0);
+    assert_eq!(
+        tp.jwks_fetch_count(),
+        1,
+        "a duplicated kid forced a refetch"
+    );
+    let res = send(&svc, bearer(&tp.token().alg(SigningAlg::ES256).sign())).await;
+    assert_authenticated(&res, "another kid of the set");
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("several keys under one kid"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning per key set load: {logs}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains(r#""dup\nkid\u{1b}[31m""#),
+        "the kid is escaped: {}",
+        warnings[0]
+    );
+    assert!(!logs.contains('\u{1b}'), "a raw escape reached the log");
+    assert!(!logs.contains("dup\nkid"), "a raw newline reached the log");
+}

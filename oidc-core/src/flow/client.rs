@@ -21,7 +21,7 @@ use super::id_token::{self, Expect, IdTokenRules};
 use super::secret::Secret;
 use super::tokens::TokenSet;
 use super::transaction::{AuthorizeOptions, RESERVED_PARAMS, Transaction, sanitize_return_to};
-use crate::algorithm::Algorithm;
+use crate::algorithm::{Algorithm, Algorithms};
 use crate::discovery::ProviderMetadata;
 use crate::error::{ConfigError, FlowError, HttpError, VerifyError};
 use crate::http::{HttpRequest, HttpResponse};
@@ -136,7 +136,7 @@ struct ClientConfig {
     auth: ClientAuth,
     redirect_uri: String,
     scopes: Vec<String>,
-    algorithms: Vec<Algorithm>,
+    algorithms: Algorithms,
     trusted_audiences: Vec<String>,
     leeway: i64,
     max_token_size: usize,
@@ -164,7 +164,8 @@ fn http_error(e: impl std::error::Error + Send + Sync + 'static) -> FlowError {
 impl OidcClient {
     /// A public client (no secret) of `provider` whose callback is `redirect_uri`.
     ///
-    /// Defaults: scopes `openid profile email`, ID token algorithms `RS256` and `ES256`,
+    /// Defaults: scopes `openid profile email`, ID token algorithms `RS256` and `ES256` (and
+    /// `EdDSA` when the provider advertises it in `id_token_signing_alg_values_supported`),
     /// leeway 60 s.
     ///
     /// # Errors
@@ -186,7 +187,7 @@ impl OidcClient {
                 auth: ClientAuth::None,
                 redirect_uri,
                 scopes: ["openid", "profile", "email"].map(str::to_owned).to_vec(),
-                algorithms: vec![Algorithm::RS256, Algorithm::ES256],
+                algorithms: Algorithms::Default,
                 trusted_audiences: Vec::new(),
                 leeway: 60,
                 max_token_size: 16 * 1024,
@@ -234,7 +235,10 @@ impl OidcClient {
         self
     }
 
-    /// Replaces the algorithms accepted for ID tokens. The default value is `[RS256, ES256]`.
+    /// Replaces the algorithms accepted for ID tokens (and logout tokens). By default `RS256`
+    /// and `ES256` are accepted, and `EdDSA` when the provider advertises it in
+    /// `id_token_signing_alg_values_supported`. A provider that publishes that list narrows
+    /// these algorithms to the ones it names (OIDC Core 3.1.3.7 #7).
     ///
     /// # Errors
     ///
@@ -243,11 +247,7 @@ impl OidcClient {
         mut self,
         algorithms: impl IntoIterator<Item = Algorithm>,
     ) -> Result<Self, ConfigError> {
-        let list: Vec<Algorithm> = algorithms.into_iter().collect();
-        if list.is_empty() {
-            return Err(ConfigError::InvalidAlgorithms("the list is empty"));
-        }
-        self.config().algorithms = list;
+        self.config().algorithms = Algorithms::configured(algorithms)?;
         Ok(self)
     }
 

@@ -22,7 +22,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
-use crate::algorithm::Algorithm;
+use crate::algorithm::{Algorithm, Algorithms};
 use crate::error::VerifyError;
 use crate::flow::secret::ct_eq;
 use crate::provider::Provider;
@@ -45,7 +45,7 @@ pub(crate) struct IdTokenRules<'a> {
     pub(crate) provider: &'a Provider,
     pub(crate) client_id: &'a str,
     pub(crate) trusted_audiences: &'a [String],
-    pub(crate) algorithms: &'a [Algorithm],
+    pub(crate) algorithms: &'a Algorithms,
     pub(crate) leeway: i64,
     pub(crate) max_size: usize,
     pub(crate) now: i64,

@@ -27,7 +27,11 @@
 //!
 //! # ID token checks
 //!
-//! Signature and algorithm as for access tokens; `typ` absent or `JWT`; exact `iss`; `aud`
+//! Signature and algorithm as for access tokens (the client's
+//! [`with_id_token_algorithms`](OidcClient::with_id_token_algorithms), by default `RS256`,
+//! `ES256` and, when the provider advertises it, `EdDSA`; narrowed by the provider's
+//! `id_token_signing_alg_values_supported`; a `kid` shared by several keys is refused);
+//! `typ` absent or `JWT`; exact `iss`; `aud`
 //! contains the client id and no untrusted audience (`azp` required with several, and equal to
 //! the client id when present); `sub`; `exp` and `iat` required; `nonce` equal to the
 //! transaction's; `at_hash` when present; `auth_time` when `max_age` was sent. On refresh the

@@ -63,8 +63,9 @@ async fn key_05_parse_set_skips_unusable_keys_and_keeps_the_rest() {
         json!({"kty": "RSA", "use": "sig", "key_ops": ["verify"], "kid": "rsa-ops-ok", "n": rsa["n"], "e": rsa["e"]}),
     ]);
     let parsed = parse_set(&body).unwrap();
+    assert!(parsed.duplicated.is_empty());
     assert_eq!(
-        kids(&parsed),
+        kids(&parsed.keys),
         ["rsa1-RS256", "ec1-ES256", "ed1-EdDSA", "rsa-ops-ok"]
     );
 }
@@ -86,7 +87,7 @@ fn key_05_parse_set_rejects_documents_that_are_not_sets() {
             String::from_utf8_lossy(body)
         );
     }
-    assert!(parse_set(br#"{"keys": []}"#).unwrap().is_empty());
+    assert!(parse_set(br#"{"keys": []}"#).unwrap().keys.is_empty());
 }
 
 #[tokio::test]
@@ -141,20 +142,74 @@ async fn key_01_fits_by_type_curve_and_alg() {
     }
 }
 
+/// Every `kid` that names two usable keys, whatever they are, is refused with all its keys.
 #[tokio::test]
-async fn key_05_duplicate_kids_and_key_count_capped() {
+async fn key_05_duplicate_kid_takes_out_every_key_under_it() {
     let (_tp, keys) = published().await;
     let rsa1 = jwk(&keys, "rsa1-RS256");
-    let mut twin = jwk(&keys, "ec1-ES256");
-    twin["kid"] = json!("rsa1-RS256");
-    let parsed = parse_set(&set(vec![rsa1.clone(), twin])).unwrap();
-    assert_eq!(
-        parsed.len(),
-        1,
-        "the second JWK with the same kid is dropped"
-    );
-    assert!(parsed[0].fits(Algorithm::RS256));
+    let ec = jwk(&keys, "ec1-ES256");
+    let under = |mut key: Value, kid: &str| {
+        key["kid"] = json!(kid);
+        key
+    };
+    let mut other_alg = rsa1.clone();
+    other_alg["alg"] = json!("PS256");
+    let mut enc = rsa1.clone();
+    enc["use"] = json!("enc");
+    let mut unusable = rsa1.clone();
+    unusable["kty"] = json!("made-up");
+    let cases = [
+        (
+            "another key type",
+            vec![rsa1.clone(), under(ec.clone(), "rsa1-RS256")],
+            true,
+        ),
+        ("an identical copy", vec![rsa1.clone(), rsa1.clone()], true),
+        (
+            "the same key with another alg",
+            vec![rsa1.clone(), other_alg],
+            true,
+        ),
+        (
+            "three keys",
+            vec![rsa1.clone(), rsa1.clone(), under(ec.clone(), "rsa1-RS256")],
+            true,
+        ),
+        // Only usable signature keys count.
+        ("a use:enc key", vec![enc.clone(), rsa1.clone()], false),
+        ("an unusable key", vec![rsa1.clone(), unusable], false),
+    ];
+    for (what, set_keys, refused) in cases {
+        let parsed = parse_set(&set(set_keys)).unwrap();
+        if refused {
+            assert!(parsed.keys.is_empty(), "{what}: {:?}", parsed.keys);
+            assert_eq!(parsed.duplicated.len(), 1, "{what}");
+            assert_eq!(&*parsed.duplicated[0], "rsa1-RS256", "{what}");
+        } else {
+            assert_eq!(kids(&parsed.keys), ["rsa1-RS256"], "{what}");
+            assert!(parsed.duplicated.is_empty(), "{what}");
+        }
+    }
+    // The rest of the set is kept; keys without kid do not collide with each other.
+    let mut no_kid = ec.clone();
+    no_kid.as_object_mut().unwrap().remove("kid");
+    let parsed = parse_set(&set(vec![
+        rsa1.clone(),
+        ec.clone(),
+        no_kid.clone(),
+        no_kid,
+        under(ec, "rsa1-RS256"),
+    ]))
+    .unwrap();
+    assert_eq!(kids(&parsed.keys), ["ec1-ES256"]);
+    assert_eq!(parsed.keys.len(), 3, "the two keys without kid stay");
+    assert_eq!(parsed.duplicated.len(), 1);
+}
 
+#[tokio::test]
+async fn key_05_key_count_capped() {
+    let (_tp, keys) = published().await;
+    let rsa1 = jwk(&keys, "rsa1-RS256");
     let many: Vec<Value> = (0..100)
         .map(|i| {
             let mut k = rsa1.clone();
@@ -162,9 +217,64 @@ async fn key_05_duplicate_kids_and_key_count_capped() {
             k
         })
         .collect();
-    let parsed = parse_set(&set(many)).unwrap();
+    let parsed = parse_set(&set(many)).unwrap().keys;
     assert_eq!(parsed.len(), MAX_KEYS);
     assert_eq!(parsed.last().unwrap().kid(), Some("k63"));
+}
+
+/// A key whose kid becomes duplicated is retired (its token-cache entries die) and its kid is
+/// marked, not forgotten; a corrected set brings the kid back.
+#[tokio::test]
+async fn key_05_kid_duplicated_at_refresh_retires_its_key() {
+    let (_tp, raw) = published().await;
+    let cache = JwksCache::new(JwksTimings {
+        unknown_kid_cooldown: Duration::ZERO,
+        ..timings()
+    });
+    let first = parse_set(&set(raw.clone())).unwrap();
+    let load = |keys: KeySet| async move {
+        Ok(Fetched {
+            keys,
+            max_age: None,
+        })
+    };
+    cache.refresh(Reason::Load, || load(first)).await.unwrap();
+    let Some(ByKid::Key(before)) = cache.get("rsa1-RS256") else {
+        panic!("rsa1-RS256 is loaded")
+    };
+    let mut twin = jwk(&raw, "ec1-ES256");
+    twin["kid"] = json!("rsa1-RS256");
+    let mut doubled = raw.clone();
+    doubled.push(twin);
+    let second = parse_set(&set(doubled)).unwrap();
+    cache
+        .refresh(Reason::UnknownKid, || load(second))
+        .await
+        .unwrap();
+    assert!(
+        before.is_retired(),
+        "the key under a now duplicated kid is retired"
+    );
+    assert!(matches!(cache.get("rsa1-RS256"), Some(ByKid::Duplicated)));
+    assert!(
+        !cache.all().iter().any(|k| k.kid() == Some("rsa1-RS256")),
+        "kid-less tokens cannot pick it either"
+    );
+    let Some(ByKid::Key(ec)) = cache.get("ec1-ES256") else {
+        panic!("ec1-ES256 is still loaded")
+    };
+    assert!(!ec.is_retired());
+
+    // Corrected: the kid names one key again.
+    let third = parse_set(&set(raw)).unwrap();
+    cache
+        .refresh(Reason::UnknownKid, || load(third))
+        .await
+        .unwrap();
+    let Some(ByKid::Key(after)) = cache.get("rsa1-RS256") else {
+        panic!("rsa1-RS256 names one key again")
+    };
+    assert!(!after.is_retired());
 }
 
 // --- Cache-Control ----------------------------------------------------------------------------
@@ -198,14 +308,17 @@ fn cache_control_max_age_parsing() {
 
 async fn test_keys() -> (TestProvider, Vec<Arc<VerifyingKey>>) {
     let (tp, keys) = published().await;
-    let parsed = parse_set(&set(keys)).unwrap();
+    let parsed = parse_set(&set(keys)).unwrap().keys;
     assert_eq!(parsed.len(), 8);
     (tp, parsed)
 }
 
 fn fetched(keys: &[Arc<VerifyingKey>], max_age: Option<Duration>) -> Fetched {
     Fetched {
-        keys: keys.to_vec(),
+        keys: KeySet {
+            keys: keys.to_vec(),
+            duplicated: Vec::new(),
+        },
         max_age,
     }
 }
@@ -235,7 +348,7 @@ async fn key_04_concurrent_loads_share_one_fetch() {
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
     assert!(cache.is_loaded());
-    assert!(cache.get("rsa1-RS256").is_some());
+    assert!(matches!(cache.get("rsa1-RS256"), Some(ByKid::Key(_))));
 }
 
 #[tokio::test]
@@ -372,7 +485,7 @@ async fn key_07_failures_back_off_and_keep_the_last_keys() {
     ));
     // The failed fetch kept the keys.
     assert!(cache.is_loaded());
-    assert!(cache.get("rsa1-RS256").is_some());
+    assert!(matches!(cache.get("rsa1-RS256"), Some(ByKid::Key(_))));
     assert_eq!(cache.all().len(), 8);
     // Within the backoff: no attempt, a retry hint instead.
     let err = cache.refresh(Reason::UnknownKid, bad).await.unwrap_err();
@@ -407,7 +520,7 @@ async fn key_07_keys_expire_after_max_stale() {
         .refresh(Reason::Load, || async { Ok(fetched(&keys, None)) })
         .await
         .unwrap();
-    assert!(cache.is_loaded() && cache.get("rsa1-RS256").is_some());
+    assert!(cache.is_loaded() && matches!(cache.get("rsa1-RS256"), Some(ByKid::Key(_))));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!cache.is_loaded());
     assert!(cache.all().is_empty());
@@ -440,7 +553,7 @@ async fn key_03_removed_kids_leave_the_cache_on_refresh() {
         .await
         .unwrap();
     assert!(cache.get("rsa1-RS256").is_none());
-    assert!(cache.get("rsa1-PS256").is_some());
+    assert!(matches!(cache.get("rsa1-PS256"), Some(ByKid::Key(_))));
     assert_eq!(cache.all().len(), 7);
     assert!(!cache.all().iter().any(|k| k.kid() == Some("rsa1-RS256")));
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::token::{self, HeaderBuf, TokenType};
-use crate::algorithm::Algorithm;
+use crate::algorithm::{Algorithm, Algorithms};
 use crate::error::VerifyError;
 use crate::jwks::VerifyingKey;
 use crate::provider::{KeyLookup, Provider};
@@ -26,7 +26,7 @@ pub(crate) struct Signed {
 /// `accept_typ` decides which header `typ` values this kind of token allows.
 pub(crate) async fn verify_signature(
     provider: &Provider,
-    algorithms: &[Algorithm],
+    algorithms: &Algorithms,
     max_size: usize,
     token: &str,
     accept_typ: impl Fn(TokenType) -> bool,
@@ -41,7 +41,7 @@ pub(crate) async fn verify_signature(
 /// not tell apart (logout tokens): `accept_typ` sees the header `typ` as sent, or `None`.
 pub(crate) async fn verify_signature_typ(
     provider: &Provider,
-    algorithms: &[Algorithm],
+    algorithms: &Algorithms,
     max_size: usize,
     token: &str,
     accept_typ: impl Fn(Option<&str>) -> bool,
@@ -56,7 +56,7 @@ pub(crate) async fn verify_signature_typ(
         return Err(VerifyError::CriticalHeader);
     }
     let alg = Algorithm::from_name(&header.alg)
-        .filter(|a| algorithms.contains(a))
+        .filter(|a| algorithms.contains(*a))
         .ok_or(VerifyError::DisallowedAlgorithm)?;
     if !accept_typ(header.typ.as_deref()) {
         return Err(VerifyError::WrongTokenType);
@@ -69,6 +69,7 @@ pub(crate) async fn verify_signature_typ(
     {
         KeyLookup::Found(key) => key,
         KeyLookup::Ambiguous => return Err(VerifyError::NoMatchingKey),
+        KeyLookup::DuplicateKid => return Err(VerifyError::DuplicateKeyId),
         KeyLookup::Missing if header.kid.is_some() => return Err(VerifyError::UnknownKey),
         KeyLookup::Missing => return Err(VerifyError::NoMatchingKey),
     };
@@ -79,9 +80,7 @@ pub(crate) async fn verify_signature_typ(
         .metadata()
         .await
         .map_err(|e| VerifyError::KeysUnavailable(crate::error::JwksError::Discovery(e)))?;
-    if let Some(supported) = metadata.id_token_signing_alg_values_supported()
-        && !supported.iter().any(|s| s == alg.as_str())
-    {
+    if !algorithms.allows(alg, metadata.id_token_signing_alg_values_supported()) {
         return Err(VerifyError::DisallowedAlgorithm);
     }
     if !key.verify(alg, segments.signing_input.as_bytes(), segments.signature) {

@@ -8,17 +8,23 @@
 //! 1. Size: a token over the cap (default 16 KiB) is refused before anything is decoded.
 //! 2. Form: exactly three non-empty base64url segments.
 //! 3. Header: valid JSON without duplicate members; no `crit`; `alg` must be one of the allowed
-//!    algorithms ([`AccessTokenVerifier::with_algorithms`], default `RS256` and `ES256`), which
-//!    never include `none` or HMAC. `jku`, `x5u`, `jwk` and `x5c` are ignored: keys come only
-//!    from the provider's JWKS, and the `kid` is only a key into that cache.
+//!    algorithms ([`AccessTokenVerifier::with_algorithms`]; by default `RS256`, `ES256` and,
+//!    when the provider advertises it (step 5), `EdDSA`), which never include `none` or HMAC.
+//!    `jku`, `x5u`, `jwk` and `x5c` are ignored: keys come only from the provider's JWKS, and
+//!    the `kid` is only a key into that cache.
 //! 4. Type: `typ` `at+jwt` (or `application/at+jwt`) is accepted; `JWT` or no `typ` is
 //!    accepted too unless [`AccessTokenVerifier::require_at_jwt`] is set; any other `typ`
 //!    (`logout+jwt`, `id_token+jwt`…) is refused.
 //! 5. Key: the key with the token's `kid`; without `kid`, the single key of the set that fits
-//!    the algorithm (several fitting keys are refused rather than tried: KEY-02). The key's
+//!    the algorithm (several fitting keys are refused rather than tried: KEY-02). A `kid` under
+//!    which the set has several usable keys is refused, whichever key signed the token
+//!    ([`VerifyError::DuplicateKeyId`]; see
+//!    [Several keys under one `kid`](crate::jwks#several-keys-under-one-kid)). The key's
 //!    type (and curve) must fit the algorithm, and a key that names its `alg` is used only
 //!    with that one. When the provider publishes `id_token_signing_alg_values_supported`, the
-//!    algorithm must also be in it.
+//!    algorithm must also be in it; without that list, the default algorithms accept only
+//!    `RS256` and `ES256` (`EdDSA` needs the provider to advertise it, or
+//!    [`AccessTokenVerifier::with_algorithms`]).
 //! 6. Signature, with aws-lc-rs on keys parsed when the key set was loaded.
 //! 7. Claims, only once the signature holds: `iss` equals the issuer exactly; `aud` (a string
 //!    or an array) contains a configured audience; `sub` is a non-empty string of at most 255
@@ -28,6 +34,14 @@
 //! 8. Not another kind of token: a token that carries `events` (a logout token) is refused;
 //!    unless its `typ` is `at+jwt`, so is one that carries `nonce`, `at_hash` or `c_hash` (an
 //!    ID token), or Keycloak's `typ` claim with a value other than `Bearer`.
+//! 9. Not sender-constrained: a token with a `cnf` claim, whatever its value (`jkt`: bound to
+//!    a DPoP key, RFC 9449 §6.1; `x5t#S256`: bound to a client certificate, RFC 8705 §3.1), is
+//!    refused as [`VerifyError::SenderConstrained`]. Its holder would have to prove possession
+//!    of that key, which a bearer token cannot; RFC 9449 §7.1 forbids accepting it as a plain
+//!    bearer token, and this library does not verify DPoP proofs or certificates (yet). Such
+//!    a token is never put in the token cache, since only tokens that passed every step are.
+//!    (ID tokens may carry `cnf` too, OIDC Core §3.1.3.6; they are never bearer credentials,
+//!    and the login flow leaves it alone.)
 //!
 //! # Security
 //!
@@ -116,7 +130,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::algorithm::Algorithm;
+use crate::algorithm::{Algorithm, Algorithms};
 use crate::claims::{Claims, Identity, RoleSources};
 use crate::error::{ConfigError, JwksError, VerifyError};
 use crate::jwks::VerifyingKey;
@@ -173,7 +187,7 @@ enum Kind {
 struct Config {
     provider: Provider,
     audiences: Vec<String>,
-    algorithms: Vec<Algorithm>,
+    algorithms: Algorithms,
     leeway: i64,
     max_token_size: usize,
     require_at_jwt: bool,
@@ -221,7 +235,8 @@ fn fresh(config: &mut Arc<Config>) -> &mut Config {
 impl AccessTokenVerifier {
     /// A verifier for tokens of `provider` whose `aud` contains `audience`.
     ///
-    /// Defaults: algorithms `RS256` and `ES256`, leeway 60 s, 16 KiB size cap, `typ` `JWT`
+    /// Defaults: algorithms `RS256` and `ES256`, and `EdDSA` when the provider advertises it
+    /// in `id_token_signing_alg_values_supported`; leeway 60 s, 16 KiB size cap, `typ` `JWT`
     /// accepted besides `at+jwt`, `iat` required, a token cache of 10 000 tokens kept at most
     /// 5 minutes.
     pub fn new(provider: Provider, audience: impl Into<String>) -> Self {
@@ -229,7 +244,7 @@ impl AccessTokenVerifier {
             kind: Kind::One(Arc::new(Config {
                 provider,
                 audiences: vec![audience.into()],
-                algorithms: vec![Algorithm::RS256, Algorithm::ES256],
+                algorithms: Algorithms::Default,
                 leeway: 60,
                 max_token_size: 16 * 1024,
                 require_at_jwt: false,
@@ -358,7 +373,11 @@ impl AccessTokenVerifier {
         self.update(|c| c.audiences.push(audience.clone()))
     }
 
-    /// Replaces the allowed algorithms. The default value is `[RS256, ES256]`.
+    /// Replaces the allowed algorithms. By default `RS256` and `ES256` are allowed, and
+    /// `EdDSA` when the provider advertises it in `id_token_signing_alg_values_supported`.
+    ///
+    /// A provider that publishes `id_token_signing_alg_values_supported` narrows the list to
+    /// the algorithms it names; one that publishes none leaves the list as it is.
     ///
     /// # Errors
     ///
@@ -367,15 +386,7 @@ impl AccessTokenVerifier {
         self,
         algorithms: impl IntoIterator<Item = Algorithm>,
     ) -> Result<Self, ConfigError> {
-        let mut list: Vec<Algorithm> = Vec::new();
-        for a in algorithms {
-            if !list.contains(&a) {
-                list.push(a);
-            }
-        }
-        if list.is_empty() {
-            return Err(ConfigError::InvalidAlgorithms("the list is empty"));
-        }
+        let list = Algorithms::configured(algorithms)?;
         Ok(self.update(|c| c.algorithms.clone_from(&list)))
     }
 
@@ -625,6 +636,9 @@ impl Config {
             if id_token_claim || keycloak_non_bearer {
                 return Err(VerifyError::NotAnAccessToken);
             }
+        }
+        if claims.contains_key("cnf") {
+            return Err(VerifyError::SenderConstrained);
         }
         Ok((audience, exp))
     }
