@@ -14,15 +14,17 @@
 //! message that names the layer to add: it is a bug in the application, and nothing is let
 //! through.
 //!
-//! This crate depends on `axum-core`, not `axum`.
+//! This crate depends on `axum-core`, not `axum`. It re-exports what a router needs besides
+//! the extractors ([`Provider`], [`AccessTokenVerifier`], [`OidcClient`], [`BearerAuthLayer`],
+//! [`RequireLayer`], [`LoginLayer`], [`LoginProvider`]), and the two crates themselves
+//! ([`oidc_core`], [`oidc_tower`]) for everything else, so that an axum app depends on
+//! `oidc-axum` alone.
 //!
 //! # Example
 //!
 //! ```
 //! use axum::{Json, Router, routing::get};
-//! use oidc_axum::{Claims, RequireScopes, scope_set};
-//! use oidc_core::{AccessTokenVerifier, Provider};
-//! use oidc_tower::BearerAuthLayer;
+//! use oidc_axum::{AccessTokenVerifier, BearerAuthLayer, Claims, Provider, RequireScopes, scope_set};
 //!
 //! scope_set!(ApiWrite = ["api:write"]);
 //!
@@ -38,7 +40,7 @@
 //!     user.map_or("hello stranger".to_owned(), |c| format!("hello {}", c.subject()))
 //! }
 //!
-//! # fn main() -> Result<(), oidc_core::error::ConfigError> {
+//! # fn main() -> Result<(), oidc_axum::oidc_core::error::ConfigError> {
 //! let provider = Provider::builder("https://id.example.com").build()?;
 //! let verifier = AccessTokenVerifier::new(provider, "https://api.example.com");
 //! let app: Router = Router::new()
@@ -56,3 +58,13 @@ mod rejection;
 
 pub use crate::extract::{Authenticated, Claims, RequireScopes, ScopeSet, User};
 pub use crate::rejection::ClaimsRejection;
+
+/// The OpenID Connect core (discovery, keys, token verification, the login flow).
+pub use oidc_core;
+/// The tower layers (bearer, scope requirements, browser login).
+pub use oidc_tower;
+
+pub use oidc_core::flow::OidcClient;
+pub use oidc_core::{AccessTokenVerifier, Provider};
+pub use oidc_tower::login::{LoginLayer, LoginProvider};
+pub use oidc_tower::{BearerAuthLayer, RequireLayer};

@@ -33,9 +33,6 @@ pub enum ConfigError {
         /// Why it was refused.
         reason: &'static str,
     },
-    /// No audience was configured for a verifier.
-    #[error("at least one audience is required")]
-    MissingAudience,
     /// The algorithm list is empty or names an algorithm that cannot be used here.
     #[error("invalid algorithm list: {0}")]
     InvalidAlgorithms(&'static str),

@@ -58,9 +58,9 @@
 //! its verifier from the key's raw components on every call: it copies the modulus and
 //! exponent, and aws-lc-rs then builds an RSA key from them (BIGNUM conversion and checks)
 //! before each verification, a quarter of the cost of an RS256 verification. A pre-parsed key
-//! skips all of that. jsonwebtoken is still used where it does well (the login flow's
-//! plumbing, tests); the checks around the signature (form, header, algorithm, key choice) are
-//! this crate's own either way. See `BENCHMARKS.md` at the repository root for the figures.
+//! skips all of that. jsonwebtoken serves the tests, as an independent signer and checker;
+//! the checks around the signature (form, header, algorithm, key choice) are this crate's own
+//! either way. See `BENCHMARKS.md` at the repository root for the figures.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
