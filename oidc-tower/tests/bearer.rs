@@ -9,6 +9,9 @@
 )]
 
 mod common;
+mod log_capture;
+
+use log_capture::Capture;
 
 use std::convert::Infallible;
 use std::future::poll_fn;
@@ -1196,41 +1199,12 @@ async fn sender_constrained_token_with_cnf_401_invalid_token() {
     assert_authenticated(&res, "unbound");
 }
 
-/// A `MakeWriter` appending to a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// Two keys under one `kid` make it unusable: tokens naming it get 401 `invalid_token`
 /// whichever key signed them, no refetch is forced however many arrive, other kids keep
 /// working, and one warning per key set load names the kid, escaped.
 #[tokio::test]
 async fn key_05_duplicate_kid_401_invalid_token_one_warning_no_refetch() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Capture::start(tracing::Level::WARN);
 
     let tp = TestProvider::start().await;
     let calls = Calls::default();
@@ -1292,7 +1266,7 @@ async fn key_05_duplicate_kid_401_invalid_token_one_warning_no_refetch() {
     let res = send(&svc, bearer(&tp.token().alg(SigningAlg::ES256).sign())).await;
     assert_authenticated(&res, "another kid of the set");
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let warnings: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("several keys under one kid"))

@@ -9,39 +9,16 @@
     clippy::panic
 )]
 
+mod log_capture;
 mod login_common;
 
-use std::io::Write;
 use std::str::FromStr as _;
-use std::sync::{Arc, Mutex};
 
+use log_capture::Capture;
 use login_common::{App, Builder, Jar, SECRET, param};
 use serde_json::Value;
 use tower_sessions::SessionStore as _;
 use tower_sessions::session::Id;
-
-/// A `MakeWriter` appending to a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 /// Every string of at least 12 characters in a JSON value.
 fn long_strings(value: &Value, out: &mut Vec<String>) {
@@ -55,13 +32,7 @@ fn long_strings(value: &Value, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn no_token_code_or_secret_in_the_logs_of_a_full_login() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Capture::start(tracing::Level::TRACE);
 
     // Short-lived access tokens, so that a request after the login refreshes them.
     let app: App = Builder::new()
@@ -91,7 +62,7 @@ async fn no_token_code_or_secret_in_the_logs_of_a_full_login() {
     assert_eq!(logout.status, 303);
     app.assert_not_logged_in(&jar).await;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("login"), "the capture works: {logs}");
     assert!(logs.contains("logout"), "the capture works: {logs}");
     // The tokens themselves are among the secrets (not only their claims).
@@ -135,13 +106,7 @@ async fn no_token_code_or_secret_in_the_logs_of_a_full_login() {
 /// that no forged line appears in the log.
 #[tokio::test]
 async fn request_data_never_reaches_a_log_line_unescaped() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Capture::start(tracing::Level::TRACE);
 
     let app = App::start().await;
     const INJECT: &str = "%0AFORGED%0D%0AFORGED%1B[31mFORGED";
@@ -178,7 +143,7 @@ async fn request_data_never_reaches_a_log_line_unescaped() {
     )
     .await;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     // The capture saw the refusal and its (escaped) cause.
     assert!(
         logs.contains(r#"access_denied\nFORGED\r\nFORGED\u{1b}[31mFORGED"#),
