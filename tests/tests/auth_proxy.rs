@@ -184,6 +184,8 @@ bearer = ["/api/"]
     let bearer = op
         .client_credentials_token(id, secret, "api:read", Some(op.api_resource()))
         .await;
+    // oidc-provider issues RFC 9068 JWT access tokens: `require_at_jwt` would accept it.
+    assert_eq!(oidc_e2e::jwt_header(&bearer)["typ"], "at+jwt");
     let http = oidc_e2e::http_client();
     let res = http
         .get(proxy.url("/api/items"))

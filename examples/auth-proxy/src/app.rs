@@ -23,7 +23,7 @@ use crate::config::{
     RouteSettings, SIGN_OUT_PATH, Settings, USERINFO_PATH,
 };
 use crate::forward::{Forwarder, plain};
-use crate::identity::{Who, strip_identity_headers};
+use crate::identity::{Who, strip_client_headers};
 use crate::metrics::{Metrics, Outcome};
 use crate::routes::{self, RequestPath};
 
@@ -119,7 +119,8 @@ impl Proxy {
             if p.accept_bearer {
                 verifiers.push(
                     AccessTokenVerifier::new(provider.clone(), p.audience.clone())
-                        .with_client_id(p.client_id.clone()),
+                        .with_client_id(p.client_id.clone())
+                        .require_at_jwt(p.require_at_jwt),
                 );
             }
             providers.push(provider);
@@ -349,8 +350,8 @@ async fn dispatch(shared: &Shared, mut req: Request<Body>) -> (Outcome, Response
             );
         }
     };
-    // Whatever the route: the client's copies of the identity headers go now.
-    strip_identity_headers(req.headers_mut(), false);
+    // Whatever the route: the identity and rewrite headers of the client go now.
+    strip_client_headers(req.headers_mut(), &shared.forwarder.headers);
 
     if path.under(RESERVED_PREFIX) || shared.callbacks.contains(&raw) {
         let stack = match &shared.bearer_stack {
@@ -394,7 +395,13 @@ async fn authenticated(forwarder: &Forwarder, req: Request<Body>) -> Response<Bo
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return res;
         }
-        let mut res = Response::new(Body::from(who.to_json().to_string()));
+        let Ok(json) = who.to_json() else {
+            return plain(
+                StatusCode::FORBIDDEN,
+                "Your identity cannot be forwarded.\n",
+            );
+        };
+        let mut res = Response::new(Body::from(json.to_string()));
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use http::Method;
 use serde::Deserialize;
 
+use crate::identity::HeaderPattern;
 use crate::routes::{RouteRule, check_prefix};
 
 /// The path prefix the proxy keeps for itself (login, callback, logout, userinfo).
@@ -137,6 +138,11 @@ pub struct HeadersConfig {
     pub pass_access_token: Option<bool>,
     /// Send `Authorization: Bearer <access token>`.
     pub pass_authorization_header: Option<bool>,
+    /// Send e-mail addresses the provider did not mark `email_verified: true`.
+    pub insecure_allow_unverified_email: Option<bool>,
+    /// More client headers to remove, besides
+    /// [`STRIPPED_HEADERS`](crate::identity::STRIPPED_HEADERS) (`X-My-User`, `X-Corp-*`).
+    pub strip: Option<Vec<String>>,
 }
 
 /// `[endpoints]`.
@@ -151,7 +157,8 @@ pub struct EndpointsConfig {
     pub metrics: Option<String>,
 }
 
-/// `[routes]`: each entry is `PREFIX` or `METHOD=PREFIX`.
+/// `[routes]`: each entry is `PATH` or `METHOD=PATH`; a `PATH` ending with `/` is a prefix,
+/// any other names that path only.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutesConfig {
@@ -187,6 +194,9 @@ pub struct ProviderConfig {
     pub audience: Option<String>,
     /// Whether this provider's access tokens are accepted on bearer routes.
     pub accept_bearer: Option<bool>,
+    /// Accept only bearer tokens with the RFC 9068 header `typ: at+jwt` (default: true when
+    /// the audience is a client id, false for an audience of its own).
+    pub require_at_jwt: Option<bool>,
     /// Allow `http` provider URLs on non-loopback hosts.
     pub insecure_allow_http: Option<bool>,
 }
@@ -347,6 +357,15 @@ impl FileConfig {
             self.headers.pass_authorization_header =
                 Some(parse_bool("AUTH_PROXY_PASS_AUTHORIZATION_HEADER", &v)?);
         }
+        if let Some(v) = get("AUTH_PROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL") {
+            self.headers.insecure_allow_unverified_email = Some(parse_bool(
+                "AUTH_PROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL",
+                &v,
+            )?);
+        }
+        if let Some(v) = get("AUTH_PROXY_STRIP_HEADERS") {
+            self.headers.strip = Some(list(&v));
+        }
         if let Some(v) = get("AUTH_PROXY_SKIP_AUTH_ROUTES") {
             self.routes.skip_auth = Some(list(&v));
         }
@@ -378,6 +397,7 @@ impl FileConfig {
             "AUTH_PROXY_CLIENT_SECRET",
             "AUTH_PROXY_SCOPES",
             "AUTH_PROXY_AUDIENCE",
+            "AUTH_PROXY_REQUIRE_AT_JWT",
         ];
         if self.providers.is_empty() && first.iter().any(|name| get(name).is_some()) {
             self.providers.push(ProviderConfig::default());
@@ -398,6 +418,9 @@ impl FileConfig {
             }
             if let Some(v) = get("AUTH_PROXY_AUDIENCE") {
                 provider.audience = Some(v);
+            }
+            if let Some(v) = get("AUTH_PROXY_REQUIRE_AT_JWT") {
+                provider.require_at_jwt = Some(parse_bool("AUTH_PROXY_REQUIRE_AT_JWT", &v)?);
             }
         }
         for (i, provider) in self.providers.iter_mut().enumerate() {
@@ -472,7 +495,7 @@ impl FileConfig {
         )?;
 
         let cookie = self.cookie.validate(secure)?;
-        let headers = self.headers.validate()?;
+        let mut headers = self.headers.validate()?;
         let endpoints = self.endpoints.validate()?;
 
         if self.providers.is_empty() {
@@ -494,6 +517,12 @@ impl FileConfig {
             }
             providers.push(settings);
         }
+        require_at_jwt(&self.providers, &mut providers)?;
+        headers.bearer_providers = providers
+            .iter()
+            .filter(|p| p.accept_bearer)
+            .map(|p| (p.issuer.clone(), p.name.clone()))
+            .collect();
         let mut callbacks = BTreeSet::new();
         for p in &providers {
             if !callbacks.insert((p.issuer.clone(), p.redirect_path.clone())) {
@@ -599,6 +628,39 @@ impl FileConfig {
             upstreams,
         })
     }
+}
+
+/// Resolves `require_at_jwt` of each provider. An ID token has `aud` = the client id and may
+/// have `typ: JWT`: when a provider's bearer audience is a client id at that issuer (the
+/// default audience is its own), only `typ: at+jwt` tells an access token from an ID token,
+/// so the check is on and may not be turned off. With an audience of its own (an API
+/// identifier that no client has), it is off unless set: Keycloak, Entra ID and Auth0 send
+/// `typ: JWT`, and the verifier still refuses tokens with `nonce`, `at_hash` or `c_hash`.
+fn require_at_jwt(
+    configs: &[ProviderConfig],
+    providers: &mut [ProviderSettings],
+) -> Result<(), ConfigError> {
+    let client_ids: BTreeSet<(String, String)> = providers
+        .iter()
+        .map(|p| (p.issuer.clone(), p.client_id.clone()))
+        .collect();
+    for (config, p) in configs.iter().zip(providers.iter_mut()) {
+        let audience_is_a_client = client_ids.contains(&(p.issuer.clone(), p.audience.clone()));
+        p.require_at_jwt = match (config.require_at_jwt, audience_is_a_client) {
+            (Some(false), true) if p.accept_bearer => {
+                return err(format!(
+                    "provider {:?}: require_at_jwt = false needs an audience of its own: the \
+                     audience {:?} is a client id, and an ID token issued to that client \
+                     would pass as an access token; set `audience` to the `aud` your provider \
+                     puts in access tokens for this API",
+                    p.name, p.audience
+                ));
+            }
+            (Some(set), _) => set,
+            (None, is_client) => is_client,
+        };
+    }
+    Ok(())
 }
 
 /// Whether `authority` names the proxy's own listening address.
@@ -716,11 +778,24 @@ impl HeadersConfig {
             .as_deref()
             .map(|p| claim_path("headers.groups_claim", p))
             .transpose()?;
+        let strip = self
+            .strip
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|entry| {
+                HeaderPattern::parse(entry)
+                    .map_err(|e| ConfigError::new(format!("headers.strip: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(HeaderSettings {
             user_claim,
             groups_claim,
             pass_access_token: self.pass_access_token.unwrap_or(false),
             pass_authorization_header: self.pass_authorization_header.unwrap_or(false),
+            insecure_allow_unverified_email: self.insecure_allow_unverified_email.unwrap_or(false),
+            strip,
+            bearer_providers: Vec::new(),
         })
     }
 }
@@ -843,6 +918,8 @@ impl ProviderConfig {
             redirect_path,
             audience,
             accept_bearer: self.accept_bearer.unwrap_or(true),
+            // Resolved once every provider is known (see `require_at_jwt`).
+            require_at_jwt: true,
             insecure_allow_http: self.insecure_allow_http.unwrap_or(false),
         })
     }
@@ -959,6 +1036,13 @@ pub struct HeaderSettings {
     pub pass_access_token: bool,
     /// Send `Authorization: Bearer`.
     pub pass_authorization_header: bool,
+    /// Send e-mail addresses that are not verified.
+    pub insecure_allow_unverified_email: bool,
+    /// Client headers removed besides [`STRIPPED_HEADERS`](crate::identity::STRIPPED_HEADERS).
+    pub strip: Vec<HeaderPattern>,
+    /// `(issuer, name)` of the providers whose bearer tokens are accepted, for
+    /// `X-Forwarded-Provider` (issuers are unique among them).
+    pub bearer_providers: Vec<(String, String)>,
 }
 
 /// Built-in endpoint paths (`None`: off).
@@ -1015,6 +1099,8 @@ pub struct ProviderSettings {
     pub audience: String,
     /// Accept this provider's bearer tokens on bearer routes.
     pub accept_bearer: bool,
+    /// Accept only bearer tokens with `typ: at+jwt`.
+    pub require_at_jwt: bool,
     /// Allow `http` provider URLs anywhere.
     pub insecure_allow_http: bool,
 }
@@ -1109,6 +1195,9 @@ mod tests {
                 "endpoints.metrics",
             ),
             ("upstream_timeout_secs = 0", "upstream_timeout_secs"),
+            ("[headers]\nstrip = [\"Cookie\"]", "headers.strip"),
+            ("[headers]\nstrip = [\"*\"]", "headers.strip"),
+            ("[headers]\nstrip = [\"X Y\"]", "headers.strip"),
             (
                 "[[provider]]\nname = \"x\"\nissuer = \"https://x\"\nclient_id = \"c\"\nredirect_path = \"/oauth2/start/x\"",
                 "own routes",
@@ -1214,6 +1303,82 @@ mod tests {
         .unwrap();
         assert_eq!(s.providers[0].redirect_path, "/oauth2/callback/staff");
         assert_eq!(s.providers[1].redirect_path, "/oauth2/callback/partners");
+    }
+
+    #[test]
+    fn id_tokens_cannot_pass_as_bearer_tokens_by_default() {
+        let provider = |extra: &str| {
+            format!(
+                "[[provider]]\nissuer = \"https://id.example.com\"\nclient_id = \"proxy\"\n{extra}\n\
+                 [[upstream]]\nurl = \"http://127.0.0.1:8080\""
+            )
+        };
+        // The audience defaults to the client id: at+jwt is required, and cannot be turned off.
+        let s = settings(MINIMAL).unwrap();
+        assert!(s.providers[0].require_at_jwt);
+        let e = settings(&provider("require_at_jwt = false")).unwrap_err();
+        assert!(e.to_string().contains("require_at_jwt = false"), "{e}");
+        // Set explicitly to the client id: the same.
+        let s = settings(&provider("audience = \"proxy\"")).unwrap();
+        assert!(s.providers[0].require_at_jwt);
+        // Another provider's client id at the same issuer counts as a client id too.
+        let two = r#"
+            [[provider]]
+            name = "a"
+            issuer = "https://id.example.com"
+            client_id = "proxy"
+            audience = "other-client"
+            [[provider]]
+            name = "b"
+            issuer = "https://id.example.com"
+            client_id = "other-client"
+            accept_bearer = false
+            [[upstream]]
+            url = "http://127.0.0.1:8080"
+        "#;
+        assert!(settings(two).unwrap().providers[0].require_at_jwt);
+        // An audience of its own: off unless asked for.
+        let own = provider("audience = \"api://orders\"");
+        assert!(!settings(&own).unwrap().providers[0].require_at_jwt);
+        let strict = provider("audience = \"api://orders\"\nrequire_at_jwt = true");
+        assert!(settings(&strict).unwrap().providers[0].require_at_jwt);
+        // Not accepting bearer tokens at all: nothing to refuse.
+        let off = provider("accept_bearer = false\nrequire_at_jwt = false");
+        assert!(settings(&off).is_ok());
+        // From the environment.
+        let mut file = FileConfig::from_toml(&own).unwrap();
+        file.apply_env(&[("AUTH_PROXY_REQUIRE_AT_JWT", "true")])
+            .unwrap();
+        assert!(file.validate().unwrap().providers[0].require_at_jwt);
+    }
+
+    #[test]
+    fn header_settings_from_file_and_environment() {
+        let s = settings(&format!(
+            "[headers]\nstrip = [\"X-My-User\", \"X_Corp_*\"]\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.headers.strip,
+            [
+                HeaderPattern::Exact("x-my-user".into()),
+                HeaderPattern::Prefix("x-corp-".into())
+            ]
+        );
+        assert!(!s.headers.insecure_allow_unverified_email);
+        assert_eq!(
+            s.headers.bearer_providers,
+            [("https://id.example.com".to_owned(), "default".to_owned())]
+        );
+        let mut file = FileConfig::from_toml(MINIMAL).unwrap();
+        file.apply_env(&[
+            ("AUTH_PROXY_STRIP_HEADERS", "X-A, X-B-*"),
+            ("AUTH_PROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL", "true"),
+        ])
+        .unwrap();
+        let s = file.validate().unwrap();
+        assert_eq!(s.headers.strip.len(), 2);
+        assert!(s.headers.insecure_allow_unverified_email);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::config::{HeaderSettings, Settings, UpstreamSettings};
-use crate::identity::{Who, strip_identity_headers};
+use crate::identity::{Who, sets_own_cookie, strip_identity_headers};
 use crate::metrics::{Metrics, UpstreamError};
 use crate::routes::RequestPath;
 
@@ -241,8 +241,36 @@ impl Forwarder {
         } else {
             remove_hop_by_hop(res.headers_mut());
         }
+        self.drop_own_set_cookies(res.headers_mut(), name);
         let (parts, body) = res.into_parts();
         Response::from_parts(parts, Body::new(body))
+    }
+
+    /// Drops the upstream's `Set-Cookie` headers for the proxy's session cookie (session
+    /// fixation): logged by name only, counted.
+    fn drop_own_set_cookies(&self, headers: &mut HeaderMap, upstream: &str) {
+        // Nothing is copied on the usual path, where no value names the proxy's cookie.
+        if !headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|v| sets_own_cookie(v.as_bytes(), &self.cookie_name))
+        {
+            return;
+        }
+        let all: Vec<HeaderValue> = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .cloned()
+            .collect();
+        headers.remove(header::SET_COOKIE);
+        for value in all {
+            if sets_own_cookie(value.as_bytes(), &self.cookie_name) {
+                self.metrics.own_cookie_dropped(upstream);
+                tracing::warn!(upstream, cookie = ?self.cookie_name, "the upstream tried to set the proxy's session cookie; dropped");
+            } else {
+                headers.append(header::SET_COOKIE, value);
+            }
+        }
     }
 
     fn set_forwarding_headers(&self, headers: &mut HeaderMap, peer: Option<std::net::IpAddr>) {

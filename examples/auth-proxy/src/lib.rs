@@ -14,15 +14,27 @@
 //!   answer 401 instead of redirecting to the login; `routes.bearer` also accept
 //!   `Authorization: Bearer` access tokens (verified as by `BearerAuthLayer`: a bad token gets
 //!   401 with `WWW-Authenticate`). Elsewhere a browser navigation without a session is sent to
-//!   the login and anything else gets 401.
+//!   the login and anything else gets 401. A rule is `PATH` or `METHOD=PATH`: a `PATH` that
+//!   ends with `/` is a prefix (`/static/` covers `/static/a.css`), any other names that one
+//!   path (`GET=/favicon.ico` covers `/favicon.ico`, not `/favicon.ico/x`; write `/api/`, not
+//!   `/api`, for everything under `/api/`).
 //! - **Identity headers** for every authenticated request: `X-Forwarded-User` (the
 //!   `headers.user_claim`, default `sub`), `X-Forwarded-Email`, `X-Forwarded-Groups` (comma
 //!   separated: `headers.groups_claim`, default the identity's roles and groups),
-//!   `X-Forwarded-Preferred-Username`, and on request `X-Forwarded-Access-Token` and
-//!   `Authorization: Bearer`. The client's copies of these headers are always removed, on
-//!   every route, in any case and also spelled with `_` (`X_Forwarded_User`, which CGI-style
-//!   servers read as the same header); so is the client's `Authorization` when the proxy sets
-//!   it. The proxy's session cookie never reaches an upstream.
+//!   `X-Forwarded-Preferred-Username`, `X-Forwarded-Issuer` (the verified `iss`),
+//!   `X-Forwarded-Provider` (the `[[provider]]` name), and on request
+//!   `X-Forwarded-Access-Token` and `Authorization: Bearer`. See [Identity](#identity) for
+//!   what each carries.
+//! - **Client headers** that name a user or rewrite the request are removed on every route
+//!   (skip-auth ones too), in any case and also spelled with `_` (`X_Forwarded_User`, which
+//!   CGI-style servers read as the same header): the proxy's own, and those of oauth2-proxy
+//!   (`X-Auth-Request-*`), Authelia and Apache (`Remote-*`), Kubernetes (`X-Remote-*`),
+//!   Grafana (`X-WEBAUTH-*`), IIS and Symfony (`X-Original-URL`, `X-Rewrite-URL`), method
+//!   overrides and more: the list is [`identity::STRIPPED_HEADERS`]; `headers.strip` adds to
+//!   it. The client's `Authorization` goes too when the proxy sets it. The proxy's session
+//!   cookie never reaches an upstream, and an upstream's `Set-Cookie` for it (any
+//!   `__Host-`/`__Secure-` form, any case, or a nameless cookie whose value starts with it) is
+//!   dropped, logged at warn and counted.
 //! - **Forwarding** by path prefix to several upstreams (longest prefix wins, optionally
 //!   stripped), with hyper's HTTP/1.1 client: request and response bodies stream (nothing is
 //!   buffered, uploads of any size pass), `Upgrade` requests (websockets) are spliced,
@@ -32,6 +44,34 @@
 //!   encoded, `..;`, backslashes, control characters, broken `%`-encoding) are refused with 400
 //!   before any rule is consulted; a rule's prefix must match the path both as sent and
 //!   decoded.
+//!
+//! # Identity
+//!
+//! - `X-Forwarded-User` is the `headers.user_claim` of the verified claims (ID token and
+//!   UserInfo for a session, the access token on bearer routes), or `sub` when that claim is
+//!   missing. With `user_claim = "email"` it is a verified address or nothing: a request whose
+//!   e-mail is missing or not verified is refused with 403 rather than sent with `sub`,
+//!   which the upstream would take for an address. A user with a control character is
+//!   refused with 403 too, and so is `/oauth2/userinfo` for such a user.
+//! - `X-Forwarded-Email` (and the `email` of `/oauth2/userinfo`) is sent only when the
+//!   provider says `email_verified: true`, the JSON boolean: a string `"true"`, a missing
+//!   claim or `false` count as not verified, as with oauth2-proxy. Anyone can put any address
+//!   in an account at many providers. `headers.insecure_allow_unverified_email = true` sends
+//!   unverified addresses too: only for a provider that verifies every address it issues.
+//! - **Several providers**: a user is the pair (`X-Forwarded-Issuer`, `X-Forwarded-User`),
+//!   never the user alone: two providers can issue the same `sub` (or e-mail) to two people.
+//!   An upstream keys its accounts on both (`https://id.example.com|alice`), or maps each
+//!   issuer to its own namespace; `X-Forwarded-Provider` names the `[[provider]]`
+//!   (`/oauth2/start/{name}`) for display and routing, and two providers may share an issuer.
+//!   Both headers are sent on every authenticated request, for sessions and bearer tokens.
+//! - **Bearer tokens and ID tokens**: an ID token has `aud` = the client id. When a provider's
+//!   bearer `audience` is a client id at that issuer (the default: its own), only the RFC 9068
+//!   header `typ: at+jwt` tells an access token from an ID token, so `require_at_jwt` is on
+//!   and cannot be turned off: an ID token presented as a bearer token gets 401
+//!   `invalid_token`. With an `audience` of its own (the API identifier the provider puts in
+//!   access tokens, which no client has as its id) `require_at_jwt` is off unless set, because
+//!   Keycloak, Entra ID and Auth0 send `typ: JWT`; tokens with `nonce`, `at_hash` or `c_hash`
+//!   are refused either way.
 //!
 //! # Routes of the proxy
 //!
@@ -44,7 +84,7 @@
 //! | `GET /oauth2/callback` | the redirect URI (`/oauth2/callback/{provider}` with several; `redirect_path` changes it) |
 //! | `POST /oauth2/sign_out` | logout, same-origin only, then the provider's logout |
 //! | `POST /oauth2/backchannel-logout` | OpenID back-channel logout from the provider |
-//! | `GET /oauth2/userinfo` | `{"user", "email", "groups", "preferred_username"}` for a session or bearer token, else 401 |
+//! | `GET /oauth2/userinfo` | `{"user", "email", "groups", "preferred_username", "issuer", "provider"}` for a session or bearer token, else 401 (403 for a user that cannot be told) |
 //!
 //! `/ping`, `/ready` and `/metrics` need no login; move them with `[endpoints]` (or turn one
 //! off with `""`). Every path under `/oauth2/` belongs to the proxy.
@@ -69,17 +109,19 @@
 //! absolute_timeout_secs = 43200
 //!
 //! [headers]
-//! user_claim = "sub"                         # falls back to sub when missing
+//! user_claim = "sub"                         # falls back to sub when missing ("email": verified only)
 //! # groups_claim = "groups"                  # default: roles + groups + realm_access.roles
 //! pass_access_token = false                  # X-Forwarded-Access-Token
 //! pass_authorization_header = false          # Authorization: Bearer <access token>
+//! insecure_allow_unverified_email = false    # true: send addresses without email_verified
+//! strip = ["X-My-User", "X-Corp-*"]          # client headers removed besides the built-in list
 //!
 //! [endpoints]
 //! ping = "/ping"
 //! ready = "/ready"
 //! metrics = "/metrics"
 //!
-//! [routes]                                   # PREFIX or METHOD=PREFIX
+//! [routes]                                   # PATH or METHOD=PATH; ending in / = prefix
 //! skip_auth = ["/static/", "GET=/favicon.ico"]
 //! api = ["/api/"]
 //! bearer = ["/api/"]
@@ -93,6 +135,8 @@
 //! # redirect_path = "/oauth2/callback"
 //! # audience = "auth-proxy"                  # aud of bearer tokens; default client_id
 //! # accept_bearer = true
+//! # require_at_jwt = true                    # default: true when audience is a client id
+//! #                                          # (then it cannot be false), else false
 //!
 //! [[upstream]]
 //! prefix = "/"
@@ -129,11 +173,14 @@
 //! | `AUTH_PROXY_GROUPS_CLAIM` | `headers.groups_claim` |
 //! | `AUTH_PROXY_PASS_ACCESS_TOKEN` | `headers.pass_access_token` |
 //! | `AUTH_PROXY_PASS_AUTHORIZATION_HEADER` | `headers.pass_authorization_header` |
+//! | `AUTH_PROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL` | `headers.insecure_allow_unverified_email` |
+//! | `AUTH_PROXY_STRIP_HEADERS` | `headers.strip` |
 //! | `AUTH_PROXY_ISSUER` | `issuer` of the first provider (created when the file has none) |
 //! | `AUTH_PROXY_CLIENT_ID` | `client_id` of the first provider |
 //! | `AUTH_PROXY_CLIENT_SECRET` | `client_secret` of the first provider |
 //! | `AUTH_PROXY_SCOPES` | `scopes` of the first provider (space-separated) |
 //! | `AUTH_PROXY_AUDIENCE` | `audience` of the first provider |
+//! | `AUTH_PROXY_REQUIRE_AT_JWT` | `require_at_jwt` of the first provider |
 //! | `AUTH_PROXY_PROVIDER_<NAME>_CLIENT_SECRET` | `client_secret` of the provider `<name>` (upper case, other characters as `_`) |
 //! | `RUST_LOG` | log filter (default `info`) |
 //!

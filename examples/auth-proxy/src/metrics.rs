@@ -7,6 +7,7 @@
 //! | `oidc_proxy_requests_in_flight` | gauge | |
 //! | `oidc_proxy_upstream_responses_total` | counter | `upstream`, `class` (`1xx` … `5xx`) |
 //! | `oidc_proxy_upstream_errors_total` | counter | `upstream`, `reason`: `connect`, `timeout`, `other` |
+//! | `oidc_proxy_upstream_own_cookie_dropped_total` | counter | `upstream`: `Set-Cookie` headers of the upstream for the proxy's session cookie, dropped |
 //!
 //! The handles are registered once with the recorder of this proxy, not through the global
 //! recorder, so that several proxies in one process (tests) keep their own numbers. The
@@ -90,6 +91,7 @@ const DURATION: &str = "oidc_proxy_request_duration_seconds";
 const IN_FLIGHT: &str = "oidc_proxy_requests_in_flight";
 const UPSTREAM_RESPONSES: &str = "oidc_proxy_upstream_responses_total";
 const UPSTREAM_ERRORS: &str = "oidc_proxy_upstream_errors_total";
+const OWN_COOKIE_DROPPED: &str = "oidc_proxy_upstream_own_cookie_dropped_total";
 
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -105,6 +107,7 @@ pub struct Metrics {
     in_flight: Gauge,
     upstream_responses: BTreeMap<(String, u8), Counter>,
     upstream_errors: BTreeMap<(String, UpstreamError), Counter>,
+    own_cookie_dropped: BTreeMap<String, Counter>,
 }
 
 static METADATA: Metadata<'static> = Metadata::new("auth_proxy", Level::INFO, Some(module_path!()));
@@ -142,6 +145,11 @@ impl Metrics {
             None,
             "Upstream requests that got no response.".into(),
         );
+        recorder.describe_counter(
+            OWN_COOKIE_DROPPED.into(),
+            None,
+            "Set-Cookie headers of upstreams for the proxy's own session cookie, dropped.".into(),
+        );
         let key = |name: &'static str, labels: Vec<Label>| Key::from_parts(name, labels);
         let requests = Outcome::ALL
             .iter()
@@ -159,7 +167,18 @@ impl Metrics {
         let in_flight = recorder.register_gauge(&key(IN_FLIGHT, Vec::new()), &METADATA);
         let mut upstream_responses = BTreeMap::new();
         let mut upstream_errors = BTreeMap::new();
+        let mut own_cookie_dropped = BTreeMap::new();
         for name in upstreams {
+            own_cookie_dropped.insert(
+                name.to_owned(),
+                recorder.register_counter(
+                    &key(
+                        OWN_COOKIE_DROPPED,
+                        vec![Label::new("upstream", name.to_owned())],
+                    ),
+                    &METADATA,
+                ),
+            );
             for class in 1..=5u8 {
                 let labels = vec![
                     Label::new("upstream", name.to_owned()),
@@ -188,6 +207,7 @@ impl Metrics {
             in_flight,
             upstream_responses,
             upstream_errors,
+            own_cookie_dropped,
         }
     }
 
@@ -232,6 +252,13 @@ impl Metrics {
         }
     }
 
+    /// Records a `Set-Cookie` of `upstream` for the proxy's own cookie, dropped.
+    pub fn own_cookie_dropped(&self, upstream: &str) {
+        if let Some(counter) = self.own_cookie_dropped.get(upstream) {
+            counter.increment(1);
+        }
+    }
+
     /// Records an upstream failure.
     pub fn upstream_error(&self, upstream: &str, reason: UpstreamError) {
         if let Some(counter) = self.upstream_errors.get(&(upstream.to_owned(), reason)) {
@@ -260,6 +287,7 @@ mod tests {
         m.request(Outcome::Rejected, Duration::from_millis(3));
         m.upstream_error("app", UpstreamError::Connect);
         m.upstream_response("app", http::StatusCode::OK);
+        m.own_cookie_dropped("app");
         {
             let _guard = m.in_flight();
         }
@@ -287,6 +315,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("oidc_proxy_requests_in_flight 0"), "{text}");
+        assert!(
+            text.contains("oidc_proxy_upstream_own_cookie_dropped_total{upstream=\"app\"} 1"),
+            "{text}"
+        );
         assert!(m.take_recorder().is_some());
         assert!(m.take_recorder().is_none());
     }

@@ -1,9 +1,12 @@
 //! Request paths and the route rules matched against them.
 //!
-//! A rule's prefix matches at a segment boundary: `/api` matches `/api` and `/api/x` but not
-//! `/apix`; `/api/` matches `/api/` and below. A request path must match a prefix both as
-//! sent (percent-encoded) and decoded, so that an encoded character cannot make the proxy
-//! and the upstream disagree on the route.
+//! A route rule (`routes.skip_auth`, `routes.api`, `routes.bearer`) names one exact path,
+//! unless it ends with `/`: `GET=/favicon.ico` covers `/favicon.ico` and nothing else (not
+//! `/favicon.ico/x`, not `/favicon.ico;x`), `/static/` covers `/static/` and everything
+//! below it. An upstream's `prefix` is a prefix at a segment boundary: `/api` routes `/api`
+//! and `/api/x` but not `/apix`. A request path must match a rule or a prefix both as sent
+//! (percent-encoded) and decoded, so that an encoded character cannot make the proxy and the
+//! upstream disagree on the route (`/favicon%2eico` is not `/favicon.ico` for a rule).
 //!
 //! Paths an upstream could resolve to somewhere else than they look are refused with 400
 //! before any rule is consulted: dot segments (`/a/../b`, also encoded as `%2e%2e` or with
@@ -111,6 +114,11 @@ impl<'a> RequestPath<'a> {
         self.raw
     }
 
+    /// Whether the path is exactly `path`, both as sent and decoded.
+    pub fn is(&self, path: &str) -> bool {
+        self.raw == path && self.decoded == path.as_bytes()
+    }
+
     /// Whether the path lies under `prefix`, both as sent and decoded.
     pub fn under(&self, prefix: &str) -> bool {
         prefix_matches(prefix, self.raw.as_bytes()) && prefix_matches(prefix, &self.decoded)
@@ -149,42 +157,57 @@ pub fn check_prefix(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// One route rule: a path prefix, optionally for one method only.
+/// One route rule: an exact path, or a prefix when it ends with `/`, optionally for one
+/// method only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteRule {
     method: Option<Method>,
-    prefix: String,
+    path: String,
 }
 
 impl RouteRule {
-    /// Parses `PREFIX` or `METHOD=PREFIX` (`GET=/health`).
+    /// Parses `PATH` or `METHOD=PATH` (`GET=/health`). A `PATH` ending with `/` is a prefix
+    /// (`/static/`); any other names that one path only.
     ///
     /// # Errors
     ///
     /// A message naming the bad entry.
     pub fn parse(entry: &str) -> Result<Self, String> {
         let entry = entry.trim();
-        let (method, prefix) = match entry.split_once('=') {
-            Some((method, prefix)) => {
+        let (method, path) = match entry.split_once('=') {
+            Some((method, path)) => {
                 let m = known_method(method.trim()).ok_or_else(|| {
                     format!(
                         "{entry:?}: {method:?} is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
                     )
                 })?;
-                (Some(m), prefix.trim())
+                (Some(m), path.trim())
             }
             None => (None, entry),
         };
-        check_prefix(prefix).map_err(|e| format!("{entry:?}: {e}"))?;
+        check_prefix(path).map_err(|e| format!("{entry:?}: {e}"))?;
         Ok(Self {
             method,
-            prefix: prefix.to_owned(),
+            path: path.to_owned(),
         })
     }
 
-    /// Whether the rule covers this request.
+    /// Whether the rule is a prefix (its path ends with `/`) rather than one exact path.
+    pub fn is_prefix(&self) -> bool {
+        self.path.ends_with('/')
+    }
+
+    /// Whether the rule covers this request: the method (when the rule names one) and the
+    /// path, exactly or, for a rule ending with `/`, as a prefix; both as sent and decoded.
     pub fn matches(&self, method: &Method, path: &RequestPath<'_>) -> bool {
-        self.method.as_ref().is_none_or(|m| m == method) && path.under(&self.prefix)
+        if self.method.as_ref().is_some_and(|m| m != method) {
+            return false;
+        }
+        if self.is_prefix() {
+            path.under(&self.path)
+        } else {
+            path.is(&self.path)
+        }
     }
 }
 
@@ -285,9 +308,35 @@ mod tests {
         assert!(!rule.matches(&Method::POST, &path));
         let rule = RouteRule::parse("/static/").unwrap();
         assert!(rule.matches(&Method::POST, &RequestPath::parse("/static/a.css").unwrap()));
+        assert!(rule.matches(&Method::GET, &RequestPath::parse("/static/").unwrap()));
+        assert!(!rule.matches(&Method::GET, &RequestPath::parse("/static").unwrap()));
         assert!(RouteRule::parse("static").is_err());
         assert!(RouteRule::parse("FOO=/x").is_err());
         assert!(RouteRule::parse("/a?b").is_err());
         assert!(RouteRule::parse("/a/../b").is_err());
+    }
+
+    #[test]
+    fn a_rule_without_trailing_slash_names_one_path() {
+        let rule = RouteRule::parse("GET=/favicon.ico").unwrap();
+        assert!(!rule.is_prefix());
+        let get = |p: &str| rule.matches(&Method::GET, &RequestPath::parse(p).unwrap());
+        assert!(get("/favicon.ico"));
+        for other in [
+            "/favicon.ico/",
+            "/favicon.ico/secret",
+            "/favicon.ico;x",
+            "/favicon.icox",
+            "/favicon%2eico",
+            "/favicon.ico%2fsecret",
+            "/FAVICON.ICO",
+        ] {
+            assert!(!get(other), "{other}");
+        }
+        let api = RouteRule::parse("/api").unwrap();
+        let any = |p: &str| api.matches(&Method::POST, &RequestPath::parse(p).unwrap());
+        assert!(any("/api"));
+        assert!(!any("/api/x"));
+        assert!(!any("/api/"));
     }
 }

@@ -19,12 +19,14 @@ use http::Request;
 use http_body_util::BodyExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-const IDENTITY: [&str; 5] = [
+const IDENTITY: [&str; 7] = [
     "x-forwarded-user",
     "x-forwarded-email",
     "x-forwarded-groups",
     "x-forwarded-preferred-username",
     "x-forwarded-access-token",
+    "x-forwarded-issuer",
+    "x-forwarded-provider",
 ];
 
 /// Spoofed copies of every identity header, in odd spellings.
@@ -93,6 +95,8 @@ async fn login_reaches_the_upstream_with_identity_headers() {
     // Groups come from the identity's groups; one with a comma is left out.
     assert_eq!(seen(&echo, "x-forwarded-groups"), ["admins,devs"]);
     assert_eq!(seen(&echo, "x-forwarded-preferred-username"), [USER]);
+    assert_eq!(seen(&echo, "x-forwarded-issuer"), [w.op.issuer()]);
+    assert_eq!(seen(&echo, "x-forwarded-provider"), ["default"]);
     // Not asked for: no access token.
     assert!(seen(&echo, "x-forwarded-access-token").is_empty());
     assert!(seen(&echo, "authorization").is_empty());
@@ -352,6 +356,8 @@ async fn userinfo_for_sessions_and_tokens() {
             "email": format!("{USER}@example.test"),
             "groups": ["admins"],
             "preferred_username": USER,
+            "issuer": w.op.issuer(),
+            "provider": "default",
         })
     );
     let token = w.op.token().claim("sub", "svc-2").audience(AUDIENCE).sign();
@@ -735,7 +741,9 @@ async fn a_user_that_cannot_be_sent_is_refused() {
             0
         );
     }
-    // Userinfo: the user as the proxy knows it; only GET and HEAD.
+    // Userinfo: no user either; only GET and HEAD.
+    let res = w.get("/oauth2/userinfo", Some(&cookie), &[]).await;
+    assert_eq!(res.status(), 403);
     let res = w
         .http
         .post(w.url("/oauth2/userinfo"))

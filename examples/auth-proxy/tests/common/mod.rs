@@ -126,6 +126,21 @@ async fn upstream(name: &str, state: Arc<UpstreamState>, mut req: Request<Body>)
             .body(Body::empty())
             .unwrap();
     }
+    if path.ends_with("/set-cookie") {
+        // Tries to plant the proxy's session cookie (session fixation), next to its own.
+        let mut res = Response::new(Body::from("cookies set\n"));
+        for cookie in [
+            format!("{COOKIE}=planted; Path=/; HttpOnly"),
+            format!("__Host-{COOKIE}=planted; Path=/; Secure"),
+            format!("__secure-{COOKIE}=planted; Secure"),
+            format!("={COOKIE}=planted"),
+            "theme=dark; Path=/".to_owned(),
+        ] {
+            res.headers_mut()
+                .append(header::SET_COOKIE, cookie.parse().unwrap());
+        }
+        return res;
+    }
     if path.ends_with("/upload") {
         let mut body = req.into_body();
         let mut bytes = 0u64;
@@ -354,6 +369,8 @@ pub fn hyper_client() -> Client<HttpConnector, Body> {
 /// The proxy, its provider and its upstreams.
 pub struct World {
     pub op: TestProvider,
+    /// The providers after the first, for tests with several.
+    pub more_ops: Vec<TestProvider>,
     pub url: String,
     pub addr: SocketAddr,
     pub proxy: Proxy,
@@ -420,11 +437,26 @@ impl World {
         config: FileConfig,
         upstreams: Vec<Upstream>,
     ) -> Self {
+        Self::start_with_providers(vec![op], config, upstreams).await
+    }
+
+    /// Starts the proxy with `config`, whose `[[provider]]`s are `ops`, in order.
+    pub async fn start_with_providers(
+        mut ops: Vec<TestProvider>,
+        config: FileConfig,
+        upstreams: Vec<Upstream>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let url = format!("http://{addr}");
         let settings = config.validate_for(addr).unwrap();
+        let more_ops = ops.split_off(1);
+        let op = ops.pop().unwrap();
         for p in &settings.providers {
+            let op = std::iter::once(&op)
+                .chain(&more_ops)
+                .find(|op| op.issuer() == p.issuer)
+                .unwrap();
             op.register_client(
                 ClientRegistration::confidential(&p.client_id, SECRET, &p.redirect_uri)
                     .add_post_logout_redirect_uri(&format!("{url}/")),
@@ -439,6 +471,7 @@ impl World {
         };
         Self {
             op,
+            more_ops,
             url,
             addr,
             proxy,
@@ -508,6 +541,38 @@ impl World {
         let cookie = session_cookie(&res).expect("a session cookie after login");
         assert_ne!(cookie, pre, "the session id changes at login");
         cookie
+    }
+
+    /// Signs in at `op` through `/oauth2/start/{provider}` (several providers) and returns
+    /// the session cookie's value.
+    pub async fn login_at(&self, op: &TestProvider, provider: &str) -> String {
+        let res = self
+            .navigate(&format!("/oauth2/start/{provider}?return_to=/app"), None)
+            .await;
+        assert_eq!(res.status(), 303, "login start");
+        let pre = session_cookie(&res).expect("a pre-login session cookie");
+        let authorize = res.headers()["location"].to_str().unwrap().to_owned();
+        assert!(authorize.starts_with(&op.issuer()), "{authorize}");
+        let res = self.http.get(&authorize).send().await.unwrap();
+        assert_eq!(res.status(), 303, "authorize");
+        let callback = res.headers()["location"].to_str().unwrap().to_owned();
+        let res = self
+            .http
+            .get(&callback)
+            .header("cookie", format!("{COOKIE}={pre}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "callback");
+        session_cookie(&res).expect("a session cookie after login")
+    }
+
+    /// Requests seen by all upstreams.
+    pub fn upstream_requests(&self) -> u64 {
+        self.upstreams
+            .iter()
+            .map(|u| u.state.requests.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The proxy's `/metrics`, parsed.
