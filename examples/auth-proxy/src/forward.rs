@@ -138,7 +138,16 @@ impl Forwarder {
         let Some(uri) = target_uri(upstream, req.uri()) else {
             return text(StatusCode::BAD_REQUEST, "Bad request path.\n");
         };
-        let upgrade = upgrade_protocol(req.version(), req.headers());
+        let upgrade = match upgrade_protocol(req.method(), req.version(), req.headers()) {
+            Ok(upgrade) => upgrade,
+            Err(refused) => {
+                tracing::debug!(reason = refused.0, "protocol upgrade refused");
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "Only websocket upgrades are forwarded.\n",
+                );
+            }
+        };
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
 
         let (parts, body) = req.into_parts();
@@ -213,7 +222,21 @@ impl Forwarder {
                 tracing::warn!(upstream = name, "upstream switched protocols unasked");
                 return text(StatusCode::BAD_GATEWAY, "The upstream answered wrongly.\n");
             };
-            let protocol = res.headers().get(header::UPGRADE).cloned();
+            // Spliced only when the upstream switched to the websocket the proxy asked for.
+            let switched_to_websocket = res.headers().get(header::UPGRADE).is_some_and(|v| {
+                v.as_bytes()
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(WEBSOCKET.as_bytes())
+            }) && res.headers().get_all(header::UPGRADE).iter().count()
+                == 1;
+            if !switched_to_websocket {
+                tracing::warn!(
+                    upstream = name,
+                    "upstream switched to another protocol than websocket"
+                );
+                return text(StatusCode::BAD_GATEWAY, "The upstream answered wrongly.\n");
+            }
+            let protocol = Some(HeaderValue::from_static(WEBSOCKET));
             let upstream_upgrade = hyper::upgrade::on(&mut res);
             let upstream_name = upstream.name.clone();
             tokio::spawn(async move {
@@ -335,23 +358,67 @@ fn target_uri(upstream: &UpstreamSettings, uri: &Uri) -> Option<Uri> {
         .ok()
 }
 
-/// The protocol of an HTTP/1.1 `Upgrade` request (`Connection: upgrade` and `Upgrade: …`).
-fn upgrade_protocol(version: Version, headers: &HeaderMap) -> Option<HeaderValue> {
-    if version != Version::HTTP_11 {
-        return None;
-    }
+/// Why an upgrade request is refused (for the debug log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UpgradeRefused(&'static str);
+
+/// The only protocol a client may switch to through the proxy (an allow-list): anything
+/// else (`h2c`, a made-up protocol, several values) would hand the upstream a connection the
+/// proxy can no longer read, past its per-request checks.
+const WEBSOCKET: &str = "websocket";
+
+/// The protocol of an HTTP/1.1 `Upgrade` request: `Ok(Some(websocket))` for a websocket
+/// handshake (`GET`, `Connection: upgrade`, exactly one `Upgrade: websocket`, any case),
+/// `Ok(None)` for a request that asks for no upgrade at all, and an error for every other
+/// upgrade (answered 400, never forwarded).
+fn upgrade_protocol(
+    method: &http::Method,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<Option<HeaderValue>, UpgradeRefused> {
     let asks = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    if !asks {
-        return None;
-    }
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
     let mut values = headers.get_all(header::UPGRADE).iter();
-    let protocol = values.next()?.clone();
-    values.next().is_none().then_some(protocol)
+    let Some(first) = values.next() else {
+        return if asks {
+            Err(UpgradeRefused("connection: upgrade without upgrade"))
+        } else {
+            Ok(None)
+        };
+    };
+    if values.next().is_some() {
+        return Err(UpgradeRefused("several upgrade headers"));
+    }
+    if !asks {
+        // An `Upgrade` that `Connection` does not name is hop-by-hop noise; it is removed
+        // with the other hop-by-hop headers unless it names something else than websocket.
+        return if first
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(WEBSOCKET.as_bytes())
+        {
+            Ok(None)
+        } else {
+            Err(UpgradeRefused("upgrade to another protocol"))
+        };
+    }
+    if !first
+        .as_bytes()
+        .trim_ascii()
+        .eq_ignore_ascii_case(WEBSOCKET.as_bytes())
+    {
+        return Err(UpgradeRefused("upgrade to another protocol"));
+    }
+    if version != Version::HTTP_11 {
+        return Err(UpgradeRefused("upgrade outside HTTP/1.1"));
+    }
+    if method != http::Method::GET {
+        return Err(UpgradeRefused("websocket handshake that is not a GET"));
+    }
+    Ok(Some(HeaderValue::from_static(WEBSOCKET)))
 }
 
 /// Removes the hop-by-hop headers, including those named by `Connection`.
@@ -459,19 +526,43 @@ mod tests {
     }
 
     #[test]
-    fn upgrades_are_recognised() {
+    fn only_websocket_upgrades_are_recognised() {
+        let get = http::Method::GET;
         let mut h = HeaderMap::new();
         h.insert(
             header::CONNECTION,
             HeaderValue::from_static("keep-alive, Upgrade"),
         );
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        assert_eq!(upgrade_protocol(Version::HTTP_11, &h).unwrap(), "websocket");
-        assert!(upgrade_protocol(Version::HTTP_10, &h).is_none());
+        h.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
+        assert_eq!(
+            upgrade_protocol(&get, Version::HTTP_11, &h)
+                .unwrap()
+                .unwrap(),
+            "websocket"
+        );
+        assert!(upgrade_protocol(&get, Version::HTTP_10, &h).is_err());
+        assert!(upgrade_protocol(&http::Method::POST, Version::HTTP_11, &h).is_err());
         h.append(header::UPGRADE, HeaderValue::from_static("h2c"));
-        assert!(upgrade_protocol(Version::HTTP_11, &h).is_none());
+        assert!(upgrade_protocol(&get, Version::HTTP_11, &h).is_err());
+        for other in ["h2c", "websocket, h2c", "TLS/1.0", "websocketx", ""] {
+            h.insert(header::UPGRADE, HeaderValue::from_static(other));
+            assert!(
+                upgrade_protocol(&get, Version::HTTP_11, &h).is_err(),
+                "{other}"
+            );
+        }
         h.remove(header::UPGRADE);
-        assert!(upgrade_protocol(Version::HTTP_11, &h).is_none());
+        assert!(upgrade_protocol(&get, Version::HTTP_11, &h).is_err());
+        // No Connection: upgrade: an h2c Upgrade header is refused too, websocket is dropped.
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        assert!(upgrade_protocol(&get, Version::HTTP_11, &h).is_err());
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(upgrade_protocol(&get, Version::HTTP_11, &h), Ok(None));
+        assert_eq!(
+            upgrade_protocol(&get, Version::HTTP_11, &HeaderMap::new()),
+            Ok(None)
+        );
     }
 
     #[test]

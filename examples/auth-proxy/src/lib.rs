@@ -37,7 +37,11 @@
 //!   dropped, logged at warn and counted.
 //! - **Forwarding** by path prefix to several upstreams (longest prefix wins, optionally
 //!   stripped), with hyper's HTTP/1.1 client: request and response bodies stream (nothing is
-//!   buffered, uploads of any size pass), `Upgrade` requests (websockets) are spliced,
+//!   buffered, uploads of any size pass), websocket handshakes (a `GET` with `Connection: upgrade` and exactly one
+//!   `Upgrade: websocket`, any case) are spliced once the upstream answers 101 with
+//!   `Upgrade: websocket`; any other upgrade (`h2c`, an unknown protocol, several values, a
+//!   non-`GET` handshake) is answered 400 and never reaches the upstream, and a 101 the proxy
+//!   did not ask for, or to another protocol, is answered 502 and never spliced,
 //!   hop-by-hop headers are removed, and `X-Forwarded-For`, `-Proto` and `-Host` are set (the
 //!   client's are replaced unless `reverse_proxy = true`).
 //! - **Paths** that an upstream could read differently than the proxy (dot segments, also
