@@ -945,6 +945,9 @@ impl Quickstart {
             "OIDC_REFRESH_MARGIN_SECS",
             "SESSION_STORE",
             "SESSION_NAMESPACE",
+            "HEADER_READ_TIMEOUT_SECS",
+            "BODY_READ_TIMEOUT_SECS",
+            "MAX_CONNECTIONS",
         ] {
             cmd.env_remove(key);
         }

@@ -2,7 +2,6 @@
 //! then forwarding.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -57,6 +56,7 @@ struct Shared {
     callbacks: Vec<String>,
     providers: Vec<Provider>,
     metrics: Arc<Metrics>,
+    limits: server_limits::Limits,
 }
 
 /// Set by the authenticated service when a request reached it (so: had an identity).
@@ -151,6 +151,8 @@ impl Proxy {
         let sessions = login
             .session_layer()
             .with_name(settings.cookie.name.clone());
+        // Websocket tunnels of a session close once the session is gone.
+        let _ = forwarder.sessions.set(login.store().clone());
 
         let inner = {
             let forwarder = forwarder.clone();
@@ -192,6 +194,7 @@ impl Proxy {
                     .collect(),
                 providers,
                 metrics,
+                limits: settings.limits,
             }),
         })
     }
@@ -233,12 +236,10 @@ impl Proxy {
                 metrics.run_upkeep();
             }
         });
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // Header-read timeout, body-read deadline, connection cap; peer addresses as
+        // `ConnectInfo` (read by the forwarder).
+        let limits = self.shared.limits;
+        let result = server_limits::serve(listener, self.router(), limits, shutdown).await;
         upkeep.abort();
         result
     }

@@ -93,6 +93,9 @@ pub struct FileConfig {
     pub pass_host_header: Option<bool>,
     /// Where a signed-out user is sent by the provider.
     pub post_logout_redirect_uri: Option<String>,
+    /// Limits on clients (`[server]`).
+    #[serde(default)]
+    pub server: ServerConfig,
     /// Session cookie settings.
     #[serde(default)]
     pub cookie: CookieConfig,
@@ -111,6 +114,21 @@ pub struct FileConfig {
     /// The apps behind the proxy (`[[upstream]]`).
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
+}
+
+/// `[server]`: limits on slow or idle clients.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Seconds a connection may take to send a request head (default 10).
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a request body may take to arrive after its head (default 30; then 408).
+    pub body_read_timeout_secs: Option<u64>,
+    /// Connections served at once (default 4096).
+    pub max_connections: Option<usize>,
+    /// Seconds between the checks of a websocket tunnel's session (default 30): a tunnel
+    /// opened with a session closes once the session is gone.
+    pub websocket_session_check_secs: Option<u64>,
 }
 
 /// `[cookie]`.
@@ -324,6 +342,22 @@ impl FileConfig {
         if let Some(v) = get("AUTH_PROXY_UPSTREAM_TIMEOUT_SECS") {
             self.upstream_timeout_secs = Some(parse_u64("AUTH_PROXY_UPSTREAM_TIMEOUT_SECS", &v)?);
         }
+        if let Some(v) = get("AUTH_PROXY_HEADER_READ_TIMEOUT_SECS") {
+            self.server.header_read_timeout_secs =
+                Some(parse_u64("AUTH_PROXY_HEADER_READ_TIMEOUT_SECS", &v)?);
+        }
+        if let Some(v) = get("AUTH_PROXY_BODY_READ_TIMEOUT_SECS") {
+            self.server.body_read_timeout_secs =
+                Some(parse_u64("AUTH_PROXY_BODY_READ_TIMEOUT_SECS", &v)?);
+        }
+        if let Some(v) = get("AUTH_PROXY_WEBSOCKET_SESSION_CHECK_SECS") {
+            self.server.websocket_session_check_secs =
+                Some(parse_u64("AUTH_PROXY_WEBSOCKET_SESSION_CHECK_SECS", &v)?);
+        }
+        if let Some(v) = get("AUTH_PROXY_MAX_CONNECTIONS") {
+            let n = parse_u64("AUTH_PROXY_MAX_CONNECTIONS", &v)?;
+            self.server.max_connections = Some(usize::try_from(n).unwrap_or(usize::MAX));
+        }
         if let Some(v) = get("AUTH_PROXY_REVERSE_PROXY") {
             self.reverse_proxy = Some(parse_bool("AUTH_PROXY_REVERSE_PROXY", &v)?);
         }
@@ -494,6 +528,28 @@ impl FileConfig {
             self.upstream_timeout_secs.unwrap_or(60),
         )?;
 
+        let defaults = server_limits::Limits::default();
+        let limits = server_limits::Limits::new(
+            match self.server.header_read_timeout_secs {
+                Some(secs) => positive_secs("server.header_read_timeout_secs", secs)?,
+                None => defaults.header_read_timeout,
+            },
+            match self.server.body_read_timeout_secs {
+                Some(secs) => positive_secs("server.body_read_timeout_secs", secs)?,
+                None => defaults.body_read_timeout,
+            },
+            match self.server.max_connections {
+                Some(0) => return err("server.max_connections: must be at least 1"),
+                Some(n) => n,
+                None => defaults.max_connections,
+            },
+        );
+
+        let websocket_session_check = positive_secs(
+            "server.websocket_session_check_secs",
+            self.server.websocket_session_check_secs.unwrap_or(30),
+        )?;
+
         let cookie = self.cookie.validate(secure)?;
         let mut headers = self.headers.validate()?;
         let endpoints = self.endpoints.validate()?;
@@ -617,6 +673,8 @@ impl FileConfig {
             public_url,
             secure,
             upstream_timeout,
+            limits,
+            websocket_session_check,
             reverse_proxy: self.reverse_proxy.unwrap_or(false),
             pass_host_header: self.pass_host_header.unwrap_or(true),
             post_logout_redirect_uri,
@@ -994,6 +1052,10 @@ pub struct Settings {
     pub secure: bool,
     /// How long to wait for an upstream's response headers.
     pub upstream_timeout: Duration,
+    /// Header-read timeout, body-read deadline and connection cap (`[server]`).
+    pub limits: server_limits::Limits,
+    /// How often a websocket tunnel checks that its session still exists.
+    pub websocket_session_check: Duration,
     /// Keep the `X-Forwarded-*` headers of a trusted front proxy.
     pub reverse_proxy: bool,
     /// Pass the client's `Host` header to the upstream.

@@ -15,6 +15,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
+use oidc_tower::login::store::LoginStore;
+
 use crate::config::{HeaderSettings, Settings, UpstreamSettings};
 use crate::identity::{Who, sets_own_cookie, strip_identity_headers};
 use crate::metrics::{Metrics, UpstreamError};
@@ -60,6 +62,11 @@ pub(crate) struct Forwarder {
     cookie_name: String,
     pub(crate) headers: HeaderSettings,
     pub(crate) metrics: Arc<Metrics>,
+    /// The login layer's view of its session store: a websocket tunnel opened with a session
+    /// closes once that session is gone (signed out, logged out by the provider, expired).
+    pub(crate) sessions: std::sync::OnceLock<LoginStore>,
+    /// How often a tunnel checks its session.
+    tunnel_check: Duration,
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -114,6 +121,8 @@ impl Forwarder {
             cookie_name: settings.cookie.name.clone(),
             headers: settings.headers.clone(),
             metrics,
+            sessions: std::sync::OnceLock::new(),
+            tunnel_check: settings.websocket_session_check,
         }
     }
 
@@ -149,6 +158,13 @@ impl Forwarder {
             }
         };
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        // The browser session a tunnel belongs to (none for a bearer token).
+        let tunnel_session = upgrade
+            .as_ref()
+            .and_then(|_| req.extensions().get::<tower_sessions::Session>())
+            .and_then(tower_sessions::Session::id)
+            .zip(self.sessions.get().cloned());
+        let tunnel_check = self.tunnel_check;
 
         let (parts, body) = req.into_parts();
         let peer = parts
@@ -244,9 +260,8 @@ impl Forwarder {
                     Ok((client, server)) => {
                         let mut client = TokioIo::new(client);
                         let mut server = TokioIo::new(server);
-                        if let Err(e) =
-                            tokio::io::copy_bidirectional(&mut client, &mut server).await
-                        {
+                        let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                        if let Err(e) = splice(copy, tunnel_session, tunnel_check).await {
                             tracing::debug!(upstream = upstream_name, error = %e, "upgraded connection ended");
                         }
                     }
@@ -332,6 +347,39 @@ impl Forwarder {
         }
         headers.insert(X_FORWARDED_PROTO, self.public_scheme.clone());
         headers.insert(X_FORWARDED_HOST, self.public_host.clone());
+    }
+}
+
+/// Runs a spliced tunnel until either side closes it or, for a tunnel of a browser session,
+/// until that session is gone from the store (checked every `every`; a store that cannot
+/// answer closes the tunnel too: fail closed).
+async fn splice(
+    copy: impl Future<Output = std::io::Result<(u64, u64)>>,
+    session: Option<(tower_sessions::session::Id, LoginStore)>,
+    every: Duration,
+) -> std::io::Result<()> {
+    let mut copy = std::pin::pin!(copy);
+    let Some((id, store)) = session else {
+        return copy.await.map(|_| ());
+    };
+    loop {
+        tokio::select! {
+            result = copy.as_mut() => return result.map(|_| ()),
+            () = tokio::time::sleep(every) => {
+                use tower_sessions::SessionStore as _;
+                match store.load(&id).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        tracing::info!("the session of a websocket ended; tunnel closed");
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session store failed; websocket tunnel closed");
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -107,6 +107,12 @@
 //! pass_host_header = true                    # the client's Host goes to the upstream
 //! # post_logout_redirect_uri = "https://app.example.com/"   # default: public_url + "/"
 //!
+//! [server]                                  # limits on slow or idle clients
+//! header_read_timeout_secs = 10              # a connection must send a whole request head in this time
+//! body_read_timeout_secs = 30                # a request body must arrive in this time (else 408)
+//! max_connections = 4096                     # connections served at once
+//! websocket_session_check_secs = 30         # a websocket of a session closes once it is gone
+//!
 //! [cookie]
 //! name = "oidc-proxy"                        # "__Host-" is put in front on https
 //! idle_timeout_secs = 1800
@@ -164,6 +170,10 @@
 //! | `AUTH_PROXY_PUBLIC_URL` | `public_url` |
 //! | `AUTH_PROXY_UPSTREAMS` | `[[upstream]]`s, as `PREFIX=URL,…` (`/=http://127.0.0.1:8080`) |
 //! | `AUTH_PROXY_UPSTREAM_TIMEOUT_SECS` | `upstream_timeout_secs` |
+//! | `AUTH_PROXY_HEADER_READ_TIMEOUT_SECS` | `server.header_read_timeout_secs` |
+//! | `AUTH_PROXY_BODY_READ_TIMEOUT_SECS` | `server.body_read_timeout_secs` |
+//! | `AUTH_PROXY_MAX_CONNECTIONS` | `server.max_connections` |
+//! | `AUTH_PROXY_WEBSOCKET_SESSION_CHECK_SECS` | `server.websocket_session_check_secs` |
 //! | `AUTH_PROXY_REVERSE_PROXY` | `reverse_proxy` (`true`/`false`) |
 //! | `AUTH_PROXY_PASS_HOST_HEADER` | `pass_host_header` |
 //! | `AUTH_PROXY_POST_LOGOUT_REDIRECT_URI` | `post_logout_redirect_uri` |
@@ -194,6 +204,14 @@
 //! - Upstreams are plain `http` on a trusted network; anyone who can reach an upstream
 //!   directly can send it any `X-Forwarded-User`: bind upstreams to loopback or firewall them.
 //! - Tokens are never logged, never put in URLs, and never in error pages.
+//! - Slow clients: a connection must send a whole request head within
+//!   `server.header_read_timeout_secs` and a request body within
+//!   `server.body_read_timeout_secs` (else 408); at most `server.max_connections` are served
+//!   at once.
+//! - A websocket tunnel opened with a browser session is closed once that session is gone
+//!   (signed out, ended by back-channel logout, expired, or the store cannot say), checked
+//!   every `server.websocket_session_check_secs`; one opened with a bearer token lives until
+//!   either side closes it (the token's expiry is checked at the handshake only).
 
 pub mod app;
 pub mod config;

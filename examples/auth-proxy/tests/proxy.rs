@@ -17,7 +17,6 @@ use bytes::Bytes;
 use common::*;
 use http::Request;
 use http_body_util::BodyExt as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const IDENTITY: [&str; 7] = [
     "x-forwarded-user",
@@ -518,34 +517,6 @@ async fn responses_stream_through() {
     w.upstreams[0].state.release_stream.notify_one();
     let rest = body.collect().await.unwrap().to_bytes();
     assert_eq!(rest.len(), 5 * 1024 * 1024);
-}
-
-async fn websocket_handshake(w: &World, auth: &str) -> (tokio::net::TcpStream, String) {
-    let mut stream = tokio::net::TcpStream::connect(w.addr).await.unwrap();
-    let key = "dGhlIHNhbXBsZSBub25jZQ==";
-    let head = format!(
-        "GET /bearer/ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nX-Forwarded-User: mallory\r\n{auth}\r\n",
-        w.addr
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    // Read the response head byte by byte (the frames follow it on the same stream).
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            n,
-            1,
-            "connection closed in the head: {:?}",
-            String::from_utf8_lossy(&head)
-        );
-        head.push(byte[0]);
-    }
-    (stream, String::from_utf8(head).unwrap())
 }
 
 #[tokio::test]

@@ -200,3 +200,156 @@ async fn upstream_101_to_a_plain_request_is_not_spliced() {
         assert_eq!(switcher.requests(), 1);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Slow clients (issue 11, item 6): header-read timeout, body-read deadline, connection cap.
+
+/// A connection that sent part of a request head and then nothing.
+async fn half_open(addr: SocketAddr) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    s
+}
+
+#[tokio::test]
+async fn ping_answers_while_1000_half_open_connections_are_held() {
+    let w = World::start(|_| {}).await;
+    let mut held = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        held.push(half_open(w.addr).await);
+    }
+    let started = std::time::Instant::now();
+    let status = tokio::time::timeout(
+        Duration::from_secs(5),
+        raw_status(w.addr, "GET /ping HTTP/1.1\r\nHost: x"),
+    )
+    .await
+    .expect("/ping answers with 1000 half-open connections held");
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(held);
+}
+
+#[tokio::test]
+async fn a_half_open_connection_is_closed_after_the_header_timeout() {
+    let w = World::start(|c| c.server.header_read_timeout_secs = Some(1)).await;
+    let mut slow = half_open(w.addr).await;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the proxy closes a connection that sends no whole head"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_trickled_back_channel_logout_body_gets_408() {
+    let w = World::start(|c| c.server.body_read_timeout_secs = Some(1)).await;
+    let mut s = tokio::net::TcpStream::connect(w.addr).await.unwrap();
+    s.write_all(
+        b"POST /oauth2/backchannel-logout HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\nlogout_token=",
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    let answered = tokio::time::timeout(Duration::from_secs(6), async {
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            if s.write_all(b"x").await.is_err() {
+                break;
+            }
+        }
+        let _ = s.read_to_end(&mut out).await;
+    })
+    .await;
+    assert!(answered.is_ok(), "answered and closed");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+#[tokio::test]
+async fn the_connection_cap_holds_back_the_next_connection() {
+    let w = World::start(|c| c.server.max_connections = Some(2)).await;
+    let first = half_open(w.addr).await;
+    let _second = half_open(w.addr).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let addr = w.addr;
+    let third =
+        tokio::spawn(async move { raw_status(addr, "GET /ping HTTP/1.1\r\nHost: x").await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!third.is_finished(), "not served at the cap");
+    drop(first);
+    let status = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("served once a connection closed")
+        .unwrap();
+    assert_eq!(status, 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Websocket tunnels of a session that is logged out (issue 11, item 8).
+
+#[tokio::test]
+async fn a_websocket_of_a_signed_out_session_is_closed() {
+    let w = World::start(|c| c.server.websocket_session_check_secs = Some(1)).await;
+    let cookie = w.login().await;
+    let (mut stream, head) =
+        websocket_handshake(&w, &format!("Cookie: {COOKIE}={cookie}\r\n")).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (opcode, greeting) = read_frame(&mut stream).await.unwrap();
+    assert_eq!(
+        (opcode, greeting.as_slice()),
+        (0x1, format!("user={USER}").as_bytes())
+    );
+    // Past two checks with the session alive, the tunnel still works.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    write_frame(&mut stream, 0x1, b"still here", Some([1, 2, 3, 4])).await;
+    let (_, echoed) = read_frame(&mut stream).await.unwrap();
+    assert_eq!(echoed, b"still here");
+
+    let res = w
+        .http
+        .post(w.url("/oauth2/sign_out"))
+        .header("cookie", format!("{COOKIE}={cookie}"))
+        .header("origin", &w.url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    // Within a check interval or two, the proxy closes the tunnel.
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the tunnel of a signed-out session is closed"
+    );
+}

@@ -32,6 +32,9 @@
 //! | `OIDC_UNKNOWN_KID_COOLDOWN_SECS` | `30` | minimum time between JWKS refetches forced by unknown `kid`s |
 //! | `OIDC_REFRESH_MARGIN_SECS` | `60` | refresh a login's access token this long before it expires |
 //! | `SESSION_STORE` | `memory` | where login sessions live: `memory` (this process only), or `redis://…`, `postgres://…` (also `postgresql://…`) to share them between instances (a login on one is valid on all); the PostgreSQL tables are created at startup |
+//! | `HEADER_READ_TIMEOUT_SECS` | `10` | a connection that has not sent a whole request head in this time is closed |
+//! | `BODY_READ_TIMEOUT_SECS` | `30` | a request body not received in full this long after its head is answered 408 |
+//! | `MAX_CONNECTIONS` | `4096` | connections served at once; more wait to be accepted |
 //! | `SESSION_NAMESPACE` | `OIDC_CLIENT_ID` | this app's namespace in the session store: instances with the same one share sessions; apps sharing a Redis or PostgreSQL server with different ones never accept each other's sessions (a session also records the client id it was made for) |
 //!
 //! # Routes
@@ -364,6 +367,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("OIDC_REFRESH_MARGIN_SECS is not a number: {e}"))?
         .unwrap_or(60);
     let session_store = SessionStoreUrl::parse(env("SESSION_STORE"))?;
+    let defaults = server_limits::Limits::default();
+    let secs = |name: &str, default: Duration| -> Result<Duration, String> {
+        match env(name) {
+            None => Ok(default),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+                _ => Err(format!("{name} must be a whole number of seconds above 0")),
+            },
+        }
+    };
+    let max_connections = match env("MAX_CONNECTIONS") {
+        None => defaults.max_connections,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or("MAX_CONNECTIONS must be a whole number above 0")?,
+    };
+    let limits = server_limits::Limits::new(
+        secs("HEADER_READ_TIMEOUT_SECS", defaults.header_read_timeout)?,
+        secs("BODY_READ_TIMEOUT_SECS", defaults.body_read_timeout)?,
+        max_connections,
+    );
     let scopes: Option<Vec<String>> =
         env("OIDC_SCOPES").map(|s| s.split_whitespace().map(str::to_owned).collect());
     let secret = env("OIDC_CLIENT_SECRET");
@@ -463,11 +489,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("Listening on http://{local}");
 
-    axum::serve(listener, app(verifier, login, metrics))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    server_limits::serve(listener, app(verifier, login, metrics), limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     drop(embedded);
     Ok(())
 }

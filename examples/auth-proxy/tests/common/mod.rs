@@ -693,3 +693,31 @@ pub fn seen<'a>(echo: &'a Value, name: &str) -> Vec<&'a str> {
         .map(|values| values.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default()
 }
+
+pub async fn websocket_handshake(w: &World, auth: &str) -> (tokio::net::TcpStream, String) {
+    let mut stream = tokio::net::TcpStream::connect(w.addr).await.unwrap();
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let head = format!(
+        "GET /bearer/ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nX-Forwarded-User: mallory\r\n{auth}\r\n",
+        w.addr
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Read the response head byte by byte (the frames follow it on the same stream).
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            n,
+            1,
+            "connection closed in the head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    (stream, String::from_utf8(head).unwrap())
+}
