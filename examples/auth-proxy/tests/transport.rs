@@ -353,3 +353,126 @@ async fn a_websocket_of_a_signed_out_session_is_closed() {
         "the tunnel of a signed-out session is closed"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A real h2c-capable upstream: hypercorn (Debian `python3-hypercorn`, installed by .ci/run).
+
+/// hypercorn serving a tiny ASGI app on a free loopback port; it logs every request it gets
+/// (path and HTTP version) to a file. Killed on drop.
+struct Hypercorn {
+    addr: SocketAddr,
+    log: std::path::PathBuf,
+    child: std::process::Child,
+    _dir: TempDir,
+}
+
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for Hypercorn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const ASGI_APP: &str = r#"
+import pathlib
+LOG = pathlib.Path(__file__).with_name("requests.log")
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    with LOG.open("a") as f:
+        f.write(scope["path"] + " " + scope["http_version"] + "\n")
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"hypercorn"})
+"#;
+
+impl Hypercorn {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("auth-proxy-h2c-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("app.py"), ASGI_APP).unwrap();
+        let child = std::process::Command::new("hypercorn")
+            .arg("--bind")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("app:app")
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("hypercorn (Debian python3-hypercorn, installed by .ci/run) must be on PATH");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "hypercorn did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            addr,
+            log: dir.join("requests.log"),
+            child,
+            _dir: TempDir(dir),
+        }
+    }
+
+    /// The requests it got: `path version` lines.
+    fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn h2c_upgrade_to_a_real_h2c_server_is_not_forwarded() {
+    let hypercorn = Hypercorn::start().await;
+    // Spoken to directly, hypercorn does switch to HTTP/2: the test can tell.
+    let direct = exchange(hypercorn.addr, &h2c_request("/direct", hypercorn.addr, "")).await;
+    assert!(
+        direct.starts_with("HTTP/1.1 101"),
+        "hypercorn upgrades h2c: {direct:?}"
+    );
+    let url = format!("http://{}", hypercorn.addr);
+    let w = World::start(move |config| {
+        config.upstreams[0].url = Some(url);
+    })
+    .await;
+    let before = hypercorn.requests();
+    assert!(before.iter().any(|r| r == "/direct 2"), "{before:?}");
+    // Through the proxy, on a skip-auth and on an authenticated route: refused, not sent.
+    for (path, auth) in [("/public/x", String::new()), ("/bearer/x", bearer(&w))] {
+        let answer = exchange(w.addr, &h2c_request(path, w.addr, &auth)).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer:?}");
+        assert!(!answer.contains("101"), "{path}: {answer:?}");
+    }
+    assert_eq!(
+        hypercorn.requests(),
+        before,
+        "no h2c request reached hypercorn"
+    );
+    // A plain request on the same route does reach it (the wiring is right).
+    let res = w.http.get(w.url("/public/x")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "hypercorn");
+    assert!(hypercorn.requests().iter().any(|r| r == "/public/x 1.1"));
+}
