@@ -226,8 +226,7 @@ pub async fn session_app(
     let provider = Provider::builder(tp.issuer()).build().unwrap();
     let client = OidcClient::new(provider, "bench-web", &redirect).unwrap();
     let login = configure(LoginLayer::new(client, &app_url).unwrap());
-    let sessions = login.session_layer();
-    let app = app.layer(login).layer(sessions);
+    let app = app.layer(login);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr.port()
 }

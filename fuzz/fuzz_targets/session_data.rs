@@ -133,7 +133,7 @@ fuzz_target!(|data: &[u8]| {
             async { Ok::<_, Infallible>(Response::new(String::from("app"))) }
         })
     };
-    let service = login.session_layer().layer(login.layer(inner));
+    let service = login.layer(inner);
     let status = block_on(service.oneshot(req)).unwrap().status();
 
     assert_ne!(

@@ -128,8 +128,9 @@ pub trait ScopeSet: Send + Sync + 'static {
 
 /// The verified claims, extracted only when the token grants every scope of `R`.
 ///
-/// Fails with [`ClaimsRejection::InsufficientScope`] (403, `WWW-Authenticate: Bearer
-/// error="insufficient_scope"`) otherwise.
+/// Fails with [`ClaimsRejection::InsufficientScope`] otherwise: 403 with the challenge of
+/// [`AuthError::insufficient_scope`](oidc_tower::AuthError::insufficient_scope), naming the
+/// realm of the layer that authenticated the request, as `RequireLayer` does.
 ///
 /// ```
 /// use oidc_axum::{RequireScopes, scope_set};
@@ -182,9 +183,13 @@ where
         if R::SCOPES.iter().all(|s| claims.scopes().contains(s)) {
             Ok(Self(claims, PhantomData))
         } else {
-            Err(ClaimsRejection::InsufficientScope {
-                required: R::SCOPES.join(" "),
-            })
+            Err(ClaimsRejection::InsufficientScope(
+                oidc_tower::AuthError::insufficient_scope(
+                    &parts.extensions,
+                    R::SCOPES.iter().copied(),
+                    "a required scope is missing",
+                ),
+            ))
         }
     }
 }

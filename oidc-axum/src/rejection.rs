@@ -1,7 +1,7 @@
 //! Rejections of the extractors: responses, with a status and a text.
 
 use axum_core::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use oidc_tower::OnRejection;
 
 /// Why [`Claims`](crate::Claims), [`Authenticated`](crate::Authenticated) or
@@ -21,11 +21,11 @@ pub enum ClaimsRejection {
         /// The claim type that was asked for.
         claims_type: &'static str,
     },
-    /// The token lacks a scope the handler requires. **403** `insufficient_scope`.
-    InsufficientScope {
-        /// The scopes the handler requires, space separated.
-        required: String,
-    },
+    /// The token lacks a scope the handler requires. **403** with the challenge of
+    /// [`AuthError::insufficient_scope`](oidc_tower::AuthError::insufficient_scope) (the
+    /// authenticating layer's realm, `error="insufficient_scope"`, the required scopes);
+    /// [`AuthError::required_scopes`](oidc_tower::AuthError::required_scopes) lists them.
+    InsufficientScope(oidc_tower::AuthError),
 }
 
 impl ClaimsRejection {
@@ -34,7 +34,7 @@ impl ClaimsRejection {
         match self {
             Self::Unauthenticated(error) => error.status(),
             Self::MissingLayer { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Self::InsufficientScope(error) => error.status(),
         }
     }
 
@@ -53,8 +53,12 @@ impl std::fmt::Display for ClaimsRejection {
                 "missing verified claims of type `{claims_type}`: is `oidc_tower::BearerAuthLayer` \
                  added around this route (with `.with_claims::<C>()` for a custom claim type)?"
             ),
-            Self::InsufficientScope { required } => {
-                write!(f, "insufficient scope: requires {required}")
+            Self::InsufficientScope(error) => {
+                write!(
+                    f,
+                    "insufficient scope: requires {}",
+                    error.required_scopes().join(" ")
+                )
             }
         }
     }
@@ -65,23 +69,19 @@ impl std::error::Error for ClaimsRejection {}
 impl IntoResponse for ClaimsRejection {
     fn into_response(self) -> Response {
         tracing::trace!(target: "oidc::rejection", status = %self.status(), "{self}");
-        if let Self::Unauthenticated(error) = &self {
-            return oidc_tower::DefaultRejection.on_rejection(error);
+        match &self {
+            Self::Unauthenticated(error) => oidc_tower::DefaultRejection.on_rejection(error),
+            // The layer's challenge and headers, with this text as the body.
+            Self::InsufficientScope(error) => {
+                let res: Response = oidc_tower::DefaultRejection.on_rejection(error);
+                let (mut parts, _) = res.into_parts();
+                parts.headers.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                Response::from_parts(parts, self.body_text().into())
+            }
+            Self::MissingLayer { .. } => (self.status(), self.body_text()).into_response(),
         }
-        let status = self.status();
-        let challenge = match &self {
-            Self::InsufficientScope { required } => HeaderValue::from_str(&format!(
-                "Bearer error=\"insufficient_scope\", scope=\"{}\"",
-                required.replace(['"', '\\'], "")
-            ))
-            .ok(),
-            Self::MissingLayer { .. } | Self::Unauthenticated(_) => None,
-        };
-        let mut res = (status, self.body_text()).into_response();
-        if let Some(challenge) = challenge {
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, challenge);
-        }
-        res
     }
 }

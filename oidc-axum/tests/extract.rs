@@ -355,6 +355,40 @@ async fn require_scopes_403_without_scope_200_with() {
 }
 
 #[tokio::test]
+async fn require_scopes_403_names_the_layer_realm_like_require_layer() {
+    // The extractor's 403 and the layer's 403 come from one builder: same challenge, with the
+    // realm the bearer layer was configured with (not a default, not none).
+    let tp = TestProvider::start().await;
+    let hits = Hits::default();
+    let h = hits.clone();
+    let app = Router::new()
+        .route(
+            "/write",
+            get(move |_: RequireScopes<ApiWrite>| async move { h.hit() }),
+        )
+        .route(
+            "/layer",
+            get(|c: Claims| async move { c.subject().to_owned() })
+                .route_layer(RequireLayer::scopes(["api:write"])),
+        )
+        .layer(BearerAuthLayer::new(verifier(&tp)).with_realm("orders"));
+    let want = r#"Bearer realm="orders", error="insufficient_scope", scope="api:write", error_description="a required scope is missing""#;
+    let token = tp.token().sign();
+    // Twice: the second request is answered from the token cache.
+    for _ in 0..2 {
+        let (status, res, body) = send(&app, "/write", Some(&token)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(www_authenticate(&res), Some(want));
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(body.contains("api:write"), "{body}");
+    }
+    let (status, res, _) = send(&app, "/layer", Some(&token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(www_authenticate(&res), Some(want));
+    assert_eq!(hits.get(), 0);
+}
+
+#[tokio::test]
 async fn require_layer_as_route_layer() {
     let tp = TestProvider::start().await;
     let app = Router::new()

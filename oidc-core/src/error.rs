@@ -33,6 +33,15 @@ pub enum ConfigError {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// A cookie name is empty, too long, or has a character other than letters, digits, `-`,
+    /// `_` and `.`.
+    #[error("invalid cookie name {name:?}: {reason}")]
+    InvalidCookieName {
+        /// The refused name.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
     /// The algorithm list is empty or names an algorithm that cannot be used here.
     #[error("invalid algorithm list: {0}")]
     InvalidAlgorithms(&'static str),

@@ -1,6 +1,23 @@
 //! The JWKS cache: the provider's signing keys, by `kid`, shared by every verifier of a
 //! [`Provider`](crate::Provider).
 //!
+//! The cache owns the keys from end to end: it fetches the key set, parses it, decides when to
+//! fetch again, and answers the lookups of token verification (by `kid`, or the single key
+//! that fits the token's algorithm when it has no `kid`). The provider only tells it where the
+//! set is (its `jwks_uri`, configured or discovered on first need) and lends it its
+//! [HTTP client](crate::http).
+//!
+//! # Fetching
+//!
+//! - One `GET` of the `jwks_uri` with `Accept: application/jwk-set+json, application/json`,
+//!   through the provider's [`HttpClient`] (timeouts, no redirects).
+//! - Only a `200` answer is a key set; any other status, a redirect included, is a failed fetch
+//!   ([`JwksError::Status`]).
+//! - A body over 512 KiB is refused before it is parsed, whatever the HTTP client's own limit
+//!   (DOS-04); at most 64 keys are read from a set.
+//! - The document must be a JSON object with a `keys` array; `Cache-Control: max-age` sets
+//!   the refresh interval (below).
+//!
 //! # Behaviour
 //!
 //! - Keys are parsed once, when a key set is loaded, and stored by `kid` in a moka cache; the
@@ -53,32 +70,34 @@
 //!
 //! # Signature verification
 //!
-//! Keys are parsed into aws-lc-rs [`ParsedPublicKey`]s when the set is loaded and signatures
-//! are checked with aws-lc-rs directly. jsonwebtoken's `crypto::verify` (used before) rebuilds
-//! its verifier from the key's raw components on every call: it copies the modulus and
-//! exponent, and aws-lc-rs then builds an RSA key from them (BIGNUM conversion and checks)
-//! before each verification, a quarter of the cost of an RS256 verification. A pre-parsed key
-//! skips all of that. jsonwebtoken serves the tests, as an independent signer and checker;
-//! the checks around the signature (form, header, algorithm, key choice) are this crate's own
-//! either way. See `BENCHMARKS.md` at the repository root for the figures.
+//! Keys are parsed into aws-lc-rs [`ParsedPublicKey`](aws_lc_rs::signature::ParsedPublicKey)s when the set is loaded, and signatures
+//! are checked with aws-lc-rs directly: the request path rebuilds no key (a general JWT
+//! library rebuilds its verifier from the key's raw components on every call, a quarter of
+//! the cost of an RS256 verification). No JWT library is used at run time; jsonwebtoken is a
+//! dev-dependency, the tests' independent signer and checker. The checks around the
+//! signature (form, header, algorithm, key choice) are in the crate's JWS module. See
+//! `BENCHMARKS.md` at the repository root for the figures.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::algorithm::Algorithm;
 use crate::backoff::Backoff;
 use crate::error::JwksError;
+use crate::http::HttpClient;
 
-/// The most keys read from one JWK set; the rest are ignored.
-const MAX_KEYS: usize = 64;
+use self::fetch::Fetched;
+pub(crate) use self::key::VerifyingKey;
+use self::key::{KeySet, MAX_KEYS};
+
+// `key.rs` parses a set into keys, `fetch.rs` fetches a set, this file is the cache: when to
+// fetch, and the lookups.
+mod fetch;
+mod key;
 
 /// Timings of the JWKS cache. See the [module docs](crate::jwks).
 #[derive(Debug, Clone, Copy)]
@@ -104,327 +123,6 @@ impl Default for JwksTimings {
             retry_max: Duration::from_secs(60),
         }
     }
-}
-
-/// The shape of a key, which decides the algorithms it can verify.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyShape {
-    Rsa,
-    P256,
-    P384,
-    Ed25519,
-}
-
-/// The largest signature accepted, in bytes: RSA with an 8192-bit modulus.
-const MAX_SIGNATURE: usize = 8192 / 8;
-
-/// One usable verification key, parsed when the set was loaded.
-pub(crate) struct VerifyingKey {
-    kid: Option<Arc<str>>,
-    shape: KeyShape,
-    alg: Option<Algorithm>,
-    /// The key's public parameters as published (RSA: modulus length, modulus, exponent; EC:
-    /// the uncompressed point; Ed25519: `x`), to tell a re-published key from a changed one.
-    material: Box<[u8]>,
-    /// One parsed key per algorithm this key may verify (aws-lc-rs binds the padding and
-    /// digest to the parsed key): six for an RSA key without `alg`, one otherwise.
-    parsed: Vec<(Algorithm, ParsedPublicKey)>,
-    /// Set when the key left the provider's set (or changed under the same `kid`): tokens
-    /// validated with it must not be accepted from a token cache any more.
-    retired: AtomicBool,
-    /// How many signatures this key checked (tests: a token-cache hit must not check one).
-    #[cfg(test)]
-    pub(crate) verifications: std::sync::atomic::AtomicUsize,
-}
-
-impl std::fmt::Debug for VerifyingKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyingKey")
-            .field("kid", &self.kid)
-            .field("shape", &self.shape)
-            .field("alg", &self.alg)
-            .finish_non_exhaustive()
-    }
-}
-
-impl VerifyingKey {
-    /// Whether this key may verify a signature made with `alg`: the key type must fit the
-    /// algorithm family (and curve), and a key that names its `alg` only verifies that one.
-    pub(crate) fn fits(&self, alg: Algorithm) -> bool {
-        use Algorithm::*;
-        let shape_fits = match alg {
-            RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => self.shape == KeyShape::Rsa,
-            ES256 => self.shape == KeyShape::P256,
-            ES384 => self.shape == KeyShape::P384,
-            EdDSA => self.shape == KeyShape::Ed25519,
-        };
-        shape_fits && self.alg.is_none_or(|a| a == alg)
-    }
-
-    /// Checks `signature` (base64url, as in the token) over `message` (the first two token
-    /// segments) with the key parsed for `alg`. No allocation: the signature is decoded into a
-    /// stack buffer.
-    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
-        let Some((_, key)) = self.parsed.iter().find(|(a, _)| *a == alg) else {
-            return false;
-        };
-        #[cfg(test)]
-        self.verifications.fetch_add(1, Ordering::Relaxed);
-        // Room for the base64 decoder's estimate (it rounds up to whole 3-byte groups).
-        let mut buf = [0u8; MAX_SIGNATURE + 3];
-        if signature.len() > MAX_SIGNATURE.div_ceil(3) * 4 {
-            return false;
-        }
-        let Ok(len) = URL_SAFE_NO_PAD.decode_slice(signature, &mut buf) else {
-            return false;
-        };
-        let Some(signature) = buf.get(..len) else {
-            return false;
-        };
-        key.verify_sig(message, signature).is_ok()
-    }
-
-    pub(crate) fn kid(&self) -> Option<&str> {
-        self.kid.as_deref()
-    }
-
-    /// Whether the key left the provider's set since it was loaded.
-    pub(crate) fn is_retired(&self) -> bool {
-        self.retired.load(Ordering::Acquire)
-    }
-
-    /// Whether `other` is this key published again: same `kid`, parameters and `alg`.
-    fn same_as(&self, other: &VerifyingKey) -> bool {
-        self.kid == other.kid
-            && self.shape == other.shape
-            && self.alg == other.alg
-            && self.material == other.material
-    }
-}
-
-/// Parses `material` (see [`VerifyingKey::material`]) for verification with `alg`. RSA keys
-/// are limited to 2048–8192 bits (also checked when the set is parsed), as jsonwebtoken's
-/// aws-lc-rs backend does.
-fn parse_for(alg: Algorithm, material: &[u8]) -> Option<ParsedPublicKey> {
-    let rsa = |params: &'static sig::RsaParameters| {
-        rsa_components(material)?.to_parsed_public_key(params).ok()
-    };
-    match alg {
-        Algorithm::RS256 => rsa(&sig::RSA_PKCS1_2048_8192_SHA256),
-        Algorithm::RS384 => rsa(&sig::RSA_PKCS1_2048_8192_SHA384),
-        Algorithm::RS512 => rsa(&sig::RSA_PKCS1_2048_8192_SHA512),
-        Algorithm::PS256 => rsa(&sig::RSA_PSS_2048_8192_SHA256),
-        Algorithm::PS384 => rsa(&sig::RSA_PSS_2048_8192_SHA384),
-        Algorithm::PS512 => rsa(&sig::RSA_PSS_2048_8192_SHA512),
-        Algorithm::ES256 => ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, material).ok(),
-        Algorithm::ES384 => ParsedPublicKey::new(&sig::ECDSA_P384_SHA384_FIXED, material).ok(),
-        Algorithm::EdDSA => ParsedPublicKey::new(&sig::ED25519, material).ok(),
-    }
-}
-
-/// Splits RSA key material (modulus length, modulus, exponent) back into its components.
-fn rsa_components(material: &[u8]) -> Option<RsaPublicKeyComponents<&[u8]>> {
-    let (len, rest) = material.split_first_chunk::<4>()?;
-    let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
-    let (n, e) = rest.split_at_checked(len)?;
-    Some(RsaPublicKeyComponents { n, e })
-}
-
-#[derive(Deserialize)]
-struct RawSet {
-    keys: Vec<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct RawJwk {
-    kty: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default, rename = "use")]
-    use_: Option<String>,
-    #[serde(default)]
-    key_ops: Option<Vec<String>>,
-    #[serde(default)]
-    alg: Option<String>,
-    #[serde(default)]
-    crv: Option<String>,
-    #[serde(default)]
-    n: Option<String>,
-    #[serde(default)]
-    e: Option<String>,
-    #[serde(default)]
-    x: Option<String>,
-    #[serde(default)]
-    y: Option<String>,
-}
-
-fn b64(field: &Option<String>) -> Result<Vec<u8>, &'static str> {
-    let s = field.as_deref().ok_or("missing parameter")?;
-    URL_SAFE_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .map_err(|_| "parameter is not base64url")
-}
-
-fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
-    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    bytes.get(first..).unwrap_or_default()
-}
-
-fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, &'static str> {
-    let raw: RawJwk = serde_json::from_value(value).map_err(|_| "not a jwk")?;
-    if raw.use_.as_deref().is_some_and(|u| u != "sig") {
-        return Err("use is not sig");
-    }
-    if raw
-        .key_ops
-        .as_ref()
-        .is_some_and(|ops| !ops.iter().any(|o| o == "verify"))
-    {
-        return Err("key_ops lacks verify");
-    }
-    let alg = match raw.alg.as_deref() {
-        None => None,
-        Some(name) => {
-            Some(Algorithm::from_name(name).ok_or("alg is not a supported signature algorithm")?)
-        }
-    };
-    let (shape, material) = match (raw.kty.as_str(), raw.crv.as_deref()) {
-        ("RSA", _) => {
-            let n = b64(&raw.n)?;
-            let e = b64(&raw.e)?;
-            let n = strip_leading_zeros(&n);
-            let e = strip_leading_zeros(&e);
-            let bits = n.len() * 8;
-            if !(2048..=8192).contains(&bits) {
-                return Err("rsa modulus size out of bounds");
-            }
-            if e.is_empty() || e.len() > 4 || e.last().is_none_or(|b| b & 1 == 0) || e == [1] {
-                return Err("rsa exponent is invalid");
-            }
-            let len = u32::try_from(n.len()).map_err(|_| "rsa modulus size out of bounds")?;
-            let mut material = Vec::with_capacity(4 + n.len() + e.len());
-            material.extend_from_slice(&len.to_be_bytes());
-            material.extend_from_slice(n);
-            material.extend_from_slice(e);
-            (KeyShape::Rsa, material)
-        }
-        ("EC", Some(crv @ ("P-256" | "P-384"))) => {
-            let (shape, len) = if crv == "P-256" {
-                (KeyShape::P256, 32)
-            } else {
-                (KeyShape::P384, 48)
-            };
-            let x = b64(&raw.x)?;
-            let y = b64(&raw.y)?;
-            if x.len() != len || y.len() != len {
-                return Err("ec coordinates have the wrong length");
-            }
-            let mut point = Vec::with_capacity(1 + 2 * len);
-            point.push(0x04);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            (shape, point)
-        }
-        ("OKP", Some("Ed25519")) => {
-            let x = b64(&raw.x)?;
-            if x.len() != 32 {
-                return Err("ed25519 key has the wrong length");
-            }
-            (KeyShape::Ed25519, x)
-        }
-        _ => return Err("unsupported kty or crv"),
-    };
-    let mut key = VerifyingKey {
-        kid: raw.kid.map(Arc::from),
-        shape,
-        alg,
-        material: material.into_boxed_slice(),
-        parsed: Vec::new(),
-        retired: AtomicBool::new(false),
-        #[cfg(test)]
-        verifications: std::sync::atomic::AtomicUsize::new(0),
-    };
-    if let Some(a) = alg
-        && !key.fits(a)
-    {
-        return Err("alg does not fit the key type");
-    }
-    for a in Algorithm::ALL {
-        if key.fits(a) {
-            let parsed = parse_for(a, &key.material).ok_or("key parameters are invalid")?;
-            key.parsed.push((a, parsed));
-        }
-    }
-    Ok(key)
-}
-
-/// A parsed JWK set: its usable keys, and the `kid`s refused because several usable keys
-/// share them (their keys are not in `keys`).
-#[derive(Debug, Default)]
-pub(crate) struct KeySet {
-    pub(crate) keys: Vec<Arc<VerifyingKey>>,
-    pub(crate) duplicated: Vec<Arc<str>>,
-}
-
-/// Parses a JWK set document, skipping unusable keys and taking out the keys of every `kid`
-/// that names more than one usable key (see the [module docs](self#several-keys-under-one-kid)).
-pub(crate) fn parse_set(body: &[u8]) -> Result<KeySet, JwksError> {
-    // serde's derived structs also accept arrays; a JWK set is an object.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(JwksError::InvalidDocument(Arc::new(std::io::Error::other(
-            "a jwk set must be a json object",
-        ))));
-    }
-    let set: RawSet =
-        serde_json::from_slice(body).map_err(|e| JwksError::InvalidDocument(Arc::new(e)))?;
-    let mut keys = Vec::new();
-    let mut seen = HashSet::new();
-    let mut duplicated: Vec<Arc<str>> = Vec::new();
-    for (index, value) in set.keys.into_iter().take(MAX_KEYS).enumerate() {
-        match parse_key(value) {
-            Ok(key) => {
-                if let Some(kid) = key.kid.clone()
-                    && !seen.insert(kid.clone())
-                    && !duplicated.contains(&kid)
-                {
-                    duplicated.push(kid);
-                }
-                keys.push(Arc::new(key));
-            }
-            Err(reason) => tracing::debug!(index, reason, "skipping unusable jwk"),
-        }
-    }
-    if !duplicated.is_empty() {
-        keys.retain(|k| k.kid.as_ref().is_none_or(|kid| !duplicated.contains(kid)));
-        tracing::warn!(
-            kids = ?duplicated,
-            "the provider's key set has several keys under one kid: tokens naming these kids are refused"
-        );
-    }
-    Ok(KeySet { keys, duplicated })
-}
-
-/// Reads `max-age` from a `Cache-Control` value.
-pub(crate) fn max_age(cache_control: Option<&http::HeaderValue>) -> Option<Duration> {
-    let value = cache_control?.to_str().ok()?;
-    value.split(',').find_map(|directive| {
-        let (name, secs) = directive.trim().split_once('=')?;
-        if !name.trim().eq_ignore_ascii_case("max-age") {
-            return None;
-        }
-        secs.trim()
-            .trim_matches('"')
-            .parse::<u64>()
-            .ok()
-            .map(Duration::from_secs)
-    })
-}
-
-/// A fetched key set and how long the provider asks to keep it.
-#[derive(Debug)]
-pub(crate) struct Fetched {
-    pub(crate) keys: KeySet,
-    pub(crate) max_age: Option<Duration>,
 }
 
 /// What the set holds under one `kid`.
@@ -463,13 +161,36 @@ struct State {
     all: Arc<[Arc<VerifyingKey>]>,
 }
 
-/// The key cache. See the [module docs](crate::jwks).
+/// Where the key set is published: the provider's `jwks_uri`, configured by hand or
+/// discovered. The cache asks only when it is about to fetch, so discovery still happens on
+/// first need (and a loaded set keeps working while discovery is down).
+pub(crate) trait KeySetLocation: Clone + Send + Sync + 'static {
+    /// The URL of the key set.
+    fn jwks_uri(&self) -> impl std::future::Future<Output = Result<String, JwksError>> + Send;
+}
+
+/// The outcome of a key lookup.
+#[derive(Debug)]
+pub(crate) enum KeyLookup {
+    Found(Arc<VerifyingKey>),
+    /// No `kid`, and more than one key fits the algorithm (KEY-02: rejected, not guessed).
+    Ambiguous,
+    /// The set has several usable keys under the token's `kid` (refused, never refetched:
+    /// the `kid` is known, and ambiguous).
+    DuplicateKid,
+    Missing,
+}
+
+/// The key cache: fetches the provider's key set with its HTTP client and answers key
+/// lookups. See the [module docs](crate::jwks).
 pub(crate) struct JwksCache {
     by_kid: moka::sync::Cache<Arc<str>, ByKid>,
     flight: moka::future::Cache<u64, ()>,
     state: Mutex<State>,
+    /// The client the key set is fetched with (the provider's).
+    http: Arc<dyn HttpClient>,
     /// Whether a background refresh is under way.
-    pub(crate) refreshing: std::sync::atomic::AtomicBool,
+    refreshing: AtomicBool,
     timings: JwksTimings,
     /// The origin of the two deadlines below, which copy `State` for a lock-free read on the
     /// token caches' hit path.
@@ -506,7 +227,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl JwksCache {
-    pub(crate) fn new(timings: JwksTimings) -> Self {
+    pub(crate) fn new(timings: JwksTimings, http: Arc<dyn HttpClient>) -> Self {
         Self {
             by_kid: moka::sync::Cache::builder()
                 .max_capacity(MAX_KEYS as u64 * 2)
@@ -525,12 +246,117 @@ impl JwksCache {
                 last_error: None,
                 all: Arc::from(Vec::new()),
             }),
-            refreshing: std::sync::atomic::AtomicBool::new(false),
+            http,
+            refreshing: AtomicBool::new(false),
             timings,
             epoch: Instant::now(),
             due_at: AtomicU64::new(u64::MAX),
             stale_at: AtomicU64::new(0),
         }
+    }
+
+    /// Finds the key for a token: by `kid`, or the single key that fits `alg` when the token
+    /// has no `kid`. Loads the set from `location` on first need, starts the periodic
+    /// refresh when it is due, and refetches once per cooldown for an unknown `kid`.
+    pub(crate) async fn key_for<L: KeySetLocation>(
+        self: &Arc<Self>,
+        kid: Option<&str>,
+        alg: Algorithm,
+        location: &L,
+    ) -> Result<KeyLookup, JwksError> {
+        let just_loaded = !self.is_loaded();
+        if just_loaded {
+            self.fetch_from(Reason::Load, location).await?;
+        } else if self.refresh_due() {
+            self.spawn_refresh(location);
+        }
+        if let Some(found) = self.lookup(kid, alg) {
+            return Ok(found);
+        }
+        if just_loaded {
+            // The set is as fresh as it gets: a refetch could not know this key either.
+            return Ok(KeyLookup::Missing);
+        }
+        // Unknown kid (or no fitting key): one forced refetch per cooldown.
+        match self.fetch_from(Reason::UnknownKid, location).await {
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "refetch for unknown kid failed"),
+        }
+        Ok(self.lookup(kid, alg).unwrap_or(KeyLookup::Missing))
+    }
+
+    /// Loads the set from `location` now unless one is loaded.
+    pub(crate) async fn warm_up<L: KeySetLocation>(&self, location: &L) -> Result<(), JwksError> {
+        if self.is_loaded() {
+            return Ok(());
+        }
+        self.fetch_from(Reason::Load, location).await.map(|_| ())
+    }
+
+    /// Whether a token validated earlier may be accepted from a token cache, judged by the key
+    /// set's age: not when the set is older than the maximum staleness (a full verification
+    /// then fails closed, or reloads). Starts the periodic refresh when it is due, as a full
+    /// verification would, so that key removals are noticed while every request hits a cache.
+    /// Lock-free unless a refresh is due.
+    pub(crate) fn usable_for_cached<L: KeySetLocation>(self: &Arc<Self>, location: &L) -> bool {
+        match self.freshness() {
+            Freshness::Fresh => true,
+            Freshness::Due => {
+                if self.refresh_due() {
+                    self.spawn_refresh(location);
+                }
+                true
+            }
+            Freshness::Stale => false,
+        }
+    }
+
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Option<KeyLookup> {
+        match kid {
+            Some(kid) => self.get(kid).map(|entry| match entry {
+                ByKid::Key(key) => KeyLookup::Found(key),
+                ByKid::Duplicated => KeyLookup::DuplicateKid,
+            }),
+            None => {
+                let all = self.all();
+                let mut fitting = all.iter().filter(|k| k.fits(alg));
+                match (fitting.next(), fitting.next()) {
+                    (Some(one), None) => Some(KeyLookup::Found(one.clone())),
+                    (Some(_), Some(_)) => Some(KeyLookup::Ambiguous),
+                    (None, _) => None,
+                }
+            }
+        }
+    }
+
+    /// Runs the due refresh in the background (at most one at a time); requests keep using
+    /// the current keys meanwhile. Does nothing outside a tokio runtime.
+    fn spawn_refresh<L: KeySetLocation>(self: &Arc<Self>, location: &L) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let cache = Arc::clone(self);
+        let location = location.clone();
+        handle.spawn(async move {
+            let _ = cache.fetch_from(Reason::Due, &location).await;
+            cache.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    /// [`refresh`](Self::refresh) with the fetch of the set at `location`.
+    async fn fetch_from<L: KeySetLocation>(
+        &self,
+        reason: Reason,
+        location: &L,
+    ) -> Result<bool, JwksError> {
+        self.refresh(reason, || async {
+            let jwks_uri = location.jwks_uri().await?;
+            fetch::fetch(self.http.as_ref(), &jwks_uri).await
+        })
+        .await
     }
 
     fn nanos_since_epoch(&self, at: Instant) -> u64 {
@@ -551,7 +377,7 @@ impl JwksCache {
 
     /// What the current set holds under `kid`: its key, the mark of a duplicated `kid`, or
     /// nothing.
-    pub(crate) fn get(&self, kid: &str) -> Option<ByKid> {
+    fn get(&self, kid: &str) -> Option<ByKid> {
         self.by_kid.get(kid)
     }
 
@@ -698,7 +524,7 @@ impl JwksCache {
                     }
                 }
                 for key in &keys {
-                    if let Some(kid) = &key.kid {
+                    if let Some(kid) = key.kid_arc() {
                         self.by_kid.insert(kid.clone(), ByKid::Key(key.clone()));
                     }
                 }
@@ -710,7 +536,7 @@ impl JwksCache {
                 }
                 for key in retired.iter().chain(st.all.iter()) {
                     if !keys.iter().any(|k| Arc::ptr_eq(k, key)) {
-                        key.retired.store(true, Ordering::Release);
+                        key.retire();
                     }
                 }
                 let fetched = Fetched {

@@ -1,15 +1,21 @@
-//! OpenID Connect relying-party core: provider discovery, a JWKS cache, and token verification.
+//! OpenID Connect relying-party core: provider discovery, a JWKS cache, access token
+//! verification and the login flow.
 //!
 //! # Overview
 //!
-//! This crate holds the protocol side of the `oidc-*` crates; `oidc-tower` turns it into a
-//! tower layer and `oidc-axum` into extractors. Most applications use those.
+//! This crate holds the protocol side of the `oidc-*` crates; `oidc-tower` turns it into
+//! tower layers and `oidc-axum` into extractors. Most applications use those.
 //!
 //! - [`Provider`]: an OpenID Provider, by issuer (discovered on first need) or configured by
 //!   hand. It owns the [JWKS cache](crate::jwks) and the [HTTP client](crate::http).
 //! - [`AccessTokenVerifier`]: checks a bearer token against the provider's keys and the
 //!   configured audience, and returns its [`Claims`]. The [module docs](crate::verify) list
 //!   every check.
+//! - [`flow::OidcClient`]: the relying party of the authorization code flow with PKCE: the
+//!   authorization request, the callback, ID token, refresh, UserInfo, RP-initiated and
+//!   back-channel logout. The [module docs](crate::flow) list its checks.
+//!
+//! Signatures are checked with aws-lc-rs directly; no JWT library is used at run time.
 //!
 //! ```no_run
 //! use oidc_core::{AccessTokenVerifier, Claims, Provider};
@@ -29,6 +35,7 @@
 //! | feature | default | what it does |
 //! |---|---|---|
 //! | `reqwest` | yes | the default HTTP client, [`http::ReqwestClient`] (reqwest + rustls on aws-lc-rs) |
+//! | `metrics` | no | counts JWKS fetches through the `metrics` facade (`oidc_jwks_fetches_total`) |
 //!
 //! # Security considerations
 //!
@@ -53,11 +60,13 @@
 mod algorithm;
 mod backoff;
 pub mod claims;
+mod clock;
 pub mod discovery;
 pub mod error;
 pub mod flow;
 pub mod http;
 pub mod jwks;
+mod jws;
 mod provider;
 mod url_policy;
 pub mod verify;

@@ -4,8 +4,11 @@
 //! Discovery and key fetches happen on first need, are retried with backoff, and their state
 //! can be queried with [`Provider::readiness`] (for a readiness probe) or forced with
 //! [`Provider::warm_up`].
+//!
+//! This file does discovery and knows the endpoints; the keys belong to the
+//! [JWKS cache](crate::jwks), which fetches them with the provider's HTTP client from the
+//! `jwks_uri` the provider hands it ([`KeySetLocation`]).
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,9 +16,9 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::discovery::{self, ProviderMetadata};
-use crate::error::{ConfigError, DiscoveryError, HttpError, JwksError};
+use crate::error::{ConfigError, DiscoveryError, JwksError};
 use crate::http::HttpClient;
-use crate::jwks::{self, Fetched, Freshness, JwksCache, JwksTimings, Reason, VerifyingKey};
+use crate::jwks::{JwksCache, JwksTimings, KeyLookup, KeySetLocation};
 use crate::url_policy::checked_url;
 
 /// A configured OpenID Provider, cheap to clone and shared by every verifier that uses it.
@@ -48,7 +51,7 @@ struct Inner {
     manual: Option<Arc<ProviderMetadata>>,
     metadata: moka::future::Cache<(), Arc<ProviderMetadata>>,
     discovery_backoff: Mutex<Backoff>,
-    jwks: JwksCache,
+    jwks: Arc<JwksCache>,
 }
 
 /// Builds a [`Provider`]. See [`Provider::builder`].
@@ -123,10 +126,7 @@ impl Provider {
     ///
     /// Returns the [`JwksError`] of the failed step; a later call (or request) tries again.
     pub async fn warm_up(&self) -> Result<(), JwksError> {
-        if self.inner.jwks.is_loaded() {
-            return Ok(());
-        }
-        self.refresh_keys(Reason::Load).await.map(|_| ())
+        self.inner.jwks.warm_up(self).await
     }
 
     /// The provider's metadata, discovered on first call (single-flight, with backoff).
@@ -178,123 +178,22 @@ impl Provider {
         kid: Option<&str>,
         alg: crate::Algorithm,
     ) -> Result<KeyLookup, JwksError> {
-        let jwks = &self.inner.jwks;
-        let just_loaded = !jwks.is_loaded();
-        if just_loaded {
-            self.refresh_keys(Reason::Load).await?;
-        } else if jwks.refresh_due() {
-            self.spawn_refresh();
-        }
-        if let Some(found) = self.lookup(kid, alg) {
-            return Ok(found);
-        }
-        if just_loaded {
-            // The set is as fresh as it gets: a refetch could not know this key either.
-            return Ok(KeyLookup::Missing);
-        }
-        // Unknown kid (or no fitting key): one forced refetch per cooldown.
-        match self.refresh_keys(Reason::UnknownKid).await {
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "refetch for unknown kid failed"),
-        }
-        Ok(self.lookup(kid, alg).unwrap_or(KeyLookup::Missing))
+        self.inner.jwks.key_for(kid, alg, self).await
     }
 
     /// Whether a token validated earlier may be accepted from a token cache, judged by the key
-    /// set's age: not when the set is older than the maximum staleness (a full verification
-    /// then fails closed, or reloads). Starts the periodic refresh when it is due, as a full
-    /// verification would, so that key removals are noticed while every request hits a cache.
-    /// Lock-free unless a refresh is due.
+    /// set's age (see [`JwksCache::usable_for_cached`]). Lock-free unless a refresh is due.
     pub(crate) fn keys_usable_for_cached(&self) -> bool {
-        let jwks = &self.inner.jwks;
-        match jwks.freshness() {
-            Freshness::Fresh => true,
-            Freshness::Due => {
-                if jwks.refresh_due() {
-                    self.spawn_refresh();
-                }
-                true
-            }
-            Freshness::Stale => false,
-        }
-    }
-
-    fn lookup(&self, kid: Option<&str>, alg: crate::Algorithm) -> Option<KeyLookup> {
-        let jwks = &self.inner.jwks;
-        match kid {
-            Some(kid) => jwks.get(kid).map(|entry| match entry {
-                jwks::ByKid::Key(key) => KeyLookup::Found(key),
-                jwks::ByKid::Duplicated => KeyLookup::DuplicateKid,
-            }),
-            None => {
-                let all = jwks.all();
-                let mut fitting = all.iter().filter(|k| k.fits(alg));
-                match (fitting.next(), fitting.next()) {
-                    (Some(one), None) => Some(KeyLookup::Found(one.clone())),
-                    (Some(_), Some(_)) => Some(KeyLookup::Ambiguous),
-                    (None, _) => None,
-                }
-            }
-        }
-    }
-
-    fn spawn_refresh(&self) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if self.inner.jwks.refreshing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let provider = self.clone();
-        handle.spawn(async move {
-            let _ = provider.refresh_keys(Reason::Due).await;
-            provider
-                .inner
-                .jwks
-                .refreshing
-                .store(false, Ordering::Release);
-        });
-    }
-
-    async fn refresh_keys(&self, reason: Reason) -> Result<bool, JwksError> {
-        self.inner.jwks.refresh(reason, || self.fetch_keys()).await
-    }
-
-    async fn fetch_keys(&self) -> Result<Fetched, JwksError> {
-        let metadata = self.metadata().await.map_err(JwksError::Discovery)?;
-        let request = http::Request::get(metadata.jwks_uri())
-            .header(
-                http::header::ACCEPT,
-                "application/jwk-set+json, application/json",
-            )
-            .body(Vec::new())
-            .map_err(|e| JwksError::Http(HttpError::Other(Arc::new(e))))?;
-        tracing::debug!(jwks_uri = metadata.jwks_uri(), "fetching jwks");
-        let response = self
-            .inner
-            .http
-            .execute(request)
-            .await
-            .map_err(JwksError::Http)?;
-        if response.status() != http::StatusCode::OK {
-            return Err(JwksError::Status(response.status().as_u16()));
-        }
-        let max_age = jwks::max_age(response.headers().get(http::header::CACHE_CONTROL));
-        let keys = jwks::parse_set(response.body())?;
-        Ok(Fetched { keys, max_age })
+        self.inner.jwks.usable_for_cached(self)
     }
 }
 
-/// The outcome of a key lookup.
-#[derive(Debug)]
-pub(crate) enum KeyLookup {
-    Found(Arc<VerifyingKey>),
-    /// No `kid`, and more than one key fits the algorithm (KEY-02: rejected, not guessed).
-    Ambiguous,
-    /// The set has several usable keys under the token's `kid` (refused, never refetched:
-    /// the `kid` is known, and ambiguous).
-    DuplicateKid,
-    Missing,
+/// The provider hands the JWKS cache its `jwks_uri`: configured, or discovered on first need.
+impl KeySetLocation for Provider {
+    async fn jwks_uri(&self) -> Result<String, JwksError> {
+        let metadata = self.metadata().await.map_err(JwksError::Discovery)?;
+        Ok(metadata.jwks_uri().to_owned())
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -378,6 +277,7 @@ impl ProviderBuilder {
             Some(http) => http,
             None => default_client()?,
         };
+        let jwks = Arc::new(JwksCache::new(self.timings, Arc::clone(&http)));
         Ok(Provider {
             inner: Arc::new(Inner {
                 issuer: self.issuer,
@@ -389,7 +289,7 @@ impl ProviderBuilder {
                     self.timings.retry_base,
                     self.timings.retry_max,
                 )),
-                jwks: JwksCache::new(self.timings),
+                jwks,
             }),
         })
     }

@@ -1030,6 +1030,21 @@ async fn dos_04_body_cap_configurable() {
     accepted(&v2, &tp2.token().sign(), "padded set under the default cap").await;
 }
 
+#[tokio::test]
+async fn dos_04_jwks_over_512_kib_rejected_under_a_larger_client_cap() {
+    // The default client reads up to 1 MiB; a key set is capped at 512 KiB (DOS-04) by the
+    // JWKS cache itself, whatever the client allows.
+    let (tp, v) = setup().await;
+    tp.fail_jwks(Failure::Huge(600_000));
+    assert_rejected!(
+        v,
+        tp.token().sign(),
+        VerifyError::KeysUnavailable(JwksError::Http(HttpError::BodyTooLarge { limit: 524_288 })),
+        "600 KB JWKS, 1 MiB client cap"
+    );
+    assert_eq!(tp.jwks_fetch_count(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dos_04_jwks_redirect_not_followed() {
     let (tp, v) = setup().await;

@@ -14,10 +14,11 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use url::Url;
 
-use crate::authz::unverified_claims;
 use crate::keys::SigningAlg;
-use crate::provider::{ProviderState, TestProvider};
-use crate::token::TokenBuilder;
+use crate::knobs::BackchannelDelivery;
+use crate::provider::TestProvider;
+use crate::state::{ProviderState, Recipient};
+use crate::token::{TokenBuilder, unverified_claims};
 
 /// The `events` member that makes a JWT a back-channel logout token.
 pub(crate) const BACKCHANNEL_LOGOUT_EVENT: &str =
@@ -28,57 +29,6 @@ const LOGOUT_TOKEN_LIFETIME_SECS: i64 = 120;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest response (head and body) read from a client.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-
-/// One back-channel logout delivery: a `POST` of a `logout_token` to a
-/// client's `backchannel_logout_uri`, and what the client answered.
-///
-/// Recorded for each delivery, whether it was caused by the end-session
-/// endpoint or asked for by the test; see
-/// [`TestProvider::backchannel_deliveries`].
-#[non_exhaustive]
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BackchannelDelivery {
-    /// The client the token was delivered to.
-    pub client_id: String,
-    /// The URI it was POSTed to (the client's `backchannel_logout_uri`).
-    pub uri: String,
-    /// The `logout_token` as sent.
-    pub logout_token: String,
-    /// The token's `sub` claim (read without verification), if any.
-    pub sub: Option<String>,
-    /// The token's `sid` claim (read without verification), if any.
-    pub sid: Option<String>,
-    /// The HTTP status of the client's answer; `None` when there was no
-    /// answer (see [`error`](BackchannelDelivery::error)).
-    pub status: Option<u16>,
-    /// The response headers in order, names in lowercase.
-    pub headers: Vec<(String, String)>,
-    /// The response body (lossy UTF-8; chunked bodies decoded), at most
-    /// 64 KiB with the head.
-    pub body: String,
-    /// Why the delivery got no answer (connection refused, timeout, an
-    /// `https` URI, a malformed response...).
-    pub error: Option<String>,
-}
-
-impl BackchannelDelivery {
-    /// The first value of the response header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-/// A client to notify: its id, `backchannel_logout_uri` and ID token
-/// algorithm.
-#[derive(Clone, Debug)]
-pub(crate) struct Recipient {
-    pub(crate) client_id: String,
-    pub(crate) uri: String,
-    pub(crate) alg: SigningAlg,
-}
 
 /// A logout token builder for `client_id` (see
 /// [`TestProvider::logout_token`]).

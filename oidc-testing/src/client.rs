@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use url::{Host, Url};
 
 use crate::keys::SigningAlg;
-use crate::token::DEFAULT_AUDIENCE;
+
+/// The default audience of access tokens (and of registered clients).
+pub(crate) const DEFAULT_AUDIENCE: &str = "api://default";
 
 /// How a client authenticates at the token endpoint
 /// (`token_endpoint_auth_method`).

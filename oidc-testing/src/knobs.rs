@@ -1,5 +1,9 @@
 //! Public types of the authorization server's misbehaviour knobs and
-//! request recordings.
+//! request recordings. The provider's state holds them; each setter and
+//! reader sits with the endpoint it changes or records (`endpoints/`,
+//! `backchannel.rs`).
+
+use crate::params::find_param;
 
 /// How the ID tokens of the token endpoint are signed; set with
 /// [`TestProvider::sign_id_token_with`](crate::TestProvider::sign_id_token_with).
@@ -90,18 +94,44 @@ impl RecordedTokenRequest {
     }
 }
 
-/// The first value of `name` in a list of decoded parameters; a helper for
-/// [`TestProvider::authorization_requests`](crate::TestProvider::authorization_requests)
-/// and [`TestProvider::end_session_requests`](crate::TestProvider::end_session_requests).
+/// One back-channel logout delivery: a `POST` of a `logout_token` to a
+/// client's `backchannel_logout_uri`, and what the client answered.
 ///
-/// ```
-/// let params = vec![("state".to_owned(), "abc".to_owned())];
-/// assert_eq!(oidc_testing::find_param(&params, "state"), Some("abc"));
-/// assert_eq!(oidc_testing::find_param(&params, "nonce"), None);
-/// ```
-pub fn find_param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
+/// Recorded for each delivery, whether it was caused by the end-session
+/// endpoint or asked for by the test; see
+/// [`TestProvider::backchannel_deliveries`](crate::TestProvider::backchannel_deliveries).
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackchannelDelivery {
+    /// The client the token was delivered to.
+    pub client_id: String,
+    /// The URI it was POSTed to (the client's `backchannel_logout_uri`).
+    pub uri: String,
+    /// The `logout_token` as sent.
+    pub logout_token: String,
+    /// The token's `sub` claim (read without verification), if any.
+    pub sub: Option<String>,
+    /// The token's `sid` claim (read without verification), if any.
+    pub sid: Option<String>,
+    /// The HTTP status of the client's answer; `None` when there was no
+    /// answer (see [`error`](BackchannelDelivery::error)).
+    pub status: Option<u16>,
+    /// The response headers in order, names in lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The response body (lossy UTF-8; chunked bodies decoded), at most
+    /// 64 KiB with the head.
+    pub body: String,
+    /// Why the delivery got no answer (connection refused, timeout, an
+    /// `https` URI, a malformed response...).
+    pub error: Option<String>,
+}
+
+impl BackchannelDelivery {
+    /// The first value of the response header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
 }

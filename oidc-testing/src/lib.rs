@@ -147,21 +147,35 @@
 // `unwrap`/`expect`/`panic`: the few deliberate, documented panics (a bad
 // kid, no loopback port) are allowed item by item.
 
-mod authz;
+// The modules form layers; each uses only those of the layers below it, so
+// no two modules use each other:
+// 1. keys, failure, html, params, crypto; knobs (public knob and recording
+//    types); client (registrations)
+// 2. state (all mutable state of the provider)
+// 3. token (signing), then provider (the `TestProvider` handle)
+// 4. backchannel (logout token delivery), then endpoints/ (one file per
+//    endpoint, with its knobs), then server (start and shutdown)
 mod backchannel;
 mod client;
+mod crypto;
+mod endpoints;
 mod failure;
 mod html;
 mod keys;
 mod knobs;
+mod params;
 mod provider;
+mod server;
+mod state;
 mod token;
 
-pub use backchannel::BackchannelDelivery;
 pub use client::{ClientRegistration, TokenEndpointAuth};
 pub use failure::Failure;
 pub use keys::{SigningAlg, UnknownSigningAlg};
-pub use knobs::{CallbackIss, IdTokenSigning, LogoutState, RecordedTokenRequest, find_param};
+pub use knobs::{
+    BackchannelDelivery, CallbackIss, IdTokenSigning, LogoutState, RecordedTokenRequest,
+};
+pub use params::find_param;
 pub use provider::TestProvider;
 pub use token::TokenBuilder;
 

@@ -1,202 +1,28 @@
-//! The in-process OpenID Provider: shared state, public handle and HTTP
-//! endpoints.
+//! The public handle of the in-process OpenID Provider.
 //!
-//! Endpoints are plain axum handlers over [`ServerState`]; a new endpoint is
-//! a new handler plus a new route in [`router`]. The authorization server's
-//! handlers, state and knobs live in `authz.rs`.
+//! [`TestProvider`] is defined here with its documentation; its methods sit
+//! with what they change: starting and stopping in `server.rs`, each
+//! endpoint's knobs and recordings in `endpoints/`, back-channel logout in
+//! `backchannel.rs`. The handle reaches the provider's state (`state.rs`)
+//! through [`TestProvider::state`].
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::authz::{
-    self, AUTHORIZE_PATH, AuthState, END_SESSION_PATH, LOGIN_PATH, TOKEN_PATH, USERINFO_PATH,
-};
-use crate::client::TokenEndpointAuth;
-use crate::failure::{self, Failure};
-use crate::keys::{SigningAlg, keyring};
+use crate::client::ClientRegistration;
+use crate::state::ProviderState;
 use crate::token::TokenBuilder;
-
-/// Path of the OpenID Connect discovery document.
-pub(crate) const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
-/// Path of the RFC 8414 OAuth 2.0 authorization server metadata document.
-pub(crate) const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
-/// Path of the JWKS.
-pub(crate) const JWKS_PATH: &str = "/jwks";
-/// The default `Cache-Control` of the JWKS response.
-pub(crate) const DEFAULT_JWKS_CACHE_CONTROL: &str = "public, max-age=300";
-
-/// How long [`TestProvider::shutdown`] waits for open connections to finish
-/// before it aborts the server.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Mutable settings of a provider, behind one lock.
-#[derive(Debug)]
-struct Config {
-    /// Rotation position of each algorithm's current key.
-    current: HashMap<SigningAlg, usize>,
-    /// Kids of the published committed keys, in publication order.
-    published: Vec<String>,
-    /// Extra raw JWK objects appended to the JWKS.
-    raw_jwks: Vec<Value>,
-    jwks_override: Option<Vec<u8>>,
-    jwks_failure: Failure,
-    discovery_failure: Failure,
-    jwks_cache_control: Option<String>,
-    /// Top-level discovery members set (`Some`) or removed (`None`).
-    discovery_members: BTreeMap<String, Option<Value>>,
-    oauth_metadata_only: bool,
-}
-
-impl Config {
-    fn new() -> Self {
-        let keyring = keyring();
-        Config {
-            current: SigningAlg::ALL.into_iter().map(|alg| (alg, 0)).collect(),
-            published: SigningAlg::ALL
-                .into_iter()
-                .map(|alg| keyring.key(alg, 0).kid(alg))
-                .collect(),
-            raw_jwks: Vec::new(),
-            jwks_override: None,
-            jwks_failure: Failure::None,
-            discovery_failure: Failure::None,
-            jwks_cache_control: Some(DEFAULT_JWKS_CACHE_CONTROL.to_owned()),
-            discovery_members: BTreeMap::new(),
-            oauth_metadata_only: false,
-        }
-    }
-
-    fn current(&self, alg: SigningAlg) -> usize {
-        self.current.get(&alg).copied().unwrap_or(0)
-    }
-}
-
-/// State shared by the handles, the token builders and the server.
-#[derive(Debug)]
-pub(crate) struct ProviderState {
-    addr: SocketAddr,
-    issuer: String,
-    config: Mutex<Config>,
-    jwks_fetches: AtomicUsize,
-    discovery_fetches: AtomicUsize,
-    /// The authorization server (clients, codes, sessions, grants, knobs).
-    pub(crate) auth: Mutex<AuthState>,
-}
-
-impl ProviderState {
-    fn config(&self) -> MutexGuard<'_, Config> {
-        // A panic while holding the lock cannot leave `Config` inconsistent
-        // (every update is a single assignment), so poisoning is ignored.
-        self.config.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
-    /// Rotation position of `alg`'s current key.
-    pub(crate) fn current_index(&self, alg: SigningAlg) -> usize {
-        self.config().current(alg)
-    }
-
-    fn discovery_document(&self) -> Value {
-        let issuer = &self.issuer;
-        let mut document = json!({
-            "issuer": issuer,
-            "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
-            "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
-            "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
-            "end_session_endpoint": format!("{issuer}{END_SESSION_PATH}"),
-            "jwks_uri": format!("{issuer}{JWKS_PATH}"),
-            "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported":
-                SigningAlg::ALL.map(SigningAlg::as_str),
-            "scopes_supported": ["openid", "profile", "email", "api:read", "api:write"],
-            "claims_supported": [
-                "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid",
-                "email", "email_verified", "name", "preferred_username",
-            ],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
-            "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": [
-                TokenEndpointAuth::ClientSecretBasic.as_str(),
-                TokenEndpointAuth::ClientSecretPost.as_str(),
-                TokenEndpointAuth::None.as_str(),
-            ],
-            "prompt_values_supported": ["none", "login"],
-            "authorization_response_iss_parameter_supported": true,
-            "request_parameter_supported": false,
-            "request_uri_parameter_supported": false,
-            "backchannel_logout_supported": true,
-            "backchannel_logout_session_supported": true,
-        });
-        if let Value::Object(members) = &mut document {
-            for (name, value) in &self.config().discovery_members {
-                match value {
-                    Some(value) => members.insert(name.clone(), value.clone()),
-                    None => members.remove(name),
-                };
-            }
-        }
-        document
-    }
-
-    fn public_jwks(&self) -> Value {
-        let config = self.config();
-        let by_kid = keyring().jwk_by_kid();
-        let keys: Vec<Value> = config
-            .published
-            .iter()
-            .filter_map(|kid| by_kid.get(kid).cloned())
-            .chain(config.raw_jwks.iter().cloned())
-            .collect();
-        json!({ "keys": keys })
-    }
-
-    /// The JWKS response body: the override if set, else the JWKS.
-    fn jwks_body(&self) -> Vec<u8> {
-        if let Some(body) = &self.config().jwks_override {
-            return body.clone();
-        }
-        to_json_bytes(&self.public_jwks())
-    }
-}
-
-fn to_json_bytes(value: &Value) -> Vec<u8> {
-    // Serializing a `Value` to memory cannot fail.
-    serde_json::to_vec(value).unwrap_or_default()
-}
-
-/// What the HTTP handlers see.
-#[derive(Clone, Debug)]
-pub(crate) struct ServerState {
-    pub(crate) provider: Arc<ProviderState>,
-    pub(crate) shutdown: watch::Receiver<bool>,
-}
 
 /// The parts of a provider that exist once, whatever the number of handles.
 #[derive(Debug)]
-struct Shared {
-    state: Arc<ProviderState>,
-    shutdown: watch::Sender<bool>,
-    server: Mutex<Option<JoinHandle<()>>>,
+pub(crate) struct Shared {
+    pub(crate) state: Arc<ProviderState>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) server: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for Shared {
@@ -312,7 +138,7 @@ impl Drop for Shared {
 ///
 /// # Keys and kids
 ///
-/// Each [`SigningAlg`] has a *current* key: at start `rsa1` for the six RSA
+/// Each [`SigningAlg`](crate::SigningAlg) has a *current* key: at start `rsa1` for the six RSA
 /// algorithms, `ec1` for ES256 and `ed1` for EdDSA. Each (key, algorithm)
 /// pair is a separate JWK whose `kid` is `<key>-<alg>` (for example
 /// `rsa1-RS256`, `rsa1-PS256`, `ec1-ES256`, `ed1-EdDSA`) with `"use": "sig"`
@@ -357,7 +183,7 @@ impl Drop for Shared {
 /// ```
 #[derive(Clone)]
 pub struct TestProvider {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl fmt::Debug for TestProvider {
@@ -369,68 +195,6 @@ impl fmt::Debug for TestProvider {
 }
 
 impl TestProvider {
-    /// Binds `127.0.0.1:0` (an ephemeral port) and spawns the provider's
-    /// axum server on the current tokio runtime.
-    ///
-    /// # Panics
-    ///
-    /// Panics when called outside a tokio runtime or when no loopback port
-    /// can be bound; use [`TestProvider::try_start`] to get the I/O error
-    /// instead.
-    #[allow(
-        clippy::panic,
-        reason = "test support code: a test cannot go on without its provider"
-    )]
-    pub async fn start() -> TestProvider {
-        match TestProvider::try_start().await {
-            Ok(provider) => provider,
-            Err(error) => panic!("oidc-testing: cannot start the test provider: {error}"),
-        }
-    }
-
-    /// Like [`TestProvider::start`], but returns the error when binding the
-    /// listener fails.
-    ///
-    /// # Panics
-    ///
-    /// Panics when called outside a tokio runtime.
-    pub async fn try_start() -> io::Result<TestProvider> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
-        let state = Arc::new(ProviderState {
-            addr,
-            issuer: format!("http://{addr}"),
-            config: Mutex::new(Config::new()),
-            jwks_fetches: AtomicUsize::new(0),
-            discovery_fetches: AtomicUsize::new(0),
-            auth: Mutex::new(AuthState::new()),
-        });
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let app = router(ServerState {
-            provider: Arc::clone(&state),
-            shutdown: shutdown_rx.clone(),
-        });
-        let mut signal = shutdown_rx;
-        let server = tokio::spawn(async move {
-            let stopped = async move {
-                // Ends on `true` or when the sender (the last handle) is gone.
-                let _ = signal.wait_for(|stop| *stop).await;
-            };
-            // `serve` only returns errors from a failed accept loop, which
-            // leaves nothing to do for a test server.
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await;
-        });
-        Ok(TestProvider {
-            shared: Arc::new(Shared {
-                state,
-                shutdown,
-                server: Mutex::new(Some(server)),
-            }),
-        })
-    }
-
     pub(crate) fn state(&self) -> &Arc<ProviderState> {
         &self.shared.state
     }
@@ -440,17 +204,6 @@ impl TestProvider {
     /// discovery document.
     pub fn issuer(&self) -> String {
         self.state().issuer.clone()
-    }
-
-    /// The JWKS URL: [`issuer`](TestProvider::issuer) + `/jwks`.
-    pub fn jwks_uri(&self) -> String {
-        format!("{}{JWKS_PATH}", self.state().issuer)
-    }
-
-    /// The URL of the OpenID Connect discovery document:
-    /// [`issuer`](TestProvider::issuer) + `/.well-known/openid-configuration`.
-    pub fn discovery_url(&self) -> String {
-        format!("{}{OPENID_CONFIGURATION_PATH}", self.state().issuer)
     }
 
     /// The socket address the provider listens on.
@@ -468,252 +221,15 @@ impl TestProvider {
     pub fn token(&self) -> TokenBuilder {
         TokenBuilder::new(Arc::clone(self.state()))
     }
+}
 
-    /// Makes the next committed key of `alg`'s family the current signer for
-    /// `alg` (RSA: `rsa1` → `rsa2` → `rsa3` → `rsa1`; EC and Ed25519 alternate
-    /// between their two keys), publishes it if it is not published, and
-    /// returns its kid. Previously published keys stay published; other
-    /// algorithms keep their current key.
-    ///
-    /// Rotating more often than the family has keys comes back to a key
-    /// used before, whose kid is then returned again.
-    pub fn rotate_key(&self, alg: SigningAlg) -> String {
-        let keyring = keyring();
-        let mut config = self.state().config();
-        let next = (config.current(alg) + 1) % keyring.count(alg).max(1);
-        config.current.insert(alg, next);
-        let kid = keyring.key(alg, next).kid(alg);
-        if !config.published.contains(&kid) {
-            config.published.push(kid.clone());
-        }
-        kid
-    }
-
-    /// Stops publishing the key with this kid: a committed key, or any raw
-    /// JWK added with [`add_raw_jwk`](TestProvider::add_raw_jwk) whose `kid`
-    /// member is this string. Tokens keep being signed with the current key
-    /// even when it is no longer published.
-    pub fn remove_key(&self, kid: &str) {
-        let mut config = self.state().config();
-        config.published.retain(|published| published != kid);
-        config
-            .raw_jwks
-            .retain(|jwk| jwk.get("kid").and_then(Value::as_str) != Some(kid));
-    }
-
-    /// Publishes the key with this kid again (or for the first time: any
-    /// committed key's kid works, such as `rsa3-PS512`), without making it
-    /// current. Returns `false` when no committed key has this kid.
-    pub fn publish_key(&self, kid: &str) -> bool {
-        if keyring().find_kid(kid).is_none() {
-            return false;
-        }
-        let mut config = self.state().config();
-        if !config.published.iter().any(|published| published == kid) {
-            config.published.push(kid.to_owned());
-        }
-        true
-    }
-
-    /// Appends an arbitrary JSON value to the JWKS `keys` array, as is (for
-    /// unusable-key tests: `kty` `"AKP"`, an unknown `kty`, `use` `"enc"`,
-    /// `kty` `"oct"`, an RSA key with a bad `n`, ...). Remove it with
-    /// [`remove_key`](TestProvider::remove_key) (by its `kid`) or
-    /// [`clear_raw_jwks`](TestProvider::clear_raw_jwks).
-    pub fn add_raw_jwk(&self, jwk: Value) {
-        self.state().config().raw_jwks.push(jwk);
-    }
-
-    /// Removes every JWK added with [`add_raw_jwk`](TestProvider::add_raw_jwk).
-    pub fn clear_raw_jwks(&self) {
-        self.state().config().raw_jwks.clear();
-    }
-
-    /// Replaces the whole JWKS response body with these raw bytes (`None`
-    /// serves the normal JWKS again). The status stays 200 with
-    /// `Content-Type: application/json` unless a [`Failure`] is set.
-    pub fn set_jwks_override(&self, body: Option<Vec<u8>>) {
-        self.state().config().jwks_override = body;
-    }
-
-    /// Sets how the JWKS endpoint misbehaves ([`Failure::None`] to restore).
-    pub fn fail_jwks(&self, failure: Failure) {
-        self.state().config().jwks_failure = failure;
-    }
-
-    /// Sets how both discovery endpoints misbehave ([`Failure::None`] to
-    /// restore).
-    pub fn fail_discovery(&self, failure: Failure) {
-        self.state().config().discovery_failure = failure;
-    }
-
-    /// Sets the `Cache-Control` header of JWKS responses (default
-    /// `"public, max-age=300"`); `None` sends no `Cache-Control`. The header
-    /// is sent on every JWKS response, including injected failures (except
-    /// [`Failure::Hang`]). An invalid header value sends no header.
-    pub fn set_jwks_cache_control(&self, value: Option<&str>) {
-        self.state().config().jwks_cache_control = value.map(str::to_owned);
-    }
-
-    /// Sets (`Some`) or removes (`None`) a top-level member of the discovery
-    /// document, for example `"issuer"` to a wrong value or
-    /// `"id_token_signing_alg_values_supported"`. Applies to both discovery
-    /// paths; later calls for the same name replace earlier ones.
-    pub fn set_discovery_member(&self, name: &str, value: Option<Value>) {
+impl TestProvider {
+    /// Registers a client, replacing any client with the same id. No client
+    /// is registered at start.
+    pub fn register_client(&self, client: ClientRegistration) {
         self.state()
-            .config()
-            .discovery_members
-            .insert(name.to_owned(), value);
+            .auth()
+            .clients
+            .insert(client.client_id.clone(), client);
     }
-
-    /// The discovery document as currently served (with the edits of
-    /// [`set_discovery_member`](TestProvider::set_discovery_member)).
-    pub fn discovery_document(&self) -> Value {
-        self.state().discovery_document()
-    }
-
-    /// How many requests reached the JWKS endpoint, whatever their outcome.
-    pub fn jwks_fetch_count(&self) -> usize {
-        self.state().jwks_fetches.load(Ordering::SeqCst)
-    }
-
-    /// How many requests reached either discovery path
-    /// (`openid-configuration` or `oauth-authorization-server`), whatever
-    /// their outcome (404s of
-    /// [`serve_oauth_metadata_only`](TestProvider::serve_oauth_metadata_only)
-    /// included).
-    pub fn discovery_fetch_count(&self) -> usize {
-        self.state().discovery_fetches.load(Ordering::SeqCst)
-    }
-
-    /// The kid of `alg`'s current signing key (even if it was removed from
-    /// the JWKS).
-    pub fn kid(&self, alg: SigningAlg) -> String {
-        let index = self.state().current_index(alg);
-        keyring().key(alg, index).kid(alg)
-    }
-
-    /// With `true`, the discovery document is served only at
-    /// `/.well-known/oauth-authorization-server` and
-    /// `/.well-known/openid-configuration` answers 404 (for RFC 8414
-    /// fallback tests); `false` serves both again.
-    pub fn serve_oauth_metadata_only(&self, yes: bool) {
-        self.state().config().oauth_metadata_only = yes;
-    }
-
-    /// The SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`) of the
-    /// current RS256 signing key, for example as the HMAC secret of
-    /// [`TokenBuilder::sign_hs256`] in algorithm-confusion tests.
-    pub fn rsa_public_key_pem(&self) -> Vec<u8> {
-        let index = self.state().current_index(SigningAlg::RS256);
-        keyring().key(SigningAlg::RS256, index).public_pem.to_vec()
-    }
-
-    /// The JWKS as currently published (`{"keys": [...]}`): the published
-    /// committed keys in publication order, then the raw JWKs. Ignores
-    /// [`set_jwks_override`](TestProvider::set_jwks_override) and failures.
-    pub fn public_jwks(&self) -> Value {
-        self.state().public_jwks()
-    }
-
-    /// The public JWK of the never-published foreign key of `alg`'s family
-    /// (kid `<family>-foreign-<alg>`, such as `rsa-foreign-RS256`). Tokens
-    /// from [`TokenBuilder::sign_with_foreign_key`] verify with it; use it
-    /// for embedded-`jwk`-header attacks or a JWKS of a wrong issuer.
-    pub fn foreign_public_jwk(&self, alg: SigningAlg) -> Value {
-        keyring().foreign(alg.family()).public_jwk(alg)
-    }
-
-    /// Stops the server, for this handle and every clone, and waits (up to 5
-    /// seconds, then aborts) for it to end. Pending [`Failure::Hang`] and
-    /// [`Failure::Delay`] requests get a 503. Dropping the last handle also
-    /// stops the server, without waiting.
-    pub async fn shutdown(self) {
-        self.shared.shutdown.send_replace(true);
-        let server = self
-            .shared
-            .server
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let Some(mut server) = server else {
-            return; // an earlier `shutdown` (of a clone) already waited
-        };
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
-            .await
-            .is_err()
-        {
-            server.abort();
-        }
-    }
-}
-
-fn router(state: ServerState) -> Router {
-    Router::new()
-        .route(OPENID_CONFIGURATION_PATH, get(openid_configuration))
-        .route(OAUTH_METADATA_PATH, get(oauth_metadata))
-        .route(JWKS_PATH, get(jwks))
-        .route(
-            AUTHORIZE_PATH,
-            get(authz::authorize_get).post(authz::authorize_post),
-        )
-        .route(LOGIN_PATH, post(authz::login))
-        .route(TOKEN_PATH, post(authz::token))
-        .route(USERINFO_PATH, get(authz::userinfo).post(authz::userinfo))
-        .route(
-            END_SESSION_PATH,
-            get(authz::end_session_get).post(authz::end_session_post),
-        )
-        .with_state(state)
-}
-
-async fn openid_configuration(State(server): State<ServerState>) -> Response {
-    discovery(server, true).await
-}
-
-async fn oauth_metadata(State(server): State<ServerState>) -> Response {
-    discovery(server, false).await
-}
-
-async fn discovery(server: ServerState, openid_path: bool) -> Response {
-    let provider = server.provider;
-    provider.discovery_fetches.fetch_add(1, Ordering::SeqCst);
-    let (failure, oauth_only) = {
-        let config = provider.config();
-        (config.discovery_failure.clone(), config.oauth_metadata_only)
-    };
-    if openid_path && oauth_only {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    failure::respond(
-        failure,
-        server.shutdown,
-        move || to_json_bytes(&provider.discovery_document()),
-        Vec::new(),
-    )
-    .await
-}
-
-async fn jwks(State(server): State<ServerState>) -> Response {
-    let provider = server.provider;
-    provider.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    let (failure, cache_control) = {
-        let config = provider.config();
-        (
-            config.jwks_failure.clone(),
-            config.jwks_cache_control.clone(),
-        )
-    };
-    let headers: Vec<(HeaderName, HeaderValue)> = cache_control
-        .and_then(|value| HeaderValue::from_str(&value).ok())
-        .map(|value| (header::CACHE_CONTROL, value))
-        .into_iter()
-        .collect();
-    failure::respond(
-        failure,
-        server.shutdown,
-        move || provider.jwks_body(),
-        headers,
-    )
-    .await
 }

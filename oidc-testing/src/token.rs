@@ -10,11 +10,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Map, Value};
 
+use crate::client::DEFAULT_AUDIENCE;
 use crate::keys::{SigningAlg, TestKey, keyring};
-use crate::provider::ProviderState;
+use crate::state::ProviderState;
 
-/// The default `aud` of tokens.
-pub(crate) const DEFAULT_AUDIENCE: &str = "api://default";
 /// The default lifetime of tokens, in seconds.
 const DEFAULT_LIFETIME_SECS: i64 = 300;
 
@@ -328,4 +327,14 @@ fn unique_jti() -> String {
         .map(|elapsed| elapsed.subsec_nanos())
         .unwrap_or(0);
     format!("jti-{}-{nanos:09}-{count}", std::process::id())
+}
+
+/// The decoded payload of a compact JWT, without any verification.
+pub(crate) fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(claims) => Some(claims),
+        _ => None,
+    }
 }

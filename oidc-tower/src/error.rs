@@ -66,6 +66,31 @@ impl Anonymous {
     }
 }
 
+/// The realm of the authentication layer that verified the request's identity: found in the
+/// request extensions next to the [`Identity`](oidc_core::Identity) (inserted by
+/// [`BearerAuthLayer`](crate::BearerAuthLayer)), so that a 403 decided further in (by
+/// [`RequireLayer`](crate::RequireLayer) or an extractor) names the same realm as the layer's
+/// own 401s.
+#[derive(Debug, Clone)]
+pub struct Realm(Arc<str>);
+
+impl Realm {
+    pub(crate) fn new(realm: Arc<str>) -> Self {
+        Self(realm)
+    }
+
+    /// The realm, as set with
+    /// [`BearerAuthLayer::with_realm`](crate::BearerAuthLayer::with_realm).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The realm named by challenges when no layer said which: `"api"`, the layers' default.
+pub(crate) fn default_realm() -> Arc<str> {
+    Arc::from("api")
+}
+
 /// The category of an [`AuthError`], for matching. It will grow: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -113,6 +138,61 @@ impl AuthError {
             source: None,
             location: None,
         }
+    }
+
+    /// The 403 `insufficient_scope` refusal (RFC 6750 §3.1) of a request whose verified
+    /// identity lacks what the route requires: one builder for
+    /// [`RequireLayer`](crate::RequireLayer) and the extractors of `oidc-axum`.
+    ///
+    /// The challenge names the realm of the layer that authenticated the request (its
+    /// [`Realm`] in `extensions`; `"api"` without one), `scopes` as the `scope` attribute (left
+    /// out when empty) and `description` as `error_description`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oidc_tower::AuthError;
+    ///
+    /// let error = AuthError::insufficient_scope(
+    ///     &http::Extensions::new(),
+    ///     ["orders:write"],
+    ///     "a required scope is missing",
+    /// );
+    /// assert_eq!(error.status(), http::StatusCode::FORBIDDEN);
+    /// assert_eq!(
+    ///     error.www_authenticate().unwrap(),
+    ///     r#"Bearer realm="api", error="insufficient_scope", scope="orders:write", error_description="a required scope is missing""#,
+    /// );
+    /// ```
+    pub fn insufficient_scope<I, T>(
+        extensions: &http::Extensions,
+        scopes: I,
+        description: &'static str,
+    ) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        Self::insufficient_scope_in(Self::realm_of(extensions), Arc::from(scopes), description)
+    }
+
+    /// [`AuthError::insufficient_scope`] with the realm given.
+    pub(crate) fn insufficient_scope_in(
+        realm: Arc<str>,
+        scopes: Arc<[String]>,
+        description: &'static str,
+    ) -> Self {
+        Self::new(AuthErrorKind::InsufficientScope, realm)
+            .with_scopes(scopes)
+            .with_description(description)
+    }
+
+    /// The realm of the layer that authenticated the request, or the default one.
+    pub(crate) fn realm_of(extensions: &http::Extensions) -> Arc<str> {
+        extensions
+            .get::<Realm>()
+            .map_or_else(default_realm, |r| r.0.clone())
     }
 
     pub(crate) fn with_description(mut self, description: &'static str) -> Self {

@@ -6,15 +6,28 @@ use std::task::{Context, Poll};
 
 /// Response future of [`BearerAuth`](crate::BearerAuth) and [`Require`](crate::Require).
 ///
-/// Boxed in this version; the name stays if that changes.
+/// Boxed in this version when it waits for something (the inner service, a key set); a
+/// rejection decided at once is not boxed. The name stays if that changes.
 pub struct ResponseFuture<T, E> {
-    inner: Pin<Box<dyn Future<Output = Result<T, E>> + Send>>,
+    kind: Kind<T, E>,
+}
+
+enum Kind<T, E> {
+    Boxed(Pin<Box<dyn Future<Output = Result<T, E>> + Send>>),
+    Ready(Option<Result<T, E>>),
 }
 
 impl<T, E> ResponseFuture<T, E> {
     pub(crate) fn new(future: impl Future<Output = Result<T, E>> + Send + 'static) -> Self {
         Self {
-            inner: Box::pin(future),
+            kind: Kind::Boxed(Box::pin(future)),
+        }
+    }
+
+    /// A future that is ready with `response`.
+    pub(crate) fn ready(response: T) -> Self {
+        Self {
+            kind: Kind::Ready(Some(Ok(response))),
         }
     }
 }
@@ -25,10 +38,18 @@ impl<T, E> std::fmt::Debug for ResponseFuture<T, E> {
     }
 }
 
+// Nothing is pinned structurally: the boxed future is pinned on the heap.
+impl<T, E> Unpin for ResponseFuture<T, E> {}
+
 impl<T, E> Future for ResponseFuture<T, E> {
     type Output = Result<T, E>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().kind {
+            Kind::Boxed(future) => future.as_mut().poll(cx),
+            // Polled again after completion: a misuse of the future; stay pending rather
+            // than panic (library code does not panic).
+            Kind::Ready(output) => output.take().map_or(Poll::Pending, Poll::Ready),
+        }
     }
 }

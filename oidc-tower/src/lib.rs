@@ -1,7 +1,11 @@
-//! Tower layers for OpenID Connect: bearer-token protection with scope and role requirements.
+//! Tower layers for OpenID Connect: browser login with server-side sessions and single logout,
+//! bearer-token protection, and scope and role requirements.
 //!
 //! # Overview
 //!
+//! - [`login::LoginLayer`] logs browser users in (authorization code flow with PKCE), keeps
+//!   their sessions on the server, refreshes their tokens and ends their sessions on logout,
+//!   also when the provider asks (back-channel logout). See the [`login`] module.
 //! - [`BearerAuthLayer`] verifies `Authorization: Bearer` tokens with an
 //!   [`AccessTokenVerifier`](oidc_core::AccessTokenVerifier) and puts the verified
 //!   [`Identity`](oidc_core::Identity) and [`Claims<C>`](oidc_core::Claims) into the request
@@ -68,7 +72,7 @@ pub mod require;
 mod response;
 
 pub use crate::bearer::{BearerAuth, BearerAuthLayer};
-pub use crate::error::{Anonymous, AuthError, AuthErrorKind};
+pub use crate::error::{Anonymous, AuthError, AuthErrorKind, Realm};
 pub use crate::future::ResponseFuture;
 pub use crate::require::{Require, RequireLayer};
 pub use crate::response::{DefaultRejection, OnRejection};

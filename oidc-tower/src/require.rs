@@ -89,7 +89,9 @@ impl Requirements {
 pub struct RequireLayer<R = DefaultRejection> {
     requirements: Arc<Requirements>,
     scopes: Arc<[String]>,
-    realm: Arc<str>,
+    /// The realm set with [`RequireLayer::with_realm`]; without it, the authenticating
+    /// layer's.
+    realm: Option<Arc<str>>,
     rejection: R,
 }
 
@@ -98,7 +100,7 @@ impl RequireLayer {
         Self {
             scopes: requirements.challenge_scopes(),
             requirements: Arc::new(requirements),
-            realm: Arc::from("api"),
+            realm: None,
             rejection: DefaultRejection,
         }
     }
@@ -160,9 +162,12 @@ impl<R> RequireLayer<R> {
         self.update(|r| r.all_roles.extend(strings(roles)))
     }
 
-    /// Sets the `realm` of the challenge. The default value is `"api"`.
+    /// Sets the `realm` of the challenge. By default the challenge names the realm of the
+    /// layer that authenticated the request (its [`Realm`](crate::Realm), as
+    /// [`BearerAuthLayer::with_realm`](crate::BearerAuthLayer::with_realm) set it), `"api"`
+    /// when that layer did not say.
     pub fn with_realm(mut self, realm: impl AsRef<str>) -> Self {
-        self.realm = Arc::from(realm.as_ref());
+        self.realm = Some(Arc::from(realm.as_ref()));
         self
     }
 
@@ -174,6 +179,15 @@ impl<R> RequireLayer<R> {
             realm: self.realm,
             rejection,
         }
+    }
+}
+
+impl<R> RequireLayer<R> {
+    /// The realm of the challenge for `req`.
+    fn realm<B>(&self, req: &Request<B>) -> Arc<str> {
+        self.realm
+            .clone()
+            .unwrap_or_else(|| AuthError::realm_of(req.extensions()))
     }
 }
 
@@ -232,20 +246,21 @@ where
                     req = Request::from_parts(parts, body);
                     error
                 }
-                None => AuthError::new(AuthErrorKind::MissingLayer, layer.realm.clone()),
+                None => AuthError::new(AuthErrorKind::MissingLayer, layer.realm(&req)),
             }),
             Some(id) => layer.requirements.check(id).map_err(|description| {
-                AuthError::new(AuthErrorKind::InsufficientScope, layer.realm.clone())
-                    .with_scopes(layer.scopes.clone())
-                    .with_description(description)
+                AuthError::insufficient_scope_in(
+                    layer.realm(&req),
+                    layer.scopes.clone(),
+                    description,
+                )
             }),
         };
         match outcome {
             Ok(()) => ResponseFuture::new(self.inner.call(req)),
             Err(error) => {
                 log(&error);
-                let res = layer.rejection.on_rejection(&error);
-                ResponseFuture::new(async move { Ok(res) })
+                ResponseFuture::ready(layer.rejection.on_rejection(&error))
             }
         }
     }

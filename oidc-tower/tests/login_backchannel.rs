@@ -1333,7 +1333,6 @@ impl Site {
             .unwrap()
             .with_shared_store(store.clone());
         let view = layer.store().clone();
-        let sessions = layer.session_layer();
         let gate = Arc::new(Gate::default());
         let slow_gate = Arc::clone(&gate);
         let router = Router::new()
@@ -1354,8 +1353,7 @@ impl Site {
                     }
                 }),
             )
-            .layer(layer)
-            .layer(sessions);
+            .layer(layer);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });

@@ -118,13 +118,11 @@ impl Site {
             &a,
             &url,
         );
-        let sessions = layer.session_layer();
         let router = Router::new()
             .route("/", get(|| async { "home" }))
             .route("/app", get(|| async { "app" }))
             .route("/me", get(me))
-            .layer(layer)
-            .layer(sessions);
+            .layer(layer);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });

@@ -201,6 +201,60 @@ async fn ses_02_session_cookie_is_host_prefixed_and_secure_on_https() {
     assert!(!attrs.iter().any(|a| a.starts_with("domain")), "{cookie}");
 }
 
+#[tokio::test]
+async fn ses_02_a_custom_cookie_name_keeps_the_host_prefix_on_https() {
+    let (_op, client) = client_for("https://app.example.com").await;
+    let layer = LoginLayer::new(client, "https://app.example.com")
+        .unwrap()
+        .with_cookie_name("shop")
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/app", axum::routing::get(|| async { "app" }))
+        .layer(layer);
+    let res = app.oneshot(navigation("/app")).await.unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-shop="), "{cookie}");
+    assert!(cookie.to_ascii_lowercase().contains("secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn ses_02_bad_cookie_names_are_refused() {
+    let (_op, client) = client_for("https://app.example.com").await;
+    let layer = LoginLayer::new(client, "https://app.example.com").unwrap();
+    for name in [
+        "",
+        "a;b",
+        "a b",
+        "a=b",
+        "__Host-x",
+        "__secure-x",
+        &"x".repeat(65),
+    ] {
+        let err = layer.clone().with_cookie_name(name).unwrap_err();
+        assert!(
+            matches!(err, oidc_core::error::ConfigError::InvalidCookieName { .. }),
+            "{name:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_login_layer_alone_serves_a_login_without_a_session_layer() {
+    // One `.layer(login)`: the layer brings its session manager (before, this request got
+    // a 500 "misconfigured" page without the separate session layer).
+    let (_op, client) = client_for("http://127.0.0.1:1").await;
+    let layer = LoginLayer::new(client, "http://127.0.0.1:1").unwrap();
+    let app = axum::Router::new()
+        .route("/app", axum::routing::get(|| async { "app" }))
+        .layer(layer);
+    let res = app.clone().oneshot(navigation("/app")).await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(res.headers().contains_key(header::SET_COOKIE));
+    let res = app.oneshot(navigation("/auth/login")).await.unwrap();
+    assert_eq!(res.status(), 303);
+}
+
 // ---------------------------------------------------------------------------------------------
 // SES-04: tampered cookies
 
@@ -606,11 +660,9 @@ async fn dos_03_a_flood_of_login_starts_is_bounded_by_the_default_store() {
     let layer = LoginLayer::new(client, "http://127.0.0.1:1")
         .unwrap()
         .with_store(store.clone());
-    let sessions = layer.session_layer();
     let app = axum::Router::new()
         .route("/app", axum::routing::get(|| async { "app" }))
-        .layer(layer)
-        .layer(sessions);
+        .layer(layer);
     for _ in 0..1_000 {
         let res = app.clone().oneshot(navigation("/app")).await.unwrap();
         assert_eq!(res.status(), 303);

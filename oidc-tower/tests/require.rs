@@ -441,3 +441,43 @@ async fn at_02_anonymous_request_to_a_required_route_401() {
     );
     assert_eq!(calls.get(), 0);
 }
+
+#[tokio::test]
+async fn at_10_403_names_the_realm_of_the_authenticating_layer() {
+    // The bearer layer's realm, not a default of the requirement layer: the 403 names the
+    // same realm as the 401s of the layer that authenticated the request.
+    let tp = TestProvider::start().await;
+    let calls = Calls::default();
+    let svc = ServiceBuilder::new()
+        .layer(BearerAuthLayer::new(verifier(&tp)).with_realm("orders"))
+        .layer(RequireLayer::scopes(["api:write"]))
+        .service(echo(&calls));
+    let token = tp.token().sign();
+    // Twice: the second request is answered from the token cache.
+    for _ in 0..2 {
+        let res = send(&svc, bearer(&token)).await;
+        assert_rejected(
+            &res,
+            StatusCode::FORBIDDEN,
+            Some(
+                r#"Bearer realm="orders", error="insufficient_scope", scope="api:write", error_description="a required scope is missing""#,
+            ),
+        );
+    }
+    assert_eq!(calls.get(), 0);
+
+    // A realm set on the requirement layer itself still wins.
+    let svc = ServiceBuilder::new()
+        .layer(BearerAuthLayer::new(verifier(&tp)).with_realm("orders"))
+        .layer(RequireLayer::scopes(["api:write"]).with_realm("admin"))
+        .service(echo(&calls));
+    let res = send(&svc, bearer(&token)).await;
+    assert_rejected(
+        &res,
+        StatusCode::FORBIDDEN,
+        Some(
+            r#"Bearer realm="admin", error="insufficient_scope", scope="api:write", error_description="a required scope is missing""#,
+        ),
+    );
+    assert_eq!(calls.get(), 0);
+}

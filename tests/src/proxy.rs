@@ -1,4 +1,4 @@
-//! The `auth-proxy` example in front of a real upstream HTTP server (nginx from Debian), for
+//! `oidc-proxy` in front of a real upstream HTTP server (nginx from Debian), for
 //! the tests of `tests/auth_proxy.rs`.
 //!
 //! * [`Nginx`] runs `/usr/sbin/nginx` (or `$NGINX`) in the foreground, single process, with its
@@ -7,8 +7,8 @@
 //!   one `name=value` per line ([`NginxEcho`]). nginx reads headers spelled with `_` too
 //!   (`underscores_in_headers on`), and its `$http_x_forwarded_user` matches both spellings,
 //!   as CGI-style servers do: a spoofed `X_Forwarded_User` would show.
-//! * [`AuthProxy`] runs the `auth-proxy` binary (built once per test process with
-//!   `cargo build -p auth-proxy`, or `$AUTH_PROXY_BIN`) with a TOML file written for the test,
+//! * [`AuthProxy`] runs the `oidc-proxy` binary (built once per test process with
+//!   `cargo build -p oidc-proxy`, or `$AUTH_PROXY_BIN`) with a TOML file written for the test,
 //!   and waits for `GET /ping` → 200. [`LoginProvider::start_auth_proxy`] starts one on a port
 //!   the provider knows as an app URL, as the `web-app` client.
 //! * [`parse_prometheus`] reads the proxy's `/metrics`, strictly enough to catch a broken page.
@@ -114,7 +114,7 @@ impl Nginx {
             .unwrap_or_else(|| PathBuf::from("/usr/sbin/nginx"));
         assert!(
             bin.is_file(),
-            "{} not found: the auth-proxy end-to-end test needs nginx from Debian \
+            "{} not found: the oidc-proxy end-to-end test needs nginx from Debian \
              (apt-get install nginx-light; .ci/run installs it) or NGINX=/path/to/nginx",
             bin.display()
         );
@@ -209,18 +209,18 @@ impl NginxEcho {
     }
 }
 
-/// Path of the `auth-proxy` binary, building it once per process (`$AUTH_PROXY_BIN` skips
+/// Path of the `oidc-proxy` binary, building it once per process (`$AUTH_PROXY_BIN` skips
 /// the build), as [`crate::quickstart_binary`] does for the quickstart.
 ///
 /// # Panics
 ///
 /// If the build fails or the binary is missing afterwards.
-pub fn auth_proxy_binary() -> PathBuf {
+pub fn oidc_proxy_binary() -> PathBuf {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    crate::workspace_binary(&BIN, "auth-proxy", "AUTH_PROXY_BIN")
+    crate::workspace_binary(&BIN, "oidc-proxy", "AUTH_PROXY_BIN")
 }
 
-/// A running `auth-proxy`, stopped on drop.
+/// A running `oidc-proxy`, stopped on drop.
 #[derive(Debug)]
 pub struct AuthProxy {
     proc: Proc,
@@ -236,10 +236,10 @@ impl AuthProxy {
     /// No `AUTH_PROXY_*` variable of this process is inherited; `RUST_LOG` defaults to debug
     /// for the proxy and the `oidc_*` crates.
     pub async fn start(ip: Ipv4Addr, port: u16, config: &str, env: &[(&str, &str)]) -> Self {
-        let dir = TempDir::new("auth-proxy");
-        let file = dir.0.join("auth-proxy.toml");
-        std::fs::write(&file, config).expect("write auth-proxy.toml");
-        let mut cmd = supervised_with_args(&auth_proxy_binary(), &[]);
+        let dir = TempDir::new("oidc-proxy");
+        let file = dir.0.join("oidc-proxy.toml");
+        std::fs::write(&file, config).expect("write oidc-proxy.toml");
+        let mut cmd = supervised_with_args(&oidc_proxy_binary(), &[]);
         cmd.current_dir(workspace_root());
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("AUTH_PROXY_") {
@@ -252,11 +252,11 @@ impl AuthProxy {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env(
                 "RUST_LOG",
-                "info,auth_proxy=debug,oidc=debug,oidc_core=debug,oidc_tower=debug",
+                "info,oidc_proxy=debug,oidc=debug,oidc_core=debug,oidc_tower=debug",
             );
         }
         cmd.envs(env.iter().copied());
-        let mut proc = Proc::spawn("auth-proxy", cmd, None);
+        let mut proc = Proc::spawn("oidc-proxy", cmd, None);
         let base_url = format!("http://{ip}:{port}");
         wait_for(&mut proc, &format!("{base_url}/ping"), 200).await;
         Self {
@@ -303,7 +303,7 @@ impl AuthProxy {
 }
 
 impl LoginProvider {
-    /// Starts an `auth-proxy` on one of the reserved ports, as the `web-app` client of this
+    /// Starts an `oidc-proxy` on one of the reserved ports, as the `web-app` client of this
     /// provider (callback `/auth/callback`, the redirect URI the provider knows), in front of
     /// `upstream`. `extra` is TOML added at the top level of the configuration (before the
     /// tables), `tables` TOML added at its end.

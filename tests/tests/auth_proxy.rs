@@ -1,4 +1,4 @@
-//! The `auth-proxy` example end to end: the real provider (npm `oidc-provider`), the proxy
+//! `oidc-proxy` end to end: the real provider (npm `oidc-provider`), the proxy
 //! binary, and nginx from Debian as the upstream, echoing the identity headers it receives.
 //!
 //! The proxy runs as `http://127.0.0.1:<port>`, the provider as `http://localhost:<port>`;

@@ -200,16 +200,12 @@ impl App {
             .unwrap()
             .with_client_secret(SECRET);
         let login = configure(LoginLayer::new(client, &url).unwrap());
-        let sessions = login.session_layer();
         let store = login.store().clone();
         let verifier = AccessTokenVerifier::new(provider.clone(), AUDIENCE);
         let api = Router::new()
             .route("/api/me", get(api_me))
             .layer(BearerAuthLayer::new(verifier));
-        let web = Router::new()
-            .route("/me", get(me))
-            .layer(login)
-            .layer(sessions);
+        let web = Router::new().route("/me", get(me)).layer(login);
         let router = Router::new()
             .route(
                 "/readyz",

@@ -588,11 +588,7 @@ impl Instances {
             let layer = LoginLayer::new(client, &url)
                 .unwrap()
                 .with_shared_store(store.clone());
-            let sessions = layer.session_layer();
-            let router = Router::new()
-                .route("/me", get(me))
-                .layer(layer)
-                .layer(sessions);
+            let router = Router::new().route("/me", get(me)).layer(layer);
             servers.push(tokio::spawn(async move {
                 let _ = axum::serve(listener, router).await;
             }));
@@ -734,4 +730,106 @@ async fn two_instances_share_logins_on_redis() {
 async fn two_instances_share_logins_on_postgres() {
     let store = postgres_store(postgres_server().await).await;
     two_instances_share_logins(store, "postgres").await;
+}
+
+/// Runs `script` (Lua, no keys) on the store's server.
+async fn redis_eval(store: &RedisStore, script: &str) {
+    use oidc_tower::login::store::fred::interfaces::LuaInterface as _;
+    let _: oidc_tower::login::store::fred::types::Value = store
+        .pool()
+        .eval(script, Vec::<String>::new(), Vec::<String>::new())
+        .await
+        .unwrap();
+}
+
+/// Waits up to `bound` until `registry.is_ended(key)`; returns how long it took.
+async fn until_ended(registry: &dyn SessionRegistry, key: &str, bound: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if registry.is_ended(key).await.unwrap() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < bound,
+            "{key} not seen as ended within {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A store whose subscriber has started and caught up (its first `is_ended` starts it).
+async fn subscribed_redis_store(server: &RedisServer) -> RedisStore {
+    let store = redis_store(server).await;
+    assert!(!store.is_ended("oidc:ended:warm-up").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    store
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_ends_reach_other_instances_through_their_subscription() {
+    let server = redis_server().await;
+    let (a, b) = (
+        redis_store(server).await,
+        subscribed_redis_store(server).await,
+    );
+    let key = format!("oidc:ended:{}", namespace("end"));
+    assert!(!b.is_ended(&key).await.unwrap());
+    a.end(&key, LONG).await.unwrap();
+    assert!(
+        a.is_ended(&key).await.unwrap(),
+        "the ending instance at once"
+    );
+    assert!(
+        a.contains(&key).await.unwrap(),
+        "the mark is a registry key"
+    );
+    until_ended(&b, &key, Duration::from_secs(1)).await;
+
+    // Only a message, no mark in Redis: seen, so it came through the subscription.
+    let pushed = format!("oidc:ended:{}", namespace("pushed"));
+    redis_eval(
+        &a,
+        &format!("return redis.call('PUBLISH', 'oidc-registry:ended', '60000 {pushed}')"),
+    )
+    .await;
+    until_ended(&b, &pushed, Duration::from_secs(1)).await;
+    assert!(!b.contains(&pushed).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_end_whose_message_is_lost_is_caught_by_the_poll() {
+    let server = redis_server().await;
+    let b = subscribed_redis_store(server).await;
+    // Recorded in the list of recent ends as `end` does, but neither published nor set as a
+    // key: only the poll can find it.
+    let key = format!("oidc:ended:{}", namespace("polled"));
+    redis_eval(
+        &b,
+        &format!(
+            "local n = redis.call('INCR', 'oidc-registry:ends:seq') \
+             redis.call('ZADD', 'oidc-registry:ends:by-seq', n, '{key}') \
+             redis.call('ZADD', 'oidc-registry:ends:by-expiry', 99999999999999, '{key}')"
+        ),
+    )
+    .await;
+    let took = until_ended(&b, &key, Duration::from_secs(1)).await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // A new instance reads every live end when it subscribes.
+    let c = subscribed_redis_store(server).await;
+    assert!(c.is_ended(&key).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_is_ended_asks_redis_until_subscribed() {
+    let server = redis_server().await;
+    let store = redis_store(server).await;
+    // A mark set as a plain key (no message, not in the list): only Redis knows it.
+    let key = format!("oidc:ended:{}", namespace("fallback"));
+    assert!(store.insert(&key, LONG).await.unwrap());
+    assert!(
+        store.is_ended(&key).await.unwrap(),
+        "not subscribed yet: the answer comes from Redis"
+    );
+    let unknown = format!("oidc:ended:{}", namespace("unknown"));
+    assert!(!store.is_ended(&unknown).await.unwrap());
 }

@@ -251,3 +251,84 @@ async fn refresh_rotation_race_across_instances_postgres() {
     let postgres = PostgresServer::start().await;
     refresh_rotation_race(&postgres.url(), "race-pg-bob").await;
 }
+
+/// Sends `command` (one inline command) to the Redis server on `port` and returns the answer
+/// line.
+fn redis_command(port: u16, command: &str) -> String {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    stream
+        .write_all(format!("{command}\r\n").as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    line
+}
+
+/// Logs in through instance 1, makes instance 2 cache the login, then logs out through
+/// instance 1 (after `before_logout`) and returns how long instance 2 kept answering the old
+/// cookie as logged in, polling every 20 ms for at most 5 s.
+async fn time_until_other_instance_refuses(
+    redis: &RedisServer,
+    account: &str,
+    before_logout: impl FnOnce(),
+) -> Duration {
+    let mut w = World::start(&redis.url(), &[]).await;
+    w.log_in(0, "/auth/login?return_to=%2Fme", account).await;
+    let session = w.session_cookie().expect("the session cookie");
+    // Instance 2 has seen the session (its cache of recent logins holds it) and is subscribed.
+    for _ in 0..3 {
+        logged_in_as(&w.me(1).await, account, "instance 2 before the logout");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let home = w.ua.navigate(&w.apps[0].url("/")).await;
+    let form = home.form_with_action_ending("/auth/logout");
+    before_logout();
+    let page = w.ua.submit(&form).await;
+    assert_eq!(page.status, 303, "logout: {page}");
+    let ended = Instant::now();
+    w.ua.set_cookie(APP_HOST, SESSION_COOKIE, &session);
+    loop {
+        let page = w.me(1).await;
+        if page.status == 401 {
+            return ended.elapsed();
+        }
+        assert_eq!(page.status, 200, "instance 2 after the logout: {page}");
+        assert!(
+            ended.elapsed() < Duration::from_secs(5),
+            "instance 2 still accepts the session 5 s after the logout"
+        );
+        w.ua.set_cookie(APP_HOST, SESSION_COOKIE, &session);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_on_one_instance_is_refused_by_the_other_within_a_second_redis() {
+    let redis = RedisServer::start().await;
+    let took = time_until_other_instance_refuses(&redis, "ended-push-carol", || {}).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "instance 2 accepted the ended session for {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_is_seen_by_the_other_instance_within_a_second_when_its_subscription_is_lost() {
+    let redis = RedisServer::start().await;
+    let port = redis.port();
+    let took = time_until_other_instance_refuses(&redis, "ended-lost-dave", || {
+        // Every subscriber connection (both instances') is dropped: the logout's message
+        // reaches no one.
+        let answer = redis_command(port, "CLIENT KILL TYPE pubsub");
+        assert!(answer.starts_with(':'), "CLIENT KILL: {answer}");
+    })
+    .await;
+    assert!(
+        took < Duration::from_secs(1),
+        "instance 2 accepted the ended session for {took:?}"
+    );
+}

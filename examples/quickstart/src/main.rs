@@ -299,7 +299,6 @@ fn app(verifier: AccessTokenVerifier, login: LoginLayer, metrics: PrometheusHand
             get(admin).route_layer(RequireLayer::scopes(["api:write"]).with_realm("quickstart")),
         )
         .layer(bearer);
-    let sessions = login.session_layer();
     Router::new()
         .route("/", get(home))
         .route("/me", get(me))
@@ -307,7 +306,6 @@ fn app(verifier: AccessTokenVerifier, login: LoginLayer, metrics: PrometheusHand
         .route("/readyz", get(readyz))
         .with_state(state)
         .layer(login.require_login(false))
-        .layer(sessions)
         // Liveness and metrics answer even when the session layer or the provider cannot.
         .route("/healthz", get(healthz))
         .route(

@@ -1,4 +1,4 @@
-//! Serving an axum app the way the examples' server binaries (`quickstart`, `auth-proxy`) do:
+//! Serving an axum app the way the workspace's server binaries (`quickstart`, `oidc-proxy`) do:
 //! HTTP/1.1 with websocket upgrades and graceful shutdown, like `axum::serve`, plus the three
 //! limits a server facing slow or hostile clients needs:
 //!

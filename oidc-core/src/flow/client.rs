@@ -22,12 +22,12 @@ use super::secret::Secret;
 use super::tokens::TokenSet;
 use super::transaction::{AuthorizeOptions, RESERVED_PARAMS, Transaction, sanitize_return_to};
 use crate::algorithm::{Algorithm, Algorithms};
+use crate::clock::{self, Clock};
 use crate::discovery::ProviderMetadata;
 use crate::error::{ConfigError, FlowError, HttpError, VerifyError};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::provider::Provider;
 use crate::url_policy::checked_url;
-use crate::verify::Clock;
 
 /// The token response as openidconnect parses it, with the ID token kept as a raw string so
 /// that it is validated by this crate (through the shared key cache), not parsed twice.
@@ -189,7 +189,7 @@ impl OidcClient {
                 scopes: ["openid", "profile", "email"].map(str::to_owned).to_vec(),
                 algorithms: Algorithms::Default,
                 trusted_audiences: Vec::new(),
-                leeway: 60,
+                leeway: clock::DEFAULT_LEEWAY_SECS,
                 max_token_size: 16 * 1024,
                 clock: None,
             }),
@@ -262,7 +262,7 @@ impl OidcClient {
     /// Sets the clock skew tolerated for ID token times. The default value is 60 s.
     #[must_use]
     pub fn with_leeway(mut self, leeway: std::time::Duration) -> Self {
-        self.config().leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+        self.config().leeway = clock::leeway_secs(leeway);
         self
     }
 
@@ -290,7 +290,7 @@ impl OidcClient {
 
     /// Seconds since the Unix epoch, by the configured clock.
     pub fn now(&self) -> i64 {
-        crate::verify::unix_now(self.inner.clock.as_ref())
+        clock::unix_now(self.inner.clock.as_ref())
     }
 
     async fn metadata(&self) -> Result<Arc<ProviderMetadata>, FlowError> {

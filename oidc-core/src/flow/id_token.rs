@@ -25,8 +25,8 @@ use serde_json::{Map, Value};
 use crate::algorithm::{Algorithm, Algorithms};
 use crate::error::VerifyError;
 use crate::flow::secret::ct_eq;
+use crate::jws::{self, Signed};
 use crate::provider::Provider;
-use crate::verify::jws::{self, Signed};
 use crate::verify::token::TokenType;
 
 /// What an ID token must match.

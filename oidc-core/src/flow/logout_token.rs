@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::client::OidcClient;
 use super::id_token::IdTokenRules;
 use crate::error::{FlowError, VerifyError};
-use crate::verify::jws::{self, Signed};
+use crate::jws::{self, Signed};
 use crate::verify::token;
 
 /// The member of `events` that makes a JWT a back-channel logout token.

@@ -1,12 +1,126 @@
+use super::fetch::{MAX_BODY, fetch, max_age};
+use super::key::{parse_key, parse_set};
 use super::*;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::error::HttpError;
+use crate::http::{HttpRequest, HttpResponse};
 
 use oidc_testing::TestProvider;
 use serde_json::{Value, json};
 
 fn timings() -> JwksTimings {
     JwksTimings::default()
+}
+
+/// An HTTP client for tests that never reach it: every request fails.
+#[derive(Debug)]
+struct NoHttp;
+
+#[async_trait::async_trait]
+impl HttpClient for NoHttp {
+    async fn execute(&self, _request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        Err(HttpError::Timeout)
+    }
+}
+
+/// A cache whose sets come from the `refresh` loaders of the test.
+fn new_cache(timings: JwksTimings) -> JwksCache {
+    JwksCache::new(timings, Arc::new(NoHttp))
+}
+
+/// An HTTP client that answers every request with `status` and `body`, and records the
+/// requests.
+#[derive(Debug)]
+struct Canned {
+    status: u16,
+    body: Vec<u8>,
+    requests: Mutex<Vec<(http::Method, String, Option<String>)>>,
+}
+
+impl Canned {
+    fn new(status: u16, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            body,
+            requests: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for Canned {
+    async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let accept = request
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        self.requests.lock().unwrap().push((
+            request.method().clone(),
+            request.uri().to_string(),
+            accept,
+        ));
+        Ok(http::Response::builder()
+            .status(self.status)
+            .body(self.body.clone())
+            .unwrap())
+    }
+}
+
+/// A valid, empty JWK set padded with spaces to exactly `len` bytes.
+fn padded_empty_set(len: usize) -> Vec<u8> {
+    let mut body = br#"{"keys": []}"#.to_vec();
+    body.resize(len, b' ');
+    body
+}
+
+// --- Fetching: the request, the status, the size cap (DOS-04) ---------------------------------
+
+#[tokio::test]
+async fn fetch_gets_the_jwks_uri_asking_for_a_jwk_set() {
+    let http = Canned::new(200, padded_empty_set(12));
+    let fetched = fetch(&http, "https://id.example.com/keys").await.unwrap();
+    assert!(fetched.keys.keys.is_empty());
+    assert_eq!(
+        *http.requests.lock().unwrap(),
+        [(
+            http::Method::GET,
+            "https://id.example.com/keys".to_owned(),
+            Some("application/jwk-set+json, application/json".to_owned())
+        )]
+    );
+}
+
+#[tokio::test]
+async fn fetch_refuses_any_status_but_200() {
+    for status in [201, 204, 302, 304, 404, 500] {
+        let http = Canned::new(status, padded_empty_set(12));
+        assert!(
+            matches!(
+                fetch(&http, "https://id.example.com/keys").await,
+                Err(JwksError::Status(s)) if s == status
+            ),
+            "{status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dos_04_jwks_body_over_512_kib_refused_whatever_the_client_allows() {
+    // A client that reads any size (a custom HttpClient): the cache still refuses the body.
+    let http = Canned::new(200, padded_empty_set(MAX_BODY + 1));
+    assert!(matches!(
+        fetch(&http, "https://id.example.com/keys").await,
+        Err(JwksError::Http(HttpError::BodyTooLarge { limit })) if limit == 512 * 1024
+    ));
+    // At the cap, the same document is a key set.
+    let http = Canned::new(200, padded_empty_set(MAX_BODY));
+    assert!(fetch(&http, "https://id.example.com/keys").await.is_ok());
 }
 
 fn set(keys: Vec<Value>) -> Vec<u8> {
@@ -227,7 +341,7 @@ async fn key_05_key_count_capped() {
 #[tokio::test]
 async fn key_05_kid_duplicated_at_refresh_retires_its_key() {
     let (_tp, raw) = published().await;
-    let cache = JwksCache::new(JwksTimings {
+    let cache = new_cache(JwksTimings {
         unknown_kid_cooldown: Duration::ZERO,
         ..timings()
     });
@@ -326,7 +440,7 @@ fn fetched(keys: &[Arc<VerifyingKey>], max_age: Option<Duration>) -> Fetched {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_04_concurrent_loads_share_one_fetch() {
     let (_tp, keys) = test_keys().await;
-    let cache = Arc::new(JwksCache::new(timings()));
+    let cache = Arc::new(new_cache(timings()));
     let fetches = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
     for _ in 0..50 {
@@ -356,7 +470,7 @@ async fn key_04_load_asked_after_a_concurrent_load_finished_does_not_fetch_again
     // A caller that saw `is_loaded() == false` just before another caller's load completed
     // then asks for a load of its own: that must not be a second fetch (single flight).
     let (_tp, keys) = test_keys().await;
-    let cache = JwksCache::new(timings());
+    let cache = new_cache(timings());
     let fetches = AtomicUsize::new(0);
     let load = || async {
         fetches.fetch_add(1, Ordering::SeqCst);
@@ -371,7 +485,7 @@ async fn key_04_load_asked_after_a_concurrent_load_finished_does_not_fetch_again
 #[tokio::test]
 async fn key_04_unknown_kid_refetch_paced_by_cooldown() {
     let (_tp, keys) = test_keys().await;
-    let cache = JwksCache::new(JwksTimings {
+    let cache = new_cache(JwksTimings {
         unknown_kid_cooldown: Duration::from_millis(100),
         ..timings()
     });
@@ -412,7 +526,7 @@ async fn key_04_unknown_kid_refetch_paced_by_cooldown() {
 #[tokio::test]
 async fn key_04_unknown_kid_on_empty_cache_also_paced() {
     // mobula#28: an empty (or unusable) set must not make every unknown kid refetch.
-    let cache = JwksCache::new(timings());
+    let cache = new_cache(timings());
     let fetches = AtomicUsize::new(0);
     let load = || async {
         fetches.fetch_add(1, Ordering::SeqCst);
@@ -433,7 +547,7 @@ async fn key_04_unknown_kid_on_empty_cache_also_paced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_04_concurrent_unknown_kids_share_one_forced_fetch() {
     let (_tp, keys) = test_keys().await;
-    let cache = Arc::new(JwksCache::new(timings()));
+    let cache = Arc::new(new_cache(timings()));
     let fetches = Arc::new(AtomicUsize::new(0));
     cache
         .refresh(Reason::Load, || async { Ok(fetched(&keys, None)) })
@@ -463,7 +577,7 @@ async fn key_04_concurrent_unknown_kids_share_one_forced_fetch() {
 #[tokio::test]
 async fn key_07_failures_back_off_and_keep_the_last_keys() {
     let (_tp, keys) = test_keys().await;
-    let cache = JwksCache::new(JwksTimings {
+    let cache = new_cache(JwksTimings {
         retry_base: Duration::from_millis(100),
         retry_max: Duration::from_millis(400),
         unknown_kid_cooldown: Duration::ZERO,
@@ -512,7 +626,7 @@ async fn key_07_failures_back_off_and_keep_the_last_keys() {
 #[tokio::test]
 async fn key_07_keys_expire_after_max_stale() {
     let (_tp, keys) = test_keys().await;
-    let cache = JwksCache::new(JwksTimings {
+    let cache = new_cache(JwksTimings {
         max_stale: Duration::from_millis(150),
         ..timings()
     });
@@ -533,7 +647,7 @@ async fn key_07_keys_expire_after_max_stale() {
 #[tokio::test]
 async fn key_03_removed_kids_leave_the_cache_on_refresh() {
     let (_tp, keys) = test_keys().await;
-    let cache = JwksCache::new(JwksTimings {
+    let cache = new_cache(JwksTimings {
         unknown_kid_cooldown: Duration::ZERO,
         ..timings()
     });
@@ -561,7 +675,7 @@ async fn key_03_removed_kids_leave_the_cache_on_refresh() {
 #[tokio::test]
 async fn cache_control_due_refresh_honours_clamped_max_age() {
     let (_tp, keys) = test_keys().await;
-    let cache = JwksCache::new(JwksTimings {
+    let cache = new_cache(JwksTimings {
         min_refresh: Duration::from_millis(100),
         max_refresh: Duration::from_millis(300),
         ..timings()

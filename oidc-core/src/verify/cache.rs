@@ -1,11 +1,12 @@
-//! The validated-token cache: the outcome of a full verification, by the SHA-256 of the token.
-//! See the [module docs](super#token-cache).
+//! The validated-token cache: the outcome of a full verification, found by a keyed hash of the
+//! token and answered only for the very same token bytes. See the
+//! [module docs](super#token-cache).
 
 use std::any::Any;
+use std::hash::BuildHasher as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use aws_lc_rs::digest::{SHA256, digest};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -37,6 +38,9 @@ impl Default for Settings {
 
 /// A token that passed every check, as needed to answer it again without crypto.
 pub(crate) struct Entry {
+    /// The token itself: an entry answers only the token it was verified for, compared in
+    /// constant time, so that a collision of the lookup hash never authenticates anything.
+    token: Box<[u8]>,
     pub(crate) identity: Identity,
     /// The verified payload: the claims handed out as they are for the default claim type
     /// (`AdditionalClaims`), and decoded from for any other.
@@ -57,7 +61,9 @@ pub(crate) struct Entry {
 impl Entry {
     /// An entry living until `exp + leeway` as seen at `now`, at most `max_age`; `None` when
     /// that is already over.
+    #[allow(clippy::too_many_arguments, reason = "one constructor, called once")]
     pub(crate) fn new(
+        token: &str,
         identity: Identity,
         payload: Arc<Map<String, Value>>,
         key: Arc<VerifyingKey>,
@@ -69,6 +75,7 @@ impl Entry {
         let left = exp.saturating_add(leeway).saturating_sub(now);
         let left = u64::try_from(left).ok().filter(|s| *s > 0)?;
         Some(Self {
+            token: Box::from(token.as_bytes()),
             identity,
             payload,
             typed: OnceLock::new(),
@@ -78,6 +85,11 @@ impl Entry {
             iat,
             ttl: Duration::from_secs(left).min(max_age),
         })
+    }
+
+    /// Whether this entry is for exactly `token` (constant time in the token's bytes).
+    pub(crate) fn is_for(&self, token: &str) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.token, token.as_bytes()).is_ok()
     }
 
     /// The application's claims as `C`, shared: the payload itself for the default claim
@@ -127,10 +139,10 @@ impl Entry {
 
 struct EntryExpiry;
 
-impl moka::Expiry<[u8; 32], Arc<Entry>> for EntryExpiry {
+impl moka::Expiry<u64, Arc<Entry>> for EntryExpiry {
     fn expire_after_create(
         &self,
-        _key: &[u8; 32],
+        _key: &u64,
         value: &Arc<Entry>,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
@@ -138,13 +150,15 @@ impl moka::Expiry<[u8; 32], Arc<Entry>> for EntryExpiry {
     }
 }
 
-pub(crate) type Cache = moka::sync::Cache<[u8; 32], Arc<Entry>>;
+pub(crate) type Cache = moka::sync::Cache<u64, Arc<Entry>>;
 
 /// The cache of one verifier configuration, built on first use. A changed configuration
 /// (any builder method) starts with an empty slot, so a token is never answered from a cache
 /// filled under other rules.
 pub(crate) struct Slot {
     settings: Option<Settings>,
+    /// The lookup hash, keyed with a random seed per cache.
+    hasher: foldhash::quality::RandomState,
     cache: OnceLock<Cache>,
 }
 
@@ -152,8 +166,15 @@ impl Slot {
     pub(crate) fn new(settings: Option<Settings>) -> Self {
         Self {
             settings: settings.filter(|s| s.capacity > 0 && !s.max_age.is_zero()),
+            hasher: foldhash::quality::RandomState::default(),
             cache: OnceLock::new(),
         }
+    }
+
+    /// Where `token` is looked up: a keyed hash of the whole token. Not an identity: the entry
+    /// found must still be [`Entry::is_for`] the token.
+    pub(crate) fn key(&self, token: &str) -> u64 {
+        self.hasher.hash_one(token.as_bytes())
     }
 
     pub(crate) fn settings(&self) -> Option<Settings> {
@@ -184,9 +205,96 @@ pub(crate) fn decode<C: DeserializeOwned>(payload: &Map<String, Value>) -> Resul
     C::deserialize(payload).map_err(|_| VerifyError::CustomClaims)
 }
 
-/// The cache key of a token.
-pub(crate) fn key(token: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
-    out
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use oidc_testing::TestProvider;
+
+    use super::super::{AccessTokenVerifier, Clock, Config, Kind};
+    use crate::claims::AdditionalClaims;
+    use crate::error::VerifyError;
+    use crate::provider::Provider;
+
+    fn config(v: &AccessTokenVerifier) -> &Config {
+        match &v.kind {
+            Kind::One(config) => config,
+            Kind::AnyOf(_) => panic!("a verifier of several issuers"),
+        }
+    }
+
+    async fn setup() -> (TestProvider, AccessTokenVerifier, Arc<AtomicI64>) {
+        let tp = TestProvider::start().await;
+        let now = Arc::new(AtomicI64::new(super::super::unix_now(None)));
+        let read = Arc::clone(&now);
+        let clock: Clock = Arc::new(move || {
+            UNIX_EPOCH + Duration::from_secs(u64::try_from(read.load(Ordering::SeqCst)).unwrap())
+        });
+        let provider = Provider::builder(tp.issuer()).build().unwrap();
+        let v = AccessTokenVerifier::new(provider, "api://default").with_clock(clock);
+        (tp, v, now)
+    }
+
+    #[tokio::test]
+    async fn sync_hit_answers_only_cached_tokens_and_rechecks_expiry() {
+        let (tp, v, now) = setup().await;
+        let token = tp
+            .token()
+            .claim("exp", now.load(Ordering::SeqCst) + 100)
+            .sign();
+        // Not cached yet: no answer without a full verification.
+        assert!(v.verify_cached::<AdditionalClaims>(&token).is_none());
+        v.verify::<AdditionalClaims>(&token).await.unwrap();
+        let hit = v
+            .verify_cached::<AdditionalClaims>(&token)
+            .unwrap()
+            .unwrap();
+        assert_eq!(hit.subject(), "user-1");
+        // Past exp + leeway (60 s): refused from the cached entry, not answered.
+        now.fetch_add(161, Ordering::SeqCst);
+        assert!(matches!(
+            v.verify_cached::<AdditionalClaims>(&token),
+            Some(Err(VerifyError::Expired))
+        ));
+        // Over the size cap: refused before any lookup.
+        let big = "a".repeat(16 * 1024 + 1);
+        assert!(matches!(
+            v.verify_cached::<AdditionalClaims>(&big),
+            Some(Err(VerifyError::TooLarge { .. }))
+        ));
+        // Caching off: never an answer.
+        let off = v.clone().without_token_cache();
+        assert!(off.verify_cached::<AdditionalClaims>(&token).is_none());
+    }
+
+    /// A lookup-hash collision (simulated: a forged token's slot holds a valid token's entry)
+    /// never authenticates the forged token: the entry is only for its own token's bytes.
+    #[tokio::test]
+    async fn hash_collision_never_authenticates_another_token() {
+        let (tp, v, _) = setup().await;
+        let valid = tp.token().sign();
+        v.verify::<AdditionalClaims>(&valid).await.unwrap();
+        let config = config(&v);
+        let cache = config.cache.get().unwrap();
+        let entry = cache.get(&config.cache.key(&valid)).unwrap();
+        assert!(entry.is_for(&valid));
+
+        let forged = tp.token().sign_with_foreign_key();
+        assert_eq!(
+            forged.len(),
+            valid.len(),
+            "same length: only the bytes differ"
+        );
+        assert!(!entry.is_for(&forged));
+        cache.insert(config.cache.key(&forged), entry);
+        assert!(v.verify_cached::<AdditionalClaims>(&forged).is_none());
+        assert!(matches!(
+            v.verify::<AdditionalClaims>(&forged).await,
+            Err(VerifyError::InvalidSignature)
+        ));
+    }
 }

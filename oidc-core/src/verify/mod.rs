@@ -97,8 +97,9 @@
 //!
 //! # Token cache
 //!
-//! A token that passed every check above is remembered, keyed by the SHA-256 of the whole
-//! token, so that the next request with the same token is answered without signature
+//! A token that passed every check above is remembered, found by a keyed hash of the whole
+//! token (random seed per cache) and answered only for the same token bytes (compared in
+//! constant time: a hash collision never authenticates), so that the next request with the same token is answered without signature
 //! verification (which is nearly all of the cost). On by default; see
 //! [`AccessTokenVerifier::with_token_cache`] and [`AccessTokenVerifier::without_token_cache`].
 //!
@@ -121,34 +122,26 @@
 
 mod cache;
 mod issuers;
-pub(crate) mod jws;
 pub(crate) mod token;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::algorithm::{Algorithm, Algorithms};
 use crate::claims::{Claims, Identity, RoleSources};
+use crate::clock::{self, unix_now};
 use crate::error::{ConfigError, JwksError, VerifyError};
 use crate::jwks::VerifyingKey;
+use crate::jws;
 use crate::provider::{Provider, Readiness};
 
 use self::issuers::Issuers;
 use self::token::TokenType;
 
-/// A source of the current time, for tests with a fixed clock.
-pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
-
-/// Seconds since the Unix epoch by `clock`, or by the system clock.
-pub(crate) fn unix_now(clock: Option<&Clock>) -> i64 {
-    clock
-        .map_or_else(SystemTime::now, |c| c())
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+pub use crate::clock::Clock;
 
 /// Verifies access tokens issued for this API by one provider, or by one of several
 /// ([`AccessTokenVerifier::any_of`]).
@@ -245,7 +238,7 @@ impl AccessTokenVerifier {
                 provider,
                 audiences: vec![audience.into()],
                 algorithms: Algorithms::Default,
-                leeway: 60,
+                leeway: clock::DEFAULT_LEEWAY_SECS,
                 max_token_size: 16 * 1024,
                 require_at_jwt: false,
                 require_iat: true,
@@ -349,7 +342,7 @@ impl AccessTokenVerifier {
     /// soon as a key refresh shows its key gone, but a key removal is only noticed at the next
     /// refresh of the key set (as without the cache). Issuer, audience and the other claim
     /// checks cannot change for the same token bytes under the same configuration. The cache
-    /// is in memory and keyed by SHA-256, so it holds no token in clear.
+    /// is in memory only and holds each cached token, as the process does while serving it.
     #[must_use]
     pub fn with_token_cache(self, max_tokens: u64, max_age: Duration) -> Self {
         let settings = cache::Settings {
@@ -397,7 +390,7 @@ impl AccessTokenVerifier {
     /// A large leeway keeps expired tokens working for that long.
     #[must_use]
     pub fn with_leeway(self, leeway: Duration) -> Self {
-        let leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+        let leeway = clock::leeway_secs(leeway);
         self.update(|c| c.leeway = leeway)
     }
 
@@ -519,6 +512,32 @@ impl AccessTokenVerifier {
         };
         config.verify(token).await
     }
+
+    /// The claims of `token` as the token cache has them, without waiting for anything:
+    /// `None` when the token must be verified in full with [`AccessTokenVerifier::verify`]
+    /// (not cached, caching off, its key retired or the key set too old).
+    ///
+    /// A hit makes the same checks as a hit in [`AccessTokenVerifier::verify`]: the size cap,
+    /// the issuer's choice among several, and the time checks again with the verifier's clock.
+    /// See [Token cache](crate::verify#token-cache).
+    ///
+    /// # Errors
+    ///
+    /// `Some(Err(_))` for a token refused on the way (too large, an unknown issuer, expired
+    /// since it was cached).
+    pub fn verify_cached<C>(&self, token: &str) -> Option<Result<Claims<C>, VerifyError>>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
+        let config = match &self.kind {
+            Kind::One(config) => config,
+            Kind::AnyOf(set) => match set.select(token) {
+                Ok(config) => config,
+                Err(error) => return Some(Err(error)),
+            },
+        };
+        config.cached(token)
+    }
 }
 
 impl Config {
@@ -538,19 +557,10 @@ impl Config {
                 .map_err(|_| VerifyError::CustomClaims)?;
             return Ok(Claims::new(identity, custom));
         };
-        if token.len() > self.max_token_size {
-            return Err(VerifyError::TooLarge {
-                limit: self.max_token_size,
-            });
+        if let Some(answer) = self.cached(token) {
+            return answer;
         }
-        let key = cache::key(token);
-        if let Some(entry) = cache.get(&key) {
-            if !entry.key.is_retired() && self.provider.keys_usable_for_cached() {
-                entry.check_times(self.now(), self.leeway, self.require_iat)?;
-                return Ok(Claims::shared(entry.identity.clone(), entry.custom()?));
-            }
-            cache.invalidate(&key);
-        }
+        let key = self.cache.key(token);
         let (identity, claims, signing_key) = self.verify_in_full(token).await?;
         let times = (
             identity.expires_at(),
@@ -560,6 +570,7 @@ impl Config {
         let max_age = self.cache.settings().map(|s| s.max_age).unwrap_or_default();
         let payload = Arc::new(claims);
         let entry = cache::Entry::new(
+            token,
             identity.clone(),
             Arc::clone(&payload),
             signing_key,
@@ -575,6 +586,32 @@ impl Config {
         let custom = entry.custom::<C>()?;
         cache.insert(key, Arc::new(entry));
         Ok(Claims::shared(identity, custom))
+    }
+
+    /// The answer of the token cache, if it has one: `None` when caching is off or the token
+    /// must be verified in full (an entry whose key is retired, or whose key set is too old,
+    /// is dropped).
+    fn cached<C>(&self, token: &str) -> Option<Result<Claims<C>, VerifyError>>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
+        let cache = self.cache.get()?;
+        if token.len() > self.max_token_size {
+            return Some(Err(VerifyError::TooLarge {
+                limit: self.max_token_size,
+            }));
+        }
+        let key = self.cache.key(token);
+        let entry = cache.get(&key).filter(|entry| entry.is_for(token))?;
+        if entry.key.is_retired() || !self.provider.keys_usable_for_cached() {
+            cache.invalidate(&key);
+            return None;
+        }
+        Some(
+            entry
+                .check_times(self.now(), self.leeway, self.require_iat)
+                .and_then(|()| Ok(Claims::shared(entry.identity.clone(), entry.custom()?))),
+        )
     }
 
     /// Every check of the [module docs](crate::verify): the identity, the payload and the key

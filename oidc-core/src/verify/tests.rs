@@ -1,5 +1,7 @@
 use super::*;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use crate::claims::AdditionalClaims;
 use oidc_testing::{SigningAlg, TestProvider};
 use serde_json::json;
@@ -125,7 +127,7 @@ async fn verifications(v: &AccessTokenVerifier, tp: &TestProvider) -> usize {
         .await
         .unwrap()
     {
-        crate::provider::KeyLookup::Found(key) => {
+        crate::jwks::KeyLookup::Found(key) => {
             key.verifications.load(std::sync::atomic::Ordering::SeqCst)
         }
         other => panic!("{other:?}"),
@@ -262,7 +264,7 @@ async fn cache_keeps_entries_of_a_key_published_again_unchanged() {
             .await
             .unwrap()
         {
-            crate::provider::KeyLookup::Found(key) => key,
+            crate::jwks::KeyLookup::Found(key) => key,
             other => panic!("{other:?}"),
         }
     };
@@ -607,7 +609,7 @@ async fn any_of_cache_entries_stay_with_their_issuer() {
             .clone();
         async move {
             match p.key_for(Some(&kid), Algorithm::RS256).await.unwrap() {
-                crate::provider::KeyLookup::Found(key) => {
+                crate::jwks::KeyLookup::Found(key) => {
                     key.verifications.load(std::sync::atomic::Ordering::SeqCst)
                 }
                 other => panic!("{other:?}"),

@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -6,7 +7,7 @@ use serde::de::DeserializeOwned;
 use tower_service::Service;
 
 use super::{BearerAuthLayer, bearer_token};
-use crate::error::{Anonymous, AuthError, AuthErrorKind};
+use crate::error::{Anonymous, AuthError, AuthErrorKind, Realm};
 use crate::future::ResponseFuture;
 use crate::response::{DefaultRejection, OnRejection, log};
 
@@ -62,30 +63,40 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let realm = self.layer.realm.clone();
-        let rejection = self.layer.rejection.clone();
-        let reject = move |error: AuthError| {
-            log(&error);
-            rejection.on_rejection(&error)
-        };
         let token = match bearer_token(req.headers(), req.uri().query()) {
-            Ok(Some(token)) => token.to_owned(),
+            Ok(Some(token)) => token,
             Ok(None) if self.layer.allow_anonymous => {
                 crate::metrics::outcome("anonymous", "");
+                let realm = self.layer.realm.clone();
                 req.extensions_mut().insert(Anonymous::new(realm));
                 return ResponseFuture::new(self.inner.call(req));
             }
             Ok(None) => {
-                let res = reject(AuthError::new(AuthErrorKind::MissingToken, realm));
-                return ResponseFuture::new(async move { Ok(res) });
+                return self.reject(AuthError::new(AuthErrorKind::MissingToken, self.realm()));
             }
             Err(description) => {
-                let error = AuthError::new(AuthErrorKind::InvalidRequest, realm)
+                let error = AuthError::new(AuthErrorKind::InvalidRequest, self.realm())
                     .with_description(description);
-                let res = reject(error);
-                return ResponseFuture::new(async move { Ok(res) });
+                return self.reject(error);
             }
         };
+        // A token the cache answers: no copy of it, no span, no waiting.
+        match self.layer.verifier.verify_cached::<C>(token) {
+            Some(Ok(claims)) => {
+                let in_flight = crate::metrics::InFlight::new("bearer");
+                authenticated(&mut req, claims, &self.layer.realm);
+                let future = self.inner.call(req);
+                return ResponseFuture::new(async move {
+                    let _in_flight = in_flight;
+                    future.await
+                });
+            }
+            Some(Err(error)) => return self.reject(AuthError::from_verify(error, self.realm())),
+            None => {}
+        }
+        let token = token.to_owned();
+        let realm = self.realm();
+        let rejection = self.layer.rejection.clone();
         let verifier = self.layer.verifier.clone();
         // Keep the service that was driven to readiness; leave a fresh clone in its place.
         let clone = self.inner.clone();
@@ -97,16 +108,123 @@ where
                 let _in_flight = in_flight;
                 match verifier.verify::<C>(&token).await {
                     Ok(claims) => {
-                        crate::metrics::outcome("authenticated", "bearer");
                         drop(token);
-                        req.extensions_mut().insert(claims.identity().clone());
-                        req.extensions_mut().insert(claims);
+                        authenticated(&mut req, claims, &realm);
                         inner.call(req).await
                     }
-                    Err(error) => Ok(reject(AuthError::from_verify(error, realm))),
+                    Err(error) => {
+                        let error = AuthError::from_verify(error, realm);
+                        log(&error);
+                        Ok(rejection.on_rejection(&error))
+                    }
                 }
             },
             span,
         ))
+    }
+}
+
+impl<S, C, R> BearerAuth<S, C, R> {
+    fn realm(&self) -> Arc<str> {
+        self.layer.realm.clone()
+    }
+
+    /// The rejection's response for `error`, logged, at once.
+    fn reject<T, E>(&self, error: AuthError) -> ResponseFuture<Response<T>, E>
+    where
+        R: OnRejection<T>,
+    {
+        log(&error);
+        ResponseFuture::ready(self.layer.rejection.on_rejection(&error))
+    }
+}
+
+/// Puts what handlers and the layers further in need into the request: the identity, the
+/// claims and the [`Realm`] of this layer.
+fn authenticated<B, C: Send + Sync + 'static>(
+    req: &mut Request<B>,
+    claims: oidc_core::Claims<C>,
+    realm: &Arc<str>,
+) {
+    crate::metrics::outcome("authenticated", "bearer");
+    let extensions = req.extensions_mut();
+    extensions.insert(claims.identity().clone());
+    extensions.insert(claims);
+    extensions.insert(Realm::new(Arc::clone(realm)));
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use http::{StatusCode, header};
+    use oidc_core::{AccessTokenVerifier, Identity, Provider};
+    use oidc_testing::TestProvider;
+    use tower::{Layer as _, ServiceExt as _, service_fn};
+
+    use super::*;
+
+    /// A token answered from the cache (the layer's synchronous path) is still refused once it
+    /// has expired by the verifier's clock, and the inner service is not called; while valid,
+    /// it gets the identity, the claims and the layer's realm, as on a full verification.
+    #[tokio::test]
+    async fn cached_token_is_refused_once_expired_and_gets_the_same_extensions() {
+        let tp = TestProvider::start().await;
+        let now = Arc::new(AtomicI64::new(
+            i64::try_from(UNIX_EPOCH.elapsed().unwrap().as_secs()).unwrap(),
+        ));
+        let read = Arc::clone(&now);
+        let verifier = AccessTokenVerifier::new(
+            Provider::builder(tp.issuer()).build().unwrap(),
+            "api://default",
+        )
+        .with_clock(Arc::new(move || {
+            UNIX_EPOCH + Duration::from_secs(u64::try_from(read.load(Ordering::SeqCst)).unwrap())
+        }));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&calls);
+        let svc = BearerAuthLayer::new(verifier.clone())
+            .with_realm("orders")
+            .layer(service_fn(move |req: Request<String>| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                let ext = req.extensions();
+                let body = format!(
+                    "{} {} {}",
+                    ext.get::<Identity>().unwrap().subject(),
+                    ext.get::<oidc_core::Claims>().unwrap().subject(),
+                    ext.get::<Realm>().unwrap().as_str(),
+                );
+                async move { Ok::<_, Infallible>(Response::new(body)) }
+            }));
+        let token = tp
+            .token()
+            .claim("exp", now.load(Ordering::SeqCst) + 100)
+            .sign();
+        let req = || {
+            Request::builder()
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(String::new())
+                .unwrap()
+        };
+        for _ in 0..2 {
+            let res = svc.clone().oneshot(req()).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            assert_eq!(res.body(), "user-1 user-1 orders");
+        }
+        assert!(verifier.verify_cached::<AdditionalClaims>(&token).is_some());
+        // Past exp + leeway (60 s).
+        now.fetch_add(161, Ordering::SeqCst);
+        let res = svc.clone().oneshot(req()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let challenge = res.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(
+            challenge.starts_with(r#"Bearer realm="orders", error="invalid_token""#),
+            "{challenge}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }

@@ -181,7 +181,7 @@ async fn end_sessions(config: &LoginConfig, set: &str) -> Result<usize, String> 
     for (done, id) in ids.iter().enumerate() {
         let ended = async {
             registry
-                .insert(&ended_key(id), ttl)
+                .end(&ended_key(id), ttl)
                 .await
                 .map_err(|e| e.to_string())?;
             config.logins.invalidate(id);

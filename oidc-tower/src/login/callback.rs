@@ -217,7 +217,7 @@ pub(super) async fn callback<B: Default + From<String>>(
     if let Some(old) = previous {
         config.logins.invalidate(&old);
         let ttl = std::time::Duration::from_secs(config.absolute_timeout.unsigned_abs());
-        if let Err(e) = config.store.registry.insert(&ended_key(&old), ttl).await {
+        if let Err(e) = config.store.registry.end(&ended_key(&old), ttl).await {
             tracing::error!(error = %e, "session registry failed");
             return store_unavailable();
         }
@@ -265,7 +265,7 @@ pub(super) async fn callback<B: Default + From<String>>(
         match registry.contains(&sid_ended_key(&state.issuer, sid)).await {
             Ok(false) => {}
             Ok(true) => {
-                let _ = registry.insert(&ended_key(&id), ttl).await;
+                let _ = registry.end(&ended_key(&id), ttl).await;
                 let _ = session.flush().await;
                 crate::metrics::event("oidc_logins_total", "outcome", "refused");
                 tracing::info!(target: "oidc::rejection", "the provider session ended during the login");

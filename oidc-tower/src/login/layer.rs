@@ -60,6 +60,8 @@ pub(crate) struct LoginConfig {
     /// The namespace of the store (see [`LoginLayer::with_store_namespace`]); `None`: the
     /// first provider's client id.
     pub(crate) store_namespace: Option<String>,
+    /// The session cookie's name, without the `__Host-` prefix added on `https`.
+    pub(crate) cookie_name: String,
 }
 
 /// When UserInfo is fetched at login.
@@ -110,6 +112,11 @@ impl LoginLayer {
     ///
     /// [`ConfigError`] when `app_url` is not an absolute `http(s)` URL, or when the client's
     /// redirect URI is not under it.
+    ///
+    /// # Security
+    ///
+    /// The session cookie is `Secure` (and named with the `__Host-` prefix) exactly when
+    /// `app_url` is `https`; serve the app over `http` only in development.
     pub fn new(client: OidcClient, app_url: &str) -> Result<Self, ConfigError> {
         let display_name = url::Url::parse(client.provider().issuer())
             .ok()
@@ -180,6 +187,7 @@ impl LoginLayer {
                     AppBinding::new("", Vec::new()),
                 ),
                 store_namespace: None,
+                cookie_name: "oidc-session".to_owned(),
             }),
         };
         for provider in providers {
@@ -326,6 +334,40 @@ impl LoginLayer {
         self
     }
 
+    /// Sets the name of the session cookie. The default value is `"oidc-session"`; on an
+    /// `https` app URL the layer puts `__Host-` in front (so the default is then
+    /// `__Host-oidc-session`): give the name without that prefix.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidCookieName`] for a name that is empty, longer than 64 characters,
+    /// has a character other than ASCII letters, digits, `-`, `_` and `.`, or starts with
+    /// `__Host-` or `__Secure-`.
+    pub fn with_cookie_name(mut self, name: impl Into<String>) -> Result<Self, ConfigError> {
+        let name = name.into();
+        let bad = |reason| ConfigError::InvalidCookieName {
+            name: name.clone(),
+            reason,
+        };
+        if name.is_empty() || name.len() > 64 {
+            return Err(bad("must be 1 to 64 characters"));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(bad(
+                "only ASCII letters, digits, '-', '_' and '.' are allowed",
+            ));
+        }
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("__host-") || lower.starts_with("__secure-") {
+            return Err(bad("leave out the prefix: the layer adds __Host- on https"));
+        }
+        self.config().cookie_name = name;
+        Ok(self)
+    }
+
     /// Sets how long a login transaction stays valid. The default value is 10 minutes.
     ///
     /// A session that holds only pending logins (a browser that is not logged in) expires
@@ -455,21 +497,16 @@ impl LoginLayer {
         self
     }
 
-    /// The session layer to put around this one, on the layer's store, with the cookie
-    /// settings login needs: `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, `Secure` and
-    /// the `__Host-` name prefix when the app URL is `https`, and expiry on inactivity after
-    /// the idle timeout.
-    ///
-    /// # Security
-    ///
-    /// The cookie is `Secure` exactly when the app URL is `https`; serve the app over `http`
-    /// only in development.
-    pub fn session_layer(&self) -> SessionManagerLayer<LoginStore> {
+    /// The session manager the layer puts around its logic, on the layer's store, with the
+    /// cookie settings login needs: `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`,
+    /// `Secure` and the `__Host-` name prefix when the app URL is `https`, and expiry on
+    /// inactivity after the idle timeout.
+    pub(crate) fn session_manager(&self) -> SessionManagerLayer<LoginStore> {
         let c = &self.config;
         let name = if c.secure {
-            "__Host-oidc-session"
+            format!("__Host-{}", c.cookie_name)
         } else {
-            "oidc-session"
+            c.cookie_name.clone()
         };
         SessionManagerLayer::new(c.store.clone())
             .with_name(name)

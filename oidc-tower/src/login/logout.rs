@@ -38,7 +38,7 @@ pub(super) async fn logout<B: Default + From<String>>(
         if let Err(e) = config
             .store
             .registry
-            .insert(&ended_key(&id.to_string()), ttl)
+            .end(&ended_key(&id.to_string()), ttl)
             .await
         {
             tracing::error!(error = %e, "session registry failed");

@@ -1,9 +1,10 @@
 //! Browser login: the authorization code flow with PKCE, server-side sessions, refresh,
 //! revalidation and logout.
 //!
-//! [`LoginLayer`] wraps an app (inside the session layer it provides with
-//! [`LoginLayer::session_layer`], a tower-sessions `SessionManagerLayer`). It serves three
-//! routes itself, under the app URL:
+//! [`LoginLayer`] wraps an app: `.layer(login)` is the whole set-up. The layer brings its own
+//! session handling (tower-sessions' session manager on the layer's store, with the cookie
+//! described under "Sessions"), so there is no second layer to add and no order to get wrong.
+//! It serves these routes itself, under the app URL:
 //!
 //! | route | what it does |
 //! |---|---|
@@ -38,8 +39,9 @@
 //!
 //! # Sessions
 //!
-//! The cookie carries only the session id: `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`,
-//! and `Secure` with the `__Host-` prefix when the app URL is `https`. Sessions end after the
+//! The cookie (`oidc-session`, [`LoginLayer::with_cookie_name`]) carries only the session id:
+//! `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, and `Secure` with the `__Host-` prefix
+//! when the app URL is `https`. Sessions end after the
 //! idle timeout (30 min) or the absolute timeout (12 h), whatever the refreshes. Access tokens
 //! are refreshed 60 s before they expire, once per session even under concurrent requests; a
 //! rotated refresh token is stored at once; a refreshed ID token must keep `iss`, `sub` and
@@ -97,12 +99,10 @@
 //!     .with_client_secret("s3cret");
 //! let login = LoginLayer::new(client, "https://app.example.com")?
 //!     .with_store(MemoryStore::with_max_sessions(50_000));
-//! let sessions = login.session_layer();
 //!
 //! let app: Router = Router::new()
 //!     .route("/", get(|| async { "only for logged-in users" }))
-//!     .layer(login)
-//!     .layer(sessions);
+//!     .layer(login);
 //! # let _ = app;
 //! # Ok(())
 //! # }

@@ -97,11 +97,13 @@ pub(crate) fn store_unavailable<B: From<String>>() -> Response<B> {
     )
 }
 
-/// The page for a request that reached the login layer without the session layer around it.
+/// The page for a request whose session handle is missing: the layer puts the session
+/// manager around its logic itself, so this is an internal error (a service between the two
+/// that dropped the request's extensions).
 pub(crate) fn missing_session_layer<B: From<String>>() -> Response<B> {
     tracing::error!(
         target: "oidc::rejection",
-        "no session: add the layer of LoginLayer::session_layer (a tower-sessions SessionManagerLayer) around the LoginLayer"
+        "no session handle in the request's extensions (internal error of the login layer)"
     );
     error_page(
         StatusCode::INTERNAL_SERVER_ERROR,

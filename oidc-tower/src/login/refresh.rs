@@ -26,7 +26,7 @@ pub(super) async fn current_login(
         && let Some(hit) = config.logins.get(key)
         && !needs_work(config, &hit.state, config.now())
     {
-        match config.store.registry.contains(&ended_key(key)).await {
+        match config.store.registry.is_ended(&ended_key(key)).await {
             Ok(false) => return Ok(Some(hit)),
             Ok(true) => config.logins.invalidate(key),
             Err(e) => {

@@ -58,6 +58,26 @@ pub trait SessionRegistry: std::fmt::Debug + Send + Sync + 'static {
 
     /// Removes the set `set` and returns its members (empty when there is none).
     async fn take_members(&self, set: &str) -> Result<Vec<String>, RegistryError>;
+
+    /// Sets the ended-session mark `key` for `ttl`: the session (or provider session) it names
+    /// was ended, on whichever instance, and no instance may use it again.
+    ///
+    /// The default [`insert`](Self::insert)s the key. A registry that keeps a local view of
+    /// the marks on each instance (as [`RedisStore`](crate::login::store::RedisStore) does)
+    /// also tells the other instances here.
+    async fn end(&self, key: &str, ttl: Duration) -> Result<(), RegistryError> {
+        self.insert(key, ttl).await.map(|_| ())
+    }
+
+    /// Whether the ended-session mark `key` is set ([`end`](Self::end)), asked on every
+    /// request that uses a session.
+    ///
+    /// The default asks [`contains`](Self::contains). An override may answer from a local
+    /// view, but must see an `end` made on any instance within a bound it documents, and must
+    /// ask the backend whenever its view may be incomplete (never "not ended" by default).
+    async fn is_ended(&self, key: &str) -> Result<bool, RegistryError> {
+        self.contains(key).await
+    }
 }
 
 /// The in-process registry: right when a single instance serves the app.

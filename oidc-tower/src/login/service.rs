@@ -7,8 +7,9 @@ use std::task::{Context, Poll};
 use http::{Method, Request, Response, StatusCode, header};
 use oidc_core::AdditionalClaims;
 use oidc_core::flow::AuthorizeOptions;
+use tower_layer::Layer;
 use tower_service::Service;
-use tower_sessions::Session;
+use tower_sessions::{Session, SessionManagerLayer};
 
 use super::callback::callback;
 use super::layer::{LoginConfig, LoginLayer};
@@ -20,37 +21,80 @@ use super::policy::Unauthenticated;
 use super::refresh::current_login;
 use super::session::LoginSession;
 use super::start::{login_link, options_from_query, provider_choice, start_login};
+use super::store::LoginStore;
 use crate::bearer::bearer_token;
 use crate::error::{Anonymous, AuthError, AuthErrorKind};
 use crate::future::ResponseFuture;
 use crate::response::{DefaultRejection, OnRejection, log};
 
 /// The service of [`LoginLayer`]. See the [module docs](crate::login).
-#[derive(Clone)]
+///
+/// It holds the session handling itself (tower-sessions' session manager on the layer's
+/// store, with the layer's cookie settings) around the login logic: the one layer is all an
+/// app adds.
 pub struct Login<S> {
-    inner: S,
-    layer: LoginLayer,
+    inner: Managed<S>,
 }
 
-impl<S: std::fmt::Debug> std::fmt::Debug for Login<S> {
+/// The session manager of tower-sessions around the login logic.
+type Managed<S> = <SessionManagerLayer<LoginStore> as Layer<Authenticate<S>>>::Service;
+
+impl<S: Clone> Clone for Login<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Login<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login")
-            .field("inner", &self.inner)
-            .field("layer", &self.layer)
-            .finish()
+        f.debug_struct("Login").finish_non_exhaustive()
     }
 }
 
 impl<S> Login<S> {
-    /// Wraps `inner` with the settings of `layer`.
+    /// Wraps `inner` with the settings of `layer` (the same as `layer.layer(inner)`).
     pub fn new(inner: S, layer: LoginLayer) -> Self {
-        Self { inner, layer }
+        let sessions = layer.session_manager();
+        Self {
+            inner: sessions.layer(Authenticate { inner, layer }),
+        }
     }
-
-    define_inner_service_accessors!();
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Login<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    ResBody: Default + From<String> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<Response<ResBody>, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        ResponseFuture::new(self.inner.call(req))
+    }
+}
+
+/// The login logic, inside the session manager (which puts the [`Session`] in the request's
+/// extensions).
+#[derive(Clone)]
+pub(crate) struct Authenticate<S> {
+    inner: S,
+    layer: LoginLayer,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authenticate<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,

@@ -211,7 +211,6 @@ pub(crate) fn router(layer: &LoginLayer, store: Option<MemoryStore>) -> Router {
         Some(store) => layer.clone().with_store(store),
         None => layer.clone(),
     };
-    let sessions = layer.session_layer();
     Router::new()
         .route("/", get(|| async { "home" }))
         .route("/app", get(|| async { "app" }))
@@ -226,7 +225,6 @@ pub(crate) fn router(layer: &LoginLayer, store: Option<MemoryStore>) -> Router {
             get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
         )
         .layer(layer)
-        .layer(sessions)
 }
 
 async fn me(user: User) -> Json<Value> {

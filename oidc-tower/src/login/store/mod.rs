@@ -41,15 +41,12 @@
 //! # }
 //! ```
 //!
-//! ## The tower-sessions 0.14 stores, adapted
+//! ## The stores' own code
 //!
-//! The sessions themselves are kept by the tower-sessions project's own stores,
-//! tower-sessions-redis-store 0.16 and tower-sessions-sqlx-store 0.15 (the latest releases).
-//! These implement the `SessionStore` trait of tower-sessions-core 0.14, whereas this crate
-//! uses tower-sessions 0.15: a private adapter converts the record (`id`, `data`,
-//! `expiry_date`, the same fields in both versions, serialized identically) and the errors
-//! between the two versions. Sessions written by those stores directly can be read here and
-//! the other way round.
+//! Both stores read and write their records themselves, with `fred` and `sqlx` (they used to
+//! wrap tower-sessions-redis-store and tower-sessions-sqlx-store, which are built on
+//! tower-sessions-core 0.14). The format and places are those of the tower-sessions stores,
+//! so sessions written by either version stay readable.
 //!
 //! ## Several apps on one store
 //!
@@ -95,9 +92,22 @@
 //! | `take_members` | `MULTI; SMEMBERS; DEL; EXEC` | `DELETE … RETURNING` |
 //!
 //! Saving a session never brings back one that was deleted (logout on another instance) or
-//! that expired meanwhile: Redis saves with `SET … XX`, PostgreSQL with an `UPDATE` of a live
-//! row (where tower-sessions-sqlx-store would insert it again). Creating a session with an id
-//! already taken picks another id.
+//! that expired meanwhile: Redis saves with `SET … PXAT XX`, PostgreSQL with an `UPDATE` of a
+//! live row. Creating a session with an id already taken picks another id (Redis `SET … NX`,
+//! PostgreSQL `INSERT … ON CONFLICT DO UPDATE … WHERE expired RETURNING`).
+//!
+//! ## Ended sessions
+//!
+//! Every request with a session asks whether it was ended on another instance
+//! ([`SessionRegistry::is_ended`]). [`PostgresStore`] asks the database (the default,
+//! `contains`). [`RedisStore`] pushes ends to every instance instead: [`SessionRegistry::end`]
+//! sets the mark, numbers it in the sorted sets `oidc-registry:ends:by-seq` and
+//! `oidc-registry:ends:by-expiry` and publishes it on the channel `oidc-registry:ended`, in
+//! one script; each instance keeps the live marks in memory from a subscriber connection
+//! (built from the pool's configuration) and reads the marks it may have missed every 250 ms
+//! (`ZRANGEBYSCORE` after the last number it read). It answers from memory only while it is
+//! subscribed and its last read is under 750 ms old; otherwise it asks Redis (`PTTL`). An end
+//! is so seen by every instance at once, and within 1 s when its message is lost.
 
 use std::sync::Arc;
 
@@ -110,8 +120,6 @@ pub(crate) use self::namespace::AppBinding;
 use self::namespace::{BoundRegistry, BoundSessions};
 use super::registry::SessionRegistry;
 
-#[cfg(any(feature = "redis", feature = "postgres"))]
-mod compat;
 mod memory;
 mod namespace;
 #[cfg(feature = "postgres")]
@@ -132,8 +140,8 @@ pub use self::postgres::PostgresStore;
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
 
-/// The store a [`LoginLayer`](super::LoginLayer) keeps its sessions in, as given to the
-/// session layer of [`LoginLayer::session_layer`](super::LoginLayer::session_layer).
+/// The store a [`LoginLayer`](super::LoginLayer) keeps its sessions in, as its session
+/// manager sees it.
 ///
 /// It holds this app's part of the store: keys in the app's namespace, and only records this
 /// app wrote (see [`LoginLayer::with_store_namespace`](super::LoginLayer::with_store_namespace)).

@@ -191,6 +191,14 @@ impl SessionRegistry for BoundRegistry {
     async fn take_members(&self, set: &str) -> std::result::Result<Vec<String>, RegistryError> {
         self.inner.take_members(&self.app.key(set)).await
     }
+
+    async fn end(&self, key: &str, ttl: Duration) -> std::result::Result<(), RegistryError> {
+        self.inner.end(&self.app.key(key), ttl).await
+    }
+
+    async fn is_ended(&self, key: &str) -> std::result::Result<bool, RegistryError> {
+        self.inner.is_ended(&self.app.key(key)).await
+    }
 }
 
 #[cfg(test)]

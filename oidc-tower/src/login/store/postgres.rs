@@ -10,18 +10,23 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result};
 
-use super::compat::{Compat, id_to_014, record_to_014};
 use crate::login::registry::{RegistryError, SessionRegistry};
 
-/// The schema of every table, tower-sessions-sqlx-store's default.
+/// The schema of every table (tower-sessions-sqlx-store's default, kept so that sessions it
+/// wrote stay readable).
 const SCHEMA: &str = "tower_sessions";
 
 /// Every this many operations, expired rows are deleted.
 const CLEANUP_EVERY: u32 = 256;
 
-/// The registry's tables (the session table is tower-sessions-sqlx-store's).
-const REGISTRY_DDL: &str = r#"
+/// The session table (as tower-sessions-sqlx-store created it) and the registry's tables.
+const DDL: &str = r#"
 create schema if not exists "tower_sessions";
+create table if not exists "tower_sessions"."session" (
+    id text primary key not null,
+    data bytea not null,
+    expiry_date timestamptz not null
+);
 create table if not exists "tower_sessions"."oidc_registry_key" (
     name text primary key not null,
     expires_at timestamptz not null
@@ -53,8 +58,8 @@ delete from "tower_sessions"."session" where expiry_date <= now();
 /// that coordinates them; give it to
 /// [`LoginLayer::with_shared_store`](crate::login::LoginLayer::with_shared_store).
 ///
-/// Sessions are kept in tower-sessions-sqlx-store's table (`tower_sessions.session`, one
-/// MessagePack value per session); the registry in two tables of the same schema; every
+/// Sessions are kept in the table `tower_sessions.session` (one MessagePack value per
+/// session, as tower-sessions-sqlx-store kept them); the registry in two tables of the same schema; every
 /// operation is a single statement. Call [`migrate`](Self::migrate) once at startup. See the
 /// [module docs](super) for what is stored and how.
 ///
@@ -79,7 +84,6 @@ delete from "tower_sessions"."session" where expiry_date <= now();
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    sessions: Compat<tower_sessions_sqlx_store::PostgresStore>,
     ops: Arc<AtomicU32>,
 }
 
@@ -105,6 +109,15 @@ fn lost_creation_race(error: &sqlx::Error) -> bool {
     matches!(code.as_deref(), Some("23505" | "42P07" | "42P06" | "42710"))
 }
 
+/// The record as stored: its MessagePack encoding, and its expiry date in microseconds since
+/// the Unix epoch.
+fn encode(record: &Record) -> Result<(Vec<u8>, i64)> {
+    let data = rmp_serde::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
+    let micros = i64::try_from(record.expiry_date.unix_timestamp_nanos() / 1000)
+        .map_err(|_| Error::Encode("expiry date out of range".to_owned()))?;
+    Ok((data, micros))
+}
+
 fn backend(error: sqlx::Error) -> Error {
     Error::Backend(error.to_string())
 }
@@ -115,7 +128,6 @@ impl PostgresStore {
     /// you want.
     pub fn new(pool: PgPool) -> Self {
         Self {
-            sessions: Compat(tower_sessions_sqlx_store::PostgresStore::new(pool.clone())),
             pool,
             ops: Arc::new(AtomicU32::new(0)),
         }
@@ -127,7 +139,7 @@ impl PostgresStore {
     }
 
     /// Creates what is missing: the schema `tower_sessions`, the session table
-    /// (tower-sessions-sqlx-store's `migrate`) and the registry's tables. Idempotent, and safe
+    /// `tower_sessions.session` and the registry's tables. Idempotent, and safe
     /// when several instances run it at once.
     ///
     /// # Errors
@@ -148,8 +160,7 @@ impl PostgresStore {
 
     async fn migrate_once(&self) -> std::result::Result<(), sqlx::Error> {
         // Several statements in one simple query: PostgreSQL runs them in one transaction.
-        sqlx::raw_sql(REGISTRY_DDL).execute(&self.pool).await?;
-        self.sessions.0.migrate().await?;
+        sqlx::raw_sql(DDL).execute(&self.pool).await?;
         sqlx::raw_sql(SESSION_INDEX_DDL).execute(&self.pool).await?;
         Ok(())
     }
@@ -168,26 +179,46 @@ impl PostgresStore {
 
 #[async_trait]
 impl SessionStore for PostgresStore {
+    /// Inserts the session unless a live one has its id (an expired one is replaced); a taken
+    /// id is replaced by a new random one.
     async fn create(&self, record: &mut Record) -> Result<()> {
         self.tick().await;
-        self.sessions.create(record).await
+        for _ in 0..8 {
+            let (data, micros) = encode(record)?;
+            let inserted: Option<bool> = sqlx::query_scalar(
+                r#"insert into "tower_sessions"."session" as s (id, data, expiry_date)
+                   values ($1, $2, timestamptz 'epoch' + $3 * interval '1 microsecond')
+                   on conflict (id) do update
+                     set data = excluded.data, expiry_date = excluded.expiry_date
+                     where s.expiry_date <= now()
+                   returning true"#,
+            )
+            .bind(record.id.to_string())
+            .bind(data)
+            .bind(micros)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+            if inserted.is_some() {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+        Err(Error::Backend("no free session id found".to_owned()))
     }
 
     /// Updates the session only while it exists and has not expired: a session deleted
     /// (logout) or expired meanwhile, maybe by another instance, is not brought back by a
     /// request that loaded it before. (tower-sessions saves only sessions it loaded or
-    /// created; tower-sessions-sqlx-store's own `save` would insert it again.)
+    /// created; an upsert would insert it again.)
     async fn save(&self, record: &Record) -> Result<()> {
-        let old = record_to_014(record);
-        let data = rmp_serde::to_vec(&old).map_err(|e| Error::Encode(e.to_string()))?;
-        let micros = i64::try_from(record.expiry_date.unix_timestamp_nanos() / 1000)
-            .map_err(|_| Error::Encode("expiry date out of range".to_owned()))?;
+        let (data, micros) = encode(record)?;
         sqlx::query(
             r#"update "tower_sessions"."session"
                set data = $2, expiry_date = timestamptz 'epoch' + $3 * interval '1 microsecond'
                where id = $1 and expiry_date > now()"#,
         )
-        .bind(id_to_014(&record.id).to_string())
+        .bind(record.id.to_string())
         .bind(data)
         .bind(micros)
         .execute(&self.pool)
@@ -196,12 +227,27 @@ impl SessionStore for PostgresStore {
         Ok(())
     }
 
+    /// The live row of `id`, decoded from MessagePack.
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        self.sessions.load(id).await
+        let data: Option<Vec<u8>> = sqlx::query_scalar(
+            r#"select data from "tower_sessions"."session"
+               where id = $1 and expiry_date > now()"#,
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        data.map(|bytes| rmp_serde::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string())))
+            .transpose()
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
-        self.sessions.delete(id).await
+        sqlx::query(r#"delete from "tower_sessions"."session" where id = $1"#)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 }
 

@@ -13,8 +13,10 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result};
 
-use super::compat::{Compat, id_to_014, record_to_014};
+use self::ended::EndedView;
 use crate::login::registry::{RegistryError, SessionRegistry};
+
+mod ended;
 
 /// Where the registry's keys live in Redis: `oidc-registry:key:` + the key.
 const KEY_PREFIX: &str = "oidc-registry:key:";
@@ -25,9 +27,11 @@ const SET_PREFIX: &str = "oidc-registry:set:";
 /// coordinates them; give it to
 /// [`LoginLayer::with_shared_store`](crate::login::LoginLayer::with_shared_store).
 ///
-/// Sessions are stored as tower-sessions-redis-store stores them (one MessagePack value per
+/// Sessions are stored as tower-sessions-redis-store stored them (one MessagePack value per
 /// session, under the session id, expiring with the session); the registry uses single atomic
-/// commands. See the [module docs](super) for what is stored and how.
+/// commands. Ended-session marks ([`SessionRegistry::end`]) are also published to every
+/// instance, which answers [`SessionRegistry::is_ended`] from memory while its subscription
+/// is up. See the [module docs](super) for what is stored and how.
 ///
 /// Requires Redis 7.0 or later (or Valkey), for `PEXPIRE … NX|GT`. Cheap to clone (the pool
 /// is shared).
@@ -51,7 +55,8 @@ pub struct RedisStore {
     retrying: WithOptions<Pool>,
     /// For the others: sent at most once, so that an error never hides a success.
     once: WithOptions<Pool>,
-    sessions: Compat<tower_sessions_redis_store::RedisStore<WithOptions<Pool>>>,
+    /// This instance's view of the ended-session marks (shared by clones).
+    ended: EndedView,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -83,9 +88,7 @@ impl RedisStore {
             ..Options::default()
         });
         Self {
-            sessions: Compat(tower_sessions_redis_store::RedisStore::new(
-                retrying.clone(),
-            )),
+            ended: EndedView::new(&pool),
             retrying,
             once,
         }
@@ -98,8 +101,7 @@ impl RedisStore {
 
     /// `SET <id> <record> PXAT <expiry> NX|XX`: whether the value was set.
     async fn set(&self, record: &Record, options: SetOptions) -> Result<bool> {
-        let old = record_to_014(record);
-        let value = rmp_serde::to_vec(&old).map_err(|e| Error::Encode(e.to_string()))?;
+        let value = rmp_serde::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
         let expiry =
             i64::try_from(record.expiry_date.unix_timestamp_nanos() / 1_000_000).unwrap_or(1);
         let client = match options {
@@ -109,7 +111,7 @@ impl RedisStore {
         // "OK" when set, nil when not.
         let set: Option<String> = client
             .set(
-                id_to_014(&record.id).to_string(),
+                record.id.to_string(),
                 value.as_slice(),
                 Some(Expiration::PXAT(expiry.max(1))),
                 Some(options),
@@ -131,11 +133,6 @@ fn millis(ttl: Duration) -> i64 {
 #[async_trait]
 impl SessionStore for RedisStore {
     /// `SET … NX`; a taken id is replaced by a new random one.
-    ///
-    /// (tower-sessions-redis-store's `create` and `save` read the answer to `SET … NX|XX` as a
-    /// boolean, which fred 10 refuses for nil unless its `default-nil-types` feature is on:
-    /// they fail on an id collision and on saving a session deleted meanwhile. The two are
-    /// written here with the same key, value and encoding.)
     async fn create(&self, record: &mut Record) -> Result<()> {
         for _ in 0..8 {
             if self.set(record, SetOptions::NX).await? {
@@ -152,12 +149,26 @@ impl SessionStore for RedisStore {
         self.set(record, SetOptions::XX).await.map(|_| ())
     }
 
+    /// `GET <id>`, decoded from MessagePack.
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        self.sessions.load(id).await
+        let value: Option<Vec<u8>> = self
+            .retrying
+            .get(id.to_string())
+            .await
+            .map_err(|e| Error::Backend(e.to_string()))?;
+        value
+            .map(|bytes| rmp_serde::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string())))
+            .transpose()
     }
 
+    /// `DEL <id>`.
     async fn delete(&self, id: &Id) -> Result<()> {
-        self.sessions.delete(id).await
+        let _: i64 = self
+            .retrying
+            .del(id.to_string())
+            .await
+            .map_err(|e| Error::Backend(e.to_string()))?;
+        Ok(())
     }
 }
 
@@ -186,6 +197,32 @@ impl SessionRegistry for RedisStore {
             .await
             .map_err(RegistryError::new)?;
         Ok(found > 0)
+    }
+
+    /// Sets the mark `key` (as [`insert`](SessionRegistry::insert)), records it in the list
+    /// of recent ends and publishes it to every instance, in one script.
+    async fn end(&self, key: &str, ttl: Duration) -> std::result::Result<(), RegistryError> {
+        self.ended.end(&self.once, key, millis(ttl)).await
+    }
+
+    /// From this instance's view of the marks while its subscription is up and its poll
+    /// succeeds; otherwise `EXISTS`, as [`contains`](SessionRegistry::contains).
+    async fn is_ended(&self, key: &str) -> std::result::Result<bool, RegistryError> {
+        if let Some(known) = self.ended.lookup(key) {
+            return Ok(known);
+        }
+        // PTTL: -2 when the key does not exist, -1 without expiry, else milliseconds left.
+        let left: i64 = self
+            .retrying
+            .pttl(format!("{KEY_PREFIX}{key}"))
+            .await
+            .map_err(RegistryError::new)?;
+        if left == -2 {
+            return Ok(false);
+        }
+        let left = u64::try_from(left).unwrap_or(60_000);
+        self.ended.remember(key, Duration::from_millis(left));
+        Ok(true)
     }
 
     async fn remove(&self, key: &str) -> std::result::Result<(), RegistryError> {

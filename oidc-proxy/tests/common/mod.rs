@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use auth_proxy::config::{ProviderConfig, UpstreamConfig};
-use auth_proxy::{FileConfig, Proxy};
 use axum::body::Body;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -24,6 +22,8 @@ use http_body_util::BodyExt as _;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use oidc_proxy::config::{ProviderConfig, UpstreamConfig};
+use oidc_proxy::{FileConfig, Proxy};
 use oidc_testing::{ClientRegistration, TestProvider};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -401,7 +401,7 @@ pub fn base_config(op: &TestProvider, a: &Upstream, b: &Upstream) -> FileConfig 
     config.providers.push(ProviderConfig {
         issuer: Some(op.issuer()),
         client_id: Some(CLIENT_ID.to_owned()),
-        client_secret: Some(auth_proxy::config::SecretString::new(SECRET)),
+        client_secret: Some(oidc_proxy::config::SecretString::new(SECRET)),
         audience: Some(AUDIENCE.to_owned()),
         ..ProviderConfig::default()
     });

@@ -1,9 +1,9 @@
-//! `auth-proxy`: an authenticating reverse proxy built from the `oidc-tower` layers, for apps
+//! `oidc-proxy`: an authenticating reverse proxy built from the `oidc-tower` layers, for apps
 //! that cannot change (a dashboard, a third-party UI). Users sign in with OpenID Connect at the
 //! proxy; each request then reaches the upstream with the user in `X-Forwarded-*` headers.
 //!
 //! ```text
-//! cargo run -p auth-proxy -- --config examples/auth-proxy/auth-proxy.example.toml
+//! cargo run -p oidc-proxy -- --config oidc-proxy/oidc-proxy.example.toml
 //! ```
 //!
 //! # What it does
@@ -97,7 +97,7 @@
 //!
 //! A TOML file (`--config PATH` or `AUTH_PROXY_CONFIG`), then environment variables, which
 //! win. Everything is checked at start; a bad setting stops the proxy with a message naming
-//! it (exit status 2). `auth-proxy --check` only checks.
+//! it (exit status 2). `oidc-proxy --check` only checks.
 //!
 //! ```toml
 //! listen = "127.0.0.1:4180"                  # default
@@ -139,11 +139,11 @@
 //! [[provider]]
 //! name = "default"                           # /oauth2/start/{name}
 //! issuer = "https://id.example.com"
-//! client_id = "auth-proxy"
+//! client_id = "oidc-proxy"
 //! client_secret_file = "/run/secrets/client_secret"   # or client_secret = "…", or none (PKCE)
 //! scopes = ["openid", "profile", "email"]
 //! # redirect_path = "/oauth2/callback"
-//! # audience = "auth-proxy"                  # aud of bearer tokens; default client_id
+//! # audience = "oidc-proxy"                  # aud of bearer tokens; default client_id
 //! # accept_bearer = true
 //! # require_at_jwt = true                    # default: true when audience is a client id
 //! #                                          # (then it cannot be false), else false

@@ -145,12 +145,17 @@ impl Proxy {
             .with_post_logout_redirect_uri(settings.post_logout_redirect_uri.clone())
             .with_idle_timeout(settings.cookie.idle_timeout)
             .with_absolute_timeout(settings.cookie.absolute_timeout)
+            .with_cookie_name(
+                settings
+                    .cookie
+                    .name
+                    .strip_prefix("__Host-")
+                    .unwrap_or(&settings.cookie.name),
+            )
+            .map_err(|e| config_error("login", e))?
             .with_unauthenticated_policy(policy)
             // One store for both stacks: a session works on every route.
             .with_store(MemoryStore::default());
-        let sessions = login
-            .session_layer()
-            .with_name(settings.cookie.name.clone());
         // Websocket tunnels of a session close once the session is gone.
         let _ = forwarder.sessions.set(login.store().clone());
 
@@ -163,7 +168,6 @@ impl Proxy {
         };
         let session_stack = BoxCloneSyncService::new(
             ServiceBuilder::new()
-                .layer(sessions.clone())
                 .layer(login.clone())
                 .service(inner.clone()),
         );
@@ -174,7 +178,6 @@ impl Proxy {
                 .map_err(|e| config_error("bearer verifier", e))?;
             Some(BoxCloneSyncService::new(
                 ServiceBuilder::new()
-                    .layer(sessions)
                     .layer(login.accept_bearer(verifier))
                     .service(inner),
             ))

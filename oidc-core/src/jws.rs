@@ -1,15 +1,16 @@
-//! The part of verification shared by every kind of token: form, header, key, signature, and
-//! the registered claims every kind checks the same way.
+//! The JWS checks shared by every kind of token (access tokens in [`verify`](crate::verify),
+//! ID and logout tokens in [`flow`](crate::flow)): form, header, key, signature, and the
+//! registered claims every kind checks the same way.
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::token::{self, HeaderBuf, TokenType};
 use crate::algorithm::{Algorithm, Algorithms};
 use crate::error::VerifyError;
-use crate::jwks::VerifyingKey;
-use crate::provider::{KeyLookup, Provider};
+use crate::jwks::{KeyLookup, VerifyingKey};
+use crate::provider::Provider;
+use crate::verify::token::{self, HeaderBuf, TokenType};
 
 /// A token whose signature holds, with its (not yet checked) claims.
 #[derive(Debug)]

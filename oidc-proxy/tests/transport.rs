@@ -404,7 +404,7 @@ impl Hypercorn {
             .unwrap()
             .port();
         let dir =
-            std::env::temp_dir().join(format!("auth-proxy-h2c-{}-{port}", std::process::id()));
+            std::env::temp_dir().join(format!("oidc-proxy-h2c-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("app.py"), ASGI_APP).unwrap();
         let child = std::process::Command::new("hypercorn")

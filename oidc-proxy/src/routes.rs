@@ -17,8 +17,6 @@ use std::fmt;
 
 use http::Method;
 
-use crate::config::known_method;
-
 /// Why a request path is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
@@ -209,6 +207,22 @@ impl RouteRule {
             path.is(&self.path)
         }
     }
+}
+
+/// Whether `method` is one the route rules may name.
+fn known_method(method: &str) -> Option<Method> {
+    let m = Method::from_bytes(method.as_bytes()).ok()?;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ]
+    .contains(&m)
+    .then_some(m)
 }
 
 /// Whether any of `rules` covers the request.

@@ -1,18 +1,18 @@
-//! `auth-proxy`: see the library docs (`src/lib.rs`) for the configuration.
+//! `oidc-proxy`: see the library docs (`src/lib.rs`) for the configuration.
 //!
 //! ```text
-//! auth-proxy [--config PATH] [--check]
+//! oidc-proxy [--config PATH] [--check]
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use auth_proxy::config::ProcessEnv;
-use auth_proxy::{ConfigError, FileConfig, Proxy};
+use oidc_proxy::config::ProcessEnv;
+use oidc_proxy::{ConfigError, FileConfig, Proxy};
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "\
-Usage: auth-proxy [--config PATH] [--check]
+Usage: oidc-proxy [--config PATH] [--check]
 
 An authenticating reverse proxy (OpenID Connect) in front of apps that cannot change.
 
@@ -48,7 +48,7 @@ fn parse_args() -> Result<Cli, String> {
                 return Ok(Cli::Exit(ExitCode::SUCCESS));
             }
             "-V" | "--version" => {
-                println!("auth-proxy {}", env!("CARGO_PKG_VERSION"));
+                println!("oidc-proxy {}", env!("CARGO_PKG_VERSION"));
                 return Ok(Cli::Exit(ExitCode::SUCCESS));
             }
             "-c" | "--config" => {
@@ -107,7 +107,7 @@ async fn shutdown_signal() {
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("auth-proxy: {message}");
+    eprintln!("oidc-proxy: {message}");
     ExitCode::from(2)
 }
 
@@ -170,7 +170,7 @@ async fn main() -> ExitCode {
         public_url = %settings.public_url,
         ?providers,
         ?upstreams,
-        "auth-proxy listening"
+        "oidc-proxy listening"
     );
     println!("READY http://{local}");
     match proxy.serve(listener, shutdown_signal()).await {

@@ -15,9 +15,9 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use auth_proxy::config::ProviderConfig;
-use auth_proxy::identity::STRIPPED_HEADERS;
 use common::*;
+use oidc_proxy::config::ProviderConfig;
+use oidc_proxy::identity::STRIPPED_HEADERS;
 use oidc_testing::TestProvider;
 use serde_json::{Value, json};
 
@@ -151,7 +151,7 @@ async fn two_providers_are_told_apart() {
         name: Some("partners".to_owned()),
         issuer: Some(partners.issuer()),
         client_id: Some(CLIENT_ID.to_owned()),
-        client_secret: Some(auth_proxy::config::SecretString::new(SECRET)),
+        client_secret: Some(oidc_proxy::config::SecretString::new(SECRET)),
         audience: Some(AUDIENCE.to_owned()),
         ..ProviderConfig::default()
     });

@@ -110,7 +110,7 @@ pub struct Metrics {
     own_cookie_dropped: BTreeMap<String, Counter>,
 }
 
-static METADATA: Metadata<'static> = Metadata::new("auth_proxy", Level::INFO, Some(module_path!()));
+static METADATA: Metadata<'static> = Metadata::new("oidc_proxy", Level::INFO, Some(module_path!()));
 
 impl Metrics {
     /// Registers every metric, with a label set for each upstream in `upstreams`.
