@@ -41,7 +41,7 @@ const REFRESH_MARGIN: u64 = 4;
 const SESSION_COOKIE: &str = "oidc-session";
 const APP_HOST: &str = "127.0.0.1";
 /// Quickstarts started by the tests of this file (two per test).
-const APPS: usize = 8;
+const APPS: usize = 12;
 /// Concurrent requests sent to each instance once a refresh is due.
 const BURST: usize = 8;
 
