@@ -178,7 +178,7 @@ impl Proxy {
                 .map_err(|e| config_error("bearer verifier", e))?;
             Some(BoxCloneSyncService::new(
                 ServiceBuilder::new()
-                    .layer(login.accept_bearer(verifier))
+                    .layer(login.accept_bearer(oidc_tower::BearerAuthLayer::new(verifier)))
                     .service(inner),
             ))
         };

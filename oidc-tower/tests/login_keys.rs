@@ -130,7 +130,7 @@ async fn id_token_with_cnf_logs_in() {
 fn with_bearer(builder: Builder) -> Builder {
     builder.layer(|l| {
         let verifier = AccessTokenVerifier::new(l.client().provider().clone(), "api://default");
-        l.accept_bearer(verifier)
+        l.accept_bearer(oidc_tower::BearerAuthLayer::new(verifier))
     })
 }
 

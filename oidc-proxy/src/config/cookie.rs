@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, err, positive_secs, valid_segment};
+use super::{ConfigError, err, positive_secs};
 
 /// `[cookie]`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -22,10 +22,9 @@ impl CookieConfig {
     /// The cookie's full name (`__Host-` in front when `secure`) and timeouts.
     pub(super) fn validate(&self, secure: bool) -> Result<CookieSettings, ConfigError> {
         let base = self.name.as_deref().unwrap_or("oidc-proxy");
-        if !valid_segment(base) {
-            return err(format!(
-                "cookie.name: {base:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
-            ));
+        // The login layer's rule, so that the two cannot drift apart.
+        if let Err(e) = oidc_tower::login::LoginLayer::check_cookie_name(base) {
+            return err(format!("cookie.name: {e}"));
         }
         if base.starts_with("__") {
             return err(format!(

@@ -286,7 +286,7 @@ fn positive_secs(name: &str, secs: u64) -> Result<Duration, ConfigError> {
     Ok(Duration::from_secs(secs))
 }
 
-/// 1 to 64 letters, digits, `-`, `_` or `.`: a provider name (a URL segment) or a cookie name.
+/// 1 to 64 letters, digits, `-`, `_` or `.`: a provider name (a URL segment).
 fn valid_segment(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64

@@ -63,6 +63,7 @@ mod service;
 
 pub use self::layer::BearerAuthLayer;
 pub use self::service::BearerAuth;
+pub(crate) use self::service::BearerPath;
 
 use http::{HeaderMap, header};
 

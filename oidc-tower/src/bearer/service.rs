@@ -1,7 +1,9 @@
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use oidc_core::AdditionalClaims;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
@@ -63,7 +65,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let token = match bearer_token(req.headers(), req.uri().query()) {
+        let token = match credentials(req.headers(), req.uri().query(), &self.layer.realm) {
             Ok(Some(token)) => token,
             Ok(None) if self.layer.allow_anonymous => {
                 crate::metrics::outcome("anonymous", "");
@@ -74,17 +76,13 @@ where
             Ok(None) => {
                 return self.reject(AuthError::new(AuthErrorKind::MissingToken, self.realm()));
             }
-            Err(description) => {
-                let error = AuthError::new(AuthErrorKind::InvalidRequest, self.realm())
-                    .with_description(description);
-                return self.reject(error);
-            }
+            Err(error) => return self.reject(error),
         };
         // A token the cache answers: no copy of it, no span, no waiting.
         match self.layer.verifier.verify_cached::<C>(token) {
             Some(Ok(claims)) => {
                 let in_flight = crate::metrics::InFlight::new("bearer");
-                authenticated(&mut req, claims, &self.layer.realm);
+                authenticated(req.extensions_mut(), claims, &self.layer.realm);
                 let future = self.inner.call(req);
                 return ResponseFuture::new(async move {
                     let _in_flight = in_flight;
@@ -109,7 +107,7 @@ where
                 match verifier.verify::<C>(&token).await {
                     Ok(claims) => {
                         drop(token);
-                        authenticated(&mut req, claims, &realm);
+                        authenticated(req.extensions_mut(), claims, &realm);
                         inner.call(req).await
                     }
                     Err(error) => {
@@ -139,18 +137,86 @@ impl<S, C, R> BearerAuth<S, C, R> {
     }
 }
 
+/// The bearer credentials of a request: `Ok(None)` when it has none, the 400
+/// `invalid_request` error of `realm` when they are malformed (RFC 6750 §2.1, §3.1).
+// The error is the rejection itself, built once on the (rare) refused path.
+#[allow(clippy::result_large_err)]
+pub(crate) fn credentials<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&str>,
+    realm: &Arc<str>,
+) -> Result<Option<&'a str>, AuthError> {
+    bearer_token(headers, query).map_err(|description| {
+        AuthError::new(AuthErrorKind::InvalidRequest, Arc::clone(realm))
+            .with_description(description)
+    })
+}
+
 /// Puts what handlers and the layers further in need into the request: the identity, the
 /// claims and the [`Realm`] of this layer.
-fn authenticated<B, C: Send + Sync + 'static>(
-    req: &mut Request<B>,
+pub(crate) fn authenticated<C: Send + Sync + 'static>(
+    extensions: &mut http::Extensions,
     claims: oidc_core::Claims<C>,
     realm: &Arc<str>,
 ) {
     crate::metrics::outcome("authenticated", "bearer");
-    let extensions = req.extensions_mut();
     extensions.insert(claims.identity().clone());
     extensions.insert(claims);
     extensions.insert(Realm::new(Arc::clone(realm)));
+}
+
+/// The bearer path of a [`BearerAuthLayer`] with its claim type erased, for the login layer's
+/// [`accept_bearer`](crate::login::LoginLayer::accept_bearer): the same credentials parsing,
+/// cache, verification and extensions as [`BearerAuth`], answered with the
+/// [`DefaultRejection`].
+pub(crate) trait BearerPath: Send + Sync {
+    /// The realm of the layer's challenges.
+    fn realm(&self) -> &Arc<str>;
+
+    /// Whether a request without credentials may pass without an identity.
+    fn allows_anonymous(&self) -> bool;
+
+    /// Verifies the request's credentials (it has an `Authorization` header) and, when they
+    /// are good, puts the identity, the claims and the realm in `parts.extensions`.
+    fn authenticate<'a>(
+        &'a self,
+        parts: &'a mut http::request::Parts,
+    ) -> Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send + 'a>>;
+}
+
+impl<C> BearerPath for BearerAuthLayer<C, DefaultRejection>
+where
+    C: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    fn realm(&self) -> &Arc<str> {
+        &self.realm
+    }
+
+    fn allows_anonymous(&self) -> bool {
+        self.allow_anonymous
+    }
+
+    fn authenticate<'a>(
+        &'a self,
+        parts: &'a mut http::request::Parts,
+    ) -> Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send + 'a>> {
+        Box::pin(async move {
+            let realm = &self.realm;
+            let Some(token) = credentials(&parts.headers, parts.uri.query(), realm)? else {
+                return Err(AuthError::new(
+                    AuthErrorKind::MissingToken,
+                    Arc::clone(realm),
+                ));
+            };
+            let verified = match self.verifier.verify_cached::<C>(token) {
+                Some(verified) => verified,
+                None => self.verifier.verify::<C>(token).await,
+            };
+            let claims = verified.map_err(|e| AuthError::from_verify(e, Arc::clone(realm)))?;
+            authenticated(&mut parts.extensions, claims, realm);
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use serde_json::json;
 use super::layer::LoginConfig;
 use super::pages::no_store;
 use super::providers::LoginProvider;
-use super::session::{ended_key, jti_key, sid_ended_key, sid_set, sub_set};
+use super::sessions::EndBy;
 
 /// The largest request body accepted (BCL-08, DOS-01).
 const MAX_BODY: usize = 64 * 1024;
@@ -110,18 +110,19 @@ where
         }
     };
 
-    let registry = &config.store.registry;
+    let sessions = &config.sessions;
     let issuer = logout.issuer();
-    let now = config.now();
     let remember = Duration::from_secs(
         logout
             .expires_at()
-            .saturating_sub(now)
+            .saturating_sub(config.now())
             .max(0)
             .unsigned_abs(),
     ) + JTI_GRACE;
-    let jti = jti_key(issuer, logout.jti());
-    match registry.insert(&jti, remember).await {
+    match sessions
+        .use_logout_token(issuer, logout.jti(), remember)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => {
             tracing::info!(target: "oidc::rejection", "logout token replayed");
@@ -132,24 +133,13 @@ where
             return unavailable();
         }
     }
-
-    let set = match (logout.session_id(), logout.subject()) {
-        (Some(sid), _) => {
-            let ttl = Duration::from_secs(config.absolute_timeout.unsigned_abs());
-            if let Err(e) = registry.insert(&sid_ended_key(issuer, sid), ttl).await {
-                tracing::error!(error = %e, "session registry failed");
-                if let Err(e) = registry.remove(&jti).await {
-                    tracing::warn!(error = %e, "could not release the logout token's jti");
-                }
-                return unavailable();
-            }
-            sid_set(issuer, sid)
-        }
-        (None, Some(sub)) => sub_set(issuer, sub),
+    let by = match (logout.session_id(), logout.subject()) {
+        (Some(sid), _) => EndBy::ProviderSession(sid),
+        (None, Some(sub)) => EndBy::User(sub),
         // verify_logout_token requires one of them.
         (None, None) => return invalid("the logout token names no session"),
     };
-    match end_sessions(config, &set).await {
+    match sessions.end_by(issuer, by).await {
         Ok(ended) => {
             crate::metrics::event("oidc_logouts_total", "kind", "backchannel");
             tracing::info!(
@@ -162,49 +152,10 @@ where
         }
         Err(e) => {
             tracing::error!(error = %e, "back-channel logout failed; the provider may redeliver");
-            if let Err(e) = registry.remove(&jti).await {
-                tracing::warn!(error = %e, "could not release the logout token's jti");
-            }
+            sessions.release_logout_token(issuer, logout.jti()).await;
             unavailable()
         }
     }
-}
-
-/// Marks every session of `set` ended and deletes it. Returns how many there were.
-async fn end_sessions(config: &LoginConfig, set: &str) -> Result<usize, String> {
-    let registry = &config.store.registry;
-    let ids = registry
-        .take_members(set)
-        .await
-        .map_err(|e| e.to_string())?;
-    let ttl = Duration::from_secs(config.absolute_timeout.unsigned_abs());
-    for (done, id) in ids.iter().enumerate() {
-        let ended = async {
-            registry
-                .end(&ended_key(id), ttl)
-                .await
-                .map_err(|e| e.to_string())?;
-            config.logins.invalidate(id);
-            if let Ok(parsed) = id.parse::<tower_sessions::session::Id>() {
-                config
-                    .store
-                    .sessions
-                    .delete(&parsed)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok::<_, String>(())
-        }
-        .await;
-        if let Err(e) = ended {
-            // Put back what was not ended, so that a redelivery finds it.
-            for rest in ids.iter().skip(done) {
-                let _ = registry.add_member(set, rest, ttl).await;
-            }
-            return Err(e);
-        }
-    }
-    Ok(ids.len())
 }
 
 /// The provider whose issuer the token names. With one provider, that one (its verification

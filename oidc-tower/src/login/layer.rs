@@ -2,9 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::request::Parts;
-use oidc_core::AccessTokenVerifier;
 use oidc_core::error::ConfigError;
 use oidc_core::flow::OidcClient;
+use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 
@@ -13,7 +13,10 @@ use super::policy::{Unauthenticated, default_policy};
 use super::providers::{LoginProvider, ProviderLink, valid_name};
 use super::registry::{MemoryRegistry, SessionRegistry};
 use super::service::Login;
+use super::sessions::Sessions;
 use super::store::{AppBinding, LoginStore};
+use crate::BearerAuthLayer;
+use crate::bearer::BearerPath;
 
 /// Browser login with server-side sessions. The layer is its own builder.
 ///
@@ -43,20 +46,11 @@ pub(crate) struct LoginConfig {
     pub(crate) post_logout_redirect_uri: String,
     pub(crate) require_login: bool,
     pub(crate) policy: Policy,
-    pub(crate) bearer: Option<AccessTokenVerifier>,
+    pub(crate) bearer: Option<Arc<dyn BearerPath>>,
     pub(crate) hook: Option<Arc<dyn OnLogin>>,
-    pub(crate) transaction_lifetime: i64,
-    pub(crate) max_transactions: usize,
-    pub(crate) idle_timeout: i64,
-    pub(crate) absolute_timeout: i64,
-    pub(crate) refresh_margin: i64,
-    pub(crate) revalidate_every: i64,
     pub(crate) userinfo: UserInfoPolicy,
-    pub(crate) refreshes: moka::future::Cache<String, Arc<super::session::LoginState>>,
-    /// Recent logins by session id, so that a request of a session that needs no change
-    /// neither reads nor decodes the session record (see `current_login`).
-    pub(crate) logins: moka::sync::Cache<String, Arc<super::session::LoggedIn>>,
-    pub(crate) store: LoginStore,
+    /// The sessions: store, registry, caches and timeouts.
+    pub(crate) sessions: Sessions,
     /// The namespace of the store (see [`LoginLayer::with_store_namespace`]); `None`: the
     /// first provider's client id.
     pub(crate) store_namespace: Option<String>,
@@ -89,9 +83,6 @@ impl std::fmt::Debug for LoginLayer {
             .finish_non_exhaustive()
     }
 }
-
-/// How long a login stays in the layer's cache without the session record being read.
-pub(crate) const LOGIN_CACHE_TTL: Duration = Duration::from_secs(30);
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
@@ -166,26 +157,12 @@ impl LoginLayer {
                 policy: Arc::new(default_policy),
                 bearer: None,
                 hook: None,
-                transaction_lifetime: 600,
-                max_transactions: 5,
-                idle_timeout: 30 * 60,
-                absolute_timeout: 12 * 3600,
-                refresh_margin: 60,
-                revalidate_every: 300,
                 userinfo: UserInfoPolicy::WhenMissing(vec!["email".to_owned()]),
-                refreshes: moka::future::Cache::builder()
-                    .max_capacity(10_000)
-                    .time_to_live(Duration::from_secs(10))
-                    .build(),
-                logins: moka::sync::Cache::builder()
-                    .max_capacity(100_000)
-                    .time_to_live(LOGIN_CACHE_TTL)
-                    .build(),
-                store: LoginStore::new(
+                sessions: Sessions::new(LoginStore::new(
                     Arc::new(super::store::MemoryStore::default()),
                     Arc::new(MemoryRegistry::new()),
                     AppBinding::new("", Vec::new()),
-                ),
+                )),
                 store_namespace: None,
                 cookie_name: "oidc-session".to_owned(),
             }),
@@ -319,12 +296,38 @@ impl LoginLayer {
         self
     }
 
-    /// Also accepts `Authorization: Bearer` tokens verified by `verifier` on the same routes
-    /// (an API used by the web front end and by other services). A request with bearer
-    /// credentials is judged by them alone, with the answers of
-    /// [`BearerAuthLayer`](crate::BearerAuthLayer). The default is sessions only.
-    pub fn accept_bearer(mut self, verifier: AccessTokenVerifier) -> Self {
-        self.config().bearer = Some(verifier);
+    /// Also accepts bearer tokens on the same routes, checked by `bearer` (an API used by the
+    /// web front end and by other services). The default is sessions only.
+    ///
+    /// - A request with an `Authorization` header is judged by it alone, exactly as
+    ///   [`BearerAuthLayer`] judges it: its verifier and token cache, its realm in the
+    ///   challenges and in the [`Realm`](crate::Realm) extension, its claim type `C` as
+    ///   [`Claims<C>`](oidc_core::Claims). It never falls back to the session, and the answers
+    ///   are those of the [`DefaultRejection`](crate::DefaultRejection) (401 `invalid_token`,
+    ///   400 `invalid_request`, 503).
+    /// - A request with neither a login nor credentials that the unauthenticated policy does
+    ///   not redirect gets the bearer layer's 401 challenge (`WWW-Authenticate: Bearer
+    ///   realm="…"`), or, when the bearer layer
+    ///   [allows anonymous](BearerAuthLayer::allow_anonymous) requests, reaches the service
+    ///   marked [`Anonymous`](crate::Anonymous) (as with [`require_login(false)`](Self::require_login)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use oidc_core::{AccessTokenVerifier, Provider, flow::OidcClient};
+    /// # use oidc_tower::{BearerAuthLayer, login::LoginLayer};
+    /// # let provider = Provider::builder("https://id.example.com").build()?;
+    /// # let client = OidcClient::new(provider.clone(), "app", "https://app.example.com/auth/callback")?;
+    /// let verifier = AccessTokenVerifier::new(provider, "https://app.example.com/api");
+    /// let login = LoginLayer::new(client, "https://app.example.com")?
+    ///     .accept_bearer(BearerAuthLayer::new(verifier).with_realm("app"));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn accept_bearer<C>(mut self, bearer: BearerAuthLayer<C>) -> Self
+    where
+        C: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.config().bearer = Some(Arc::new(bearer));
         self
     }
 
@@ -345,17 +348,27 @@ impl LoginLayer {
     /// `__Host-` or `__Secure-`.
     pub fn with_cookie_name(mut self, name: impl Into<String>) -> Result<Self, ConfigError> {
         let name = name.into();
+        Self::check_cookie_name(&name)?;
+        self.config().cookie_name = name;
+        Ok(self)
+    }
+
+    /// Checks a cookie name as [`with_cookie_name`](Self::with_cookie_name) does, for
+    /// configuration read before a layer is built (the auth proxy checks its `cookie.name`
+    /// with this rule).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidCookieName`] as for [`with_cookie_name`](Self::with_cookie_name).
+    pub fn check_cookie_name(name: &str) -> Result<(), ConfigError> {
         let bad = |reason| ConfigError::InvalidCookieName {
-            name: name.clone(),
+            name: name.to_owned(),
             reason,
         };
         if name.is_empty() || name.len() > 64 {
             return Err(bad("must be 1 to 64 characters"));
         }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
+        if !valid_name(name) {
             return Err(bad(
                 "only ASCII letters, digits, '-', '_' and '.' are allowed",
             ));
@@ -364,8 +377,7 @@ impl LoginLayer {
         if lower.starts_with("__host-") || lower.starts_with("__secure-") {
             return Err(bad("leave out the prefix: the layer adds __Host- on https"));
         }
-        self.config().cookie_name = name;
-        Ok(self)
+        Ok(())
     }
 
     /// Sets how long a login transaction stays valid. The default value is 10 minutes.
@@ -375,33 +387,33 @@ impl LoginLayer {
     /// A callback arriving after that finds no transaction and gets the 400 page with a link
     /// to sign in again.
     pub fn with_transaction_lifetime(mut self, lifetime: Duration) -> Self {
-        self.config().transaction_lifetime = secs(lifetime);
+        self.config().sessions.timeouts.transaction_lifetime = secs(lifetime);
         self
     }
 
     /// Sets how many logins a browser may have in progress at once (oldest dropped first).
     /// The default value is 5.
     pub fn with_max_transactions(mut self, max: usize) -> Self {
-        self.config().max_transactions = max.max(1);
+        self.config().sessions.timeouts.max_transactions = max.max(1);
         self
     }
 
     /// Ends a session unused for this long. The default value is 30 minutes.
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.config().idle_timeout = secs(timeout);
+        self.config().sessions.timeouts.idle = secs(timeout);
         self
     }
 
     /// Ends a session this long after login, whatever the activity and refreshes. The default
     /// value is 12 hours.
     pub fn with_absolute_timeout(mut self, timeout: Duration) -> Self {
-        self.config().absolute_timeout = secs(timeout);
+        self.config().sessions.timeouts.absolute = secs(timeout);
         self
     }
 
     /// Refreshes the access token this long before it expires. The default value is 60 s.
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
-        self.config().refresh_margin = secs(margin);
+        self.config().sessions.timeouts.refresh_margin = secs(margin);
         self
     }
 
@@ -409,7 +421,7 @@ impl LoginLayer {
     /// without a refresh token); a user revoked at the provider loses access within this
     /// interval. The default value is 5 minutes.
     pub fn with_revalidation_interval(mut self, every: Duration) -> Self {
-        self.config().revalidate_every = secs(every);
+        self.config().sessions.timeouts.revalidate_every = secs(every);
         self
     }
 
@@ -434,7 +446,7 @@ impl LoginLayer {
     /// [`with_shared_store`](Self::with_shared_store) instead.
     pub fn with_store(mut self, store: impl SessionStore) -> Self {
         let config = self.config();
-        config.store = LoginStore::new(
+        config.sessions.store = LoginStore::new(
             Arc::new(store),
             Arc::new(MemoryRegistry::new()),
             config.binding(),
@@ -452,7 +464,8 @@ impl LoginLayer {
         S: SessionStore + SessionRegistry + Clone,
     {
         let config = self.config();
-        config.store = LoginStore::new(Arc::new(store.clone()), Arc::new(store), config.binding());
+        config.sessions.store =
+            LoginStore::new(Arc::new(store.clone()), Arc::new(store), config.binding());
         self
     }
 
@@ -508,14 +521,14 @@ impl LoginLayer {
         } else {
             c.cookie_name.clone()
         };
-        SessionManagerLayer::new(c.store.clone())
+        SessionManagerLayer::new(c.sessions.store.clone())
             .with_name(name)
             .with_http_only(true)
             .with_same_site(tower_sessions::cookie::SameSite::Lax)
             .with_secure(c.secure)
             .with_path("/")
             .with_expiry(Expiry::OnInactivity(
-                tower_sessions::cookie::time::Duration::seconds(c.idle_timeout),
+                tower_sessions::cookie::time::Duration::seconds(c.sessions.timeouts.idle),
             ))
     }
 
@@ -525,7 +538,7 @@ impl LoginLayer {
     /// (`SessionStore::delete`); the layer's own bookkeeping (the back-channel logout index,
     /// ended-session marks) is not changed by such calls.
     pub fn store(&self) -> &LoginStore {
-        &self.config.store
+        &self.config.sessions.store
     }
 
     /// The client of the first provider.
@@ -580,7 +593,7 @@ impl LoginConfig {
 
     /// Binds the store to the app again (after its namespace or providers changed).
     fn bind_store(&mut self) {
-        self.store = self.store.rebind(self.binding());
+        self.sessions.store = self.sessions.store.rebind(self.binding());
     }
 
     /// Seconds since the Unix epoch, on the clock of the clients.

@@ -4,9 +4,10 @@ use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::layer::LoginConfig;
-use super::pages::{error_page, missing_session_layer, see_other, store_unavailable};
+use super::pages::{error_page, missing_session_layer, see_other, session_error_page};
 use super::refresh::provider_of;
-use super::session::{LOGIN_KEY, LoginState, ended_key, session_of};
+use super::session::session_of;
+use super::start::login_link;
 
 /// `POST /auth/logout`: same-origin only (LO-02).
 pub(super) async fn logout<B: Default + From<String>>(
@@ -29,35 +30,16 @@ pub(super) async fn logout<B: Default + From<String>>(
     let Some(session) = session_of(req) else {
         return missing_session_layer();
     };
-    let state: Option<LoginState> = session.get(LOGIN_KEY).await.ok().flatten();
-    if state.is_some()
-        && let Some(id) = session.id()
-    {
-        // Ends the session on every instance, even one still holding its record.
-        let ttl = std::time::Duration::from_secs(config.absolute_timeout.unsigned_abs());
-        if let Err(e) = config
-            .store
-            .registry
-            .end(&ended_key(&id.to_string()), ttl)
-            .await
-        {
-            tracing::error!(error = %e, "session registry failed");
-            return store_unavailable();
-        }
-    }
-    if let Some(id) = session.id() {
-        config.logins.invalidate(&id.to_string());
-    }
-    if let Err(e) = session.flush().await {
-        tracing::error!(error = %e, "session store failed");
-        return store_unavailable();
-    }
+    let state = match config.sessions.end(&session).await {
+        Ok(state) => state,
+        Err(e) => return session_error_page(&e, &login_link(config)),
+    };
     let Some(state) = state else {
         return see_other(&config.post_logout_redirect_uri);
     };
     crate::metrics::event("oidc_logouts_total", "kind", "rp");
     tracing::info!(sub = state.tokens.subject(), "logout");
-    let Some(provider) = provider_of(config, &state) else {
+    let Some(provider) = provider_of(&config.providers, &state) else {
         return see_other(&config.post_logout_redirect_uri);
     };
     match provider

@@ -120,6 +120,7 @@ mod refresh;
 pub mod registry;
 mod service;
 mod session;
+mod sessions;
 mod start;
 pub mod store;
 

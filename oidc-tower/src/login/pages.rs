@@ -1,6 +1,96 @@
-//! The few HTML pages the login layer answers with itself.
+//! The few HTML pages the login layer answers with itself, and the one place where the
+//! errors of a login ([`FlowError`] of the provider, [`SessionError`] of the sessions) become
+//! pages.
 
 use http::{HeaderValue, Response, StatusCode, header};
+use oidc_core::error::{FlowError, FlowErrorKind};
+
+use super::sessions::SessionError;
+
+/// The page for a failed session operation; `again` is the link to start a login again.
+///
+/// The store and the registry failing is a 503 (fail closed); a sign-in response that does
+/// not belong to a pending login of this browser, or came too late, a 400 with the link; a
+/// provider session logged out while its login finished, a 401.
+pub(crate) fn session_error_page<B: From<String>>(
+    error: &SessionError,
+    again: &str,
+) -> Response<B> {
+    match error {
+        SessionError::UnknownTransaction => unbound(
+            "This sign-in response does not belong to a sign-in started in this browser, or that sign-in has expired.",
+            again,
+        ),
+        SessionError::ExpiredTransaction => {
+            unbound("This sign-in took too long. Please start again.", again)
+        }
+        SessionError::ProviderSessionEnded => {
+            crate::metrics::event("oidc_logins_total", "outcome", "refused");
+            tracing::info!(target: "oidc::rejection", "the provider session ended during the login");
+            error_page(
+                StatusCode::UNAUTHORIZED,
+                "You were signed out at the identity provider. Please sign in again.",
+                Some(again),
+            )
+        }
+        SessionError::Provider(e) => flow_error_page(e, again),
+        error => {
+            tracing::error!(%error, "session handling failed");
+            store_unavailable()
+        }
+    }
+}
+
+/// 400 for a sign-in response this browser cannot use, with the link to start again.
+pub(crate) fn unbound<B: From<String>>(message: &str, again: &str) -> Response<B> {
+    tracing::info!(target: "oidc::rejection", message, "callback refused");
+    error_page(StatusCode::BAD_REQUEST, message, Some(again))
+}
+
+/// The page for a provider that refused (401), failed (502) or was silent (504).
+pub(crate) fn flow_error_page<B: From<String>>(error: &FlowError, again: &str) -> Response<B> {
+    match error.kind() {
+        FlowErrorKind::Unbound => {
+            tracing::info!(target: "oidc::rejection", %error, "callback not bound to this browser");
+            error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in response does not belong to a sign-in started in this browser, or that sign-in has expired.",
+                Some(again),
+            )
+        }
+        FlowErrorKind::Rejected => {
+            tracing::info!(target: "oidc::rejection", %error, "authentication failed");
+            error_page(StatusCode::UNAUTHORIZED, "Sign-in failed.", Some(again))
+        }
+        FlowErrorKind::Timeout => {
+            tracing::error!(target: "oidc::rejection", %error, "identity provider timed out");
+            error_page(
+                StatusCode::GATEWAY_TIMEOUT,
+                "The identity provider did not answer in time.",
+                Some(again),
+            )
+        }
+        _ => {
+            tracing::error!(target: "oidc::rejection", %error, "identity provider failed");
+            error_page(
+                StatusCode::BAD_GATEWAY,
+                "The identity provider could not be reached or answered incorrectly.",
+                Some(again),
+            )
+        }
+    }
+}
+
+/// A login that failed after the token request: counted, then the error page.
+pub(crate) fn login_failed<B: From<String>>(error: &FlowError, again: &str) -> Response<B> {
+    let outcome = if error.kind() == FlowErrorKind::Rejected {
+        "refused"
+    } else {
+        "failed"
+    };
+    crate::metrics::event("oidc_logins_total", "outcome", outcome);
+    flow_error_page(error, again)
+}
 
 /// Escapes text for HTML element content and attribute values.
 pub(crate) fn escape(s: &str) -> String {

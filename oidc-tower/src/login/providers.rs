@@ -59,7 +59,8 @@ pub struct ProviderLink {
     pub href: String,
 }
 
-/// Whether `name` is usable as a path segment.
+/// Whether `name` is 1 to 64 ASCII letters, digits, `-`, `_` or `.`: a provider name (a
+/// plain path segment) or a cookie name.
 pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64

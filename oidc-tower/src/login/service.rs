@@ -5,25 +5,22 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Method, Request, Response, StatusCode, header};
-use oidc_core::AdditionalClaims;
 use oidc_core::flow::AuthorizeOptions;
 use tower_layer::Layer;
 use tower_service::Service;
-use tower_sessions::{Session, SessionManagerLayer};
+use tower_sessions::SessionManagerLayer;
 
 use super::callback::callback;
 use super::layer::{LoginConfig, LoginLayer};
 use super::logout::logout;
 use super::pages::{
-    method_not_allowed, missing_session_layer, see_other, status, store_unavailable,
+    method_not_allowed, missing_session_layer, see_other, session_error_page, status,
 };
 use super::policy::Unauthenticated;
-use super::refresh::current_login;
-use super::session::LoginSession;
+use super::session::{LoginSession, session_of};
 use super::start::{login_link, options_from_query, provider_choice, start_login};
 use super::store::LoginStore;
-use crate::bearer::bearer_token;
-use crate::error::{Anonymous, AuthError, AuthErrorKind};
+use crate::error::{Anonymous, AuthError, AuthErrorKind, Realm};
 use crate::future::ResponseFuture;
 use crate::response::{DefaultRejection, OnRejection, log};
 
@@ -130,12 +127,14 @@ where
     }
 }
 
+/// The realm of the login layer's own answers, in the [`Realm`] and [`Anonymous`] of a
+/// request it let through.
 const LOGIN_REALM: &str = "login";
 
 async fn handle<S, ReqBody, ResBody>(
     config: Arc<LoginConfig>,
     mut inner: S,
-    mut req: Request<ReqBody>,
+    req: Request<ReqBody>,
 ) -> Result<Response<ResBody>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -143,7 +142,7 @@ where
     ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     ResBody: Default + From<String>,
 {
-    let path = req.uri().path().to_owned();
+    let path = req.uri().path();
     if config.providers.iter().any(|p| p.callback_path == path) {
         let (parts, _) = req.into_parts();
         return Ok(callback(&config, &parts).await);
@@ -155,20 +154,20 @@ where
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return Ok(method_not_allowed("GET, HEAD"));
         }
-        let query = req.uri().query().unwrap_or_default().to_owned();
+        let query = req.uri().query().unwrap_or_default();
         let provider = match provider_segment {
             Some(name) => match config.provider(name) {
                 Some(provider) => provider,
                 None => return Ok(status(StatusCode::NOT_FOUND)),
             },
             None if config.providers.len() == 1 => config.first(),
-            None => return Ok(provider_choice(&config, &query)),
+            None => return Ok(provider_choice(&config, query)),
         };
-        let Some(session) = req.extensions().get::<Session>().cloned() else {
+        let options = options_from_query(query);
+        let (parts, _) = req.into_parts();
+        let Some(session) = session_of(&parts) else {
             return Ok(missing_session_layer());
         };
-        drop(req);
-        let options = options_from_query(&query);
         return Ok(start_login(&config, provider, &session, options).await);
     }
     if path == config.backchannel_logout_path {
@@ -182,89 +181,90 @@ where
         return Ok(logout(&config, &parts).await);
     }
 
-    if let Some(verifier) = &config.bearer
-        && req.headers().contains_key(header::AUTHORIZATION)
+    let (mut parts, body) = req.into_parts();
+    if let Some(bearer) = &config.bearer
+        && parts.headers.contains_key(header::AUTHORIZATION)
     {
-        let realm: Arc<str> = Arc::from("api");
-        let reject = |error: AuthError| {
-            log(&error);
-            Ok(DefaultRejection.on_rejection(&error))
-        };
-        let token = match bearer_token(req.headers(), req.uri().query()) {
-            Ok(Some(token)) => token.to_owned(),
-            Ok(None) => return reject(AuthError::new(AuthErrorKind::MissingToken, realm)),
-            Err(description) => {
-                return reject(
-                    AuthError::new(AuthErrorKind::InvalidRequest, realm)
-                        .with_description(description),
-                );
-            }
-        };
-        return match verifier.verify::<AdditionalClaims>(&token).await {
-            Ok(claims) => {
-                crate::metrics::outcome("authenticated", "bearer");
-                req.extensions_mut().insert(claims.identity().clone());
-                req.extensions_mut().insert(claims);
-                inner.call(req).await
-            }
-            Err(error) => reject(AuthError::from_verify(error, realm)),
+        // Judged by the credentials alone, as `BearerAuthLayer` judges them.
+        return match bearer.authenticate(&mut parts).await {
+            Ok(()) => inner.call(Request::from_parts(parts, body)).await,
+            Err(error) => Ok(reject(&error)),
         };
     }
 
-    let Some(session) = req.extensions().get::<Session>().cloned() else {
+    let Some(session) = session_of(&parts) else {
         return Ok(missing_session_layer());
     };
-    match current_login(&config, &session).await {
-        Ok(Some(login)) => {
-            crate::metrics::outcome("authenticated", "session");
-            req.extensions_mut().insert(login.claims.clone());
-            req.extensions_mut().insert(login.identity.clone());
-            req.extensions_mut().insert(LoginSession {
-                state: login.state.clone(),
-            });
-            inner.call(req).await
-        }
-        Ok(None) if !config.require_login => {
-            crate::metrics::outcome("anonymous", "");
-            req.extensions_mut().insert(Anonymous::with_login(
-                Arc::from(LOGIN_REALM),
-                Arc::from(format!("{}{}", config.base_path, config.login_path)),
-            ));
-            inner.call(req).await
-        }
-        Ok(None) => {
-            let (parts, body) = req.into_parts();
-            let decision = (config.policy)(&parts);
-            drop(body);
-            match decision {
-                Unauthenticated::Redirect => {
-                    crate::metrics::outcome("redirected", "login");
-                    let return_to = format!(
-                        "{}{}",
-                        config.base_path,
-                        parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
-                    );
-                    if config.providers.len() > 1 {
-                        // Let the user choose: the login page, with the way back.
-                        let encoded: String =
-                            url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
-                        return Ok(see_other(&format!(
-                            "{}?return_to={encoded}",
-                            login_link(&config)
-                        )));
-                    }
-                    let options = AuthorizeOptions::new().with_return_to(return_to);
-                    Ok(start_login(&config, config.first(), &session, options).await)
-                }
-                _ => {
-                    crate::metrics::outcome("rejected", "unauthenticated");
-                    Ok(status(StatusCode::UNAUTHORIZED))
-                }
-            }
-        }
-        Err(()) => {
+    let login = match config
+        .sessions
+        .current(&config.providers, &session, config.now())
+        .await
+    {
+        Ok(login) => login,
+        Err(e) => {
             crate::metrics::outcome("rejected", "store_unavailable");
-            Ok(store_unavailable())
+            return Ok(session_error_page(&e, &login_link(&config)));
         }
+    };
+    if let Some(login) = login {
+        crate::metrics::outcome("authenticated", "session");
+        let extensions = &mut parts.extensions;
+        extensions.insert(login.claims.clone());
+        extensions.insert(login.identity.clone());
+        extensions.insert(Realm::new(Arc::from(LOGIN_REALM)));
+        extensions.insert(LoginSession {
+            state: login.state.clone(),
+        });
+        return inner.call(Request::from_parts(parts, body)).await;
     }
+    let redirect = config.require_login && (config.policy)(&parts) == Unauthenticated::Redirect;
+    let anonymous =
+        !config.require_login || config.bearer.as_ref().is_some_and(|b| b.allows_anonymous());
+    if !redirect && anonymous {
+        crate::metrics::outcome("anonymous", "");
+        let realm = config
+            .bearer
+            .as_ref()
+            .map_or_else(|| Arc::from(LOGIN_REALM), |b| Arc::clone(b.realm()));
+        parts
+            .extensions
+            .insert(Anonymous::with_login(realm, Arc::from(login_link(&config))));
+        return inner.call(Request::from_parts(parts, body)).await;
+    }
+    drop(body);
+    if !redirect {
+        return Ok(match &config.bearer {
+            // An API that takes bearer tokens: the RFC 6750 challenge of its realm.
+            Some(bearer) => reject(&AuthError::new(
+                AuthErrorKind::MissingToken,
+                Arc::clone(bearer.realm()),
+            )),
+            None => {
+                crate::metrics::outcome("rejected", "unauthenticated");
+                status(StatusCode::UNAUTHORIZED)
+            }
+        });
+    }
+    crate::metrics::outcome("redirected", "login");
+    let return_to = format!(
+        "{}{}",
+        config.base_path,
+        parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+    );
+    if config.providers.len() > 1 {
+        // Let the user choose: the login page, with the way back.
+        let encoded: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+        return Ok(see_other(&format!(
+            "{}?return_to={encoded}",
+            login_link(&config)
+        )));
+    }
+    let options = AuthorizeOptions::new().with_return_to(return_to);
+    Ok(start_login(&config, config.first(), &session, options).await)
+}
+
+/// The bearer path's answer for `error`, logged.
+fn reject<B: Default>(error: &AuthError) -> Response<B> {
+    log(error);
+    DefaultRejection.on_rejection(error)
 }

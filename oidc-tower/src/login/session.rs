@@ -1,6 +1,6 @@
 //! What the login layer keeps in the server-side session.
 
-use oidc_core::flow::{Secret, TokenSet, Transaction};
+use oidc_core::flow::{Secret, TokenSet};
 use std::sync::Arc;
 
 use oidc_core::{AdditionalClaims, Claims, Identity};
@@ -129,54 +129,7 @@ impl LoginSession {
     }
 }
 
-/// Drops expired transactions and keeps at most `max` (the newest).
-pub(crate) fn prune(txs: &mut Vec<Transaction>, now: i64, lifetime: i64, max: usize) {
-    txs.retain(|tx| tx.created_at().saturating_add(lifetime) > now);
-    if txs.len() > max {
-        let excess = txs.len() - max;
-        txs.drain(..excess);
-    }
-}
-
-/// Registry key: the session `id` was ended (by logout, possibly on another instance). A
-/// request still holding the session's old record finds it and cannot bring it back.
-pub(crate) fn ended_key(id: &str) -> String {
-    format!("oidc:ended:{id}")
-}
-
-/// Registry key: one instance at a time refreshes the tokens of session `id`.
-pub(crate) fn refresh_lock_key(id: &str) -> String {
-    format!("oidc:refresh:{id}")
-}
-
-/// `issuer` in a registry key: length-prefixed, so that no issuer and claim pair can spell
-/// the key of another (`https://a` + `:8443:x` against `https://a:8443` + `x`).
-fn issuer_part(issuer: &str) -> String {
-    format!("{}:{issuer}", issuer.len())
-}
-
-/// Registry set: the sessions of provider session `sid` at `issuer`.
-pub(crate) fn sid_set(issuer: &str, sid: &str) -> String {
-    format!("oidc:sid:{}:{sid}", issuer_part(issuer))
-}
-
-/// Registry key: provider session `sid` at `issuer` was logged out (a login finishing after
-/// the logout must not survive it).
-pub(crate) fn sid_ended_key(issuer: &str, sid: &str) -> String {
-    format!("oidc:sid-ended:{}:{sid}", issuer_part(issuer))
-}
-
-/// Registry set: the sessions of user `sub` at `issuer`.
-pub(crate) fn sub_set(issuer: &str, sub: &str) -> String {
-    format!("oidc:sub:{}:{sub}", issuer_part(issuer))
-}
-
-/// Registry key: logout token `jti` of `issuer` was used.
-pub(crate) fn jti_key(issuer: &str, jti: &str) -> String {
-    format!("oidc:jti:{}:{jti}", issuer_part(issuer))
-}
-
-/// The session the session layer put in the request.
+/// The session handle the layer's session manager put in the request.
 pub(crate) fn session_of(parts: &http::request::Parts) -> Option<tower_sessions::Session> {
     parts.extensions.get::<tower_sessions::Session>().cloned()
 }

@@ -2,15 +2,12 @@
 //! unauthenticated navigation (a transaction stored in the session, then 303 to the provider).
 
 use http::{HeaderValue, Response, header};
-use oidc_core::flow::{AuthorizeOptions, Transaction};
-use tower_sessions::cookie::time;
-use tower_sessions::{Expiry, Session};
+use oidc_core::flow::AuthorizeOptions;
+use tower_sessions::Session;
 
-use super::callback::flow_error_page;
 use super::layer::LoginConfig;
-use super::pages::{login_page, see_other, store_unavailable};
+use super::pages::{flow_error_page, login_page, see_other, session_error_page};
 use super::providers::{LoginProvider, ProviderLink};
-use super::session::{LOGIN_KEY, TX_KEY, prune};
 
 /// `return_to`, `login_hint` and `prompt` of `/auth/login`.
 pub(super) fn options_from_query(query: &str) -> AuthorizeOptions {
@@ -79,49 +76,12 @@ pub(super) async fn start_login<B: Default + From<String>>(
 ) -> Response<B> {
     let (url, tx) = match provider.client.authorize(&options).await {
         Ok(started) => started,
-        Err(e) => return flow_error_page(config, &e),
+        Err(e) => return flow_error_page(&e, &login_link(config)),
     };
-    let now = config.now();
-    let mut txs: Vec<Transaction> = match session.get(TX_KEY).await {
-        Ok(txs) => txs.unwrap_or_default(),
-        Err(e) => {
-            tracing::error!(error = %e, "session store failed");
-            return store_unavailable();
-        }
-    };
-    txs.push(tx);
-    prune(
-        &mut txs,
-        now,
-        config.transaction_lifetime,
-        config.max_transactions,
-    );
-    if let Err(e) = session.insert(TX_KEY, &txs).await {
-        tracing::error!(error = %e, "session store failed");
-        return store_unavailable();
+    match config.sessions.begin(session, tx, config.now()).await {
+        Ok(()) => see_other(&url),
+        Err(e) => session_error_page(&e, &login_link(config)),
     }
-    // A session that holds only pending logins lives as long as they do, not the idle timeout:
-    // login starts without a cookie cost the store minutes each (DOS-03), and the cookie that
-    // carries the state lives at most the transaction lifetime (SES-03). The next request's
-    // session layer brings back the idle timeout.
-    match session.get_value(LOGIN_KEY).await {
-        Ok(Some(_)) => {}
-        Ok(None) => session.set_expiry(Some(Expiry::OnInactivity(time::Duration::seconds(
-            config.transaction_lifetime,
-        )))),
-        Err(e) => {
-            tracing::error!(error = %e, "session store failed");
-            return store_unavailable();
-        }
-    }
-    // Written now: when the store is down, the browser gets the 503 page rather than a
-    // redirect to a login whose transaction was never stored (tower-sessions would turn the
-    // 303 into a bare 500 when its own save fails).
-    if let Err(e) = session.save().await {
-        tracing::error!(error = %e, "session store failed");
-        return store_unavailable();
-    }
-    see_other(&url)
 }
 
 pub(super) fn login_link(config: &LoginConfig) -> String {
