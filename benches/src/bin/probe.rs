@@ -6,7 +6,7 @@ use std::time::Instant;
 use oidc_core::AdditionalClaims;
 use oidc_testing::TestProvider;
 use oidc_tower::BearerAuthLayer;
-use tower::{Service as _, ServiceExt as _};
+use tower::{Service as _, ServiceExt};
 
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -15,6 +15,8 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let tp = TestProvider::start().await;
+        // `PROBE=session`: only the session figures (for a profile of that path).
+        if std::env::var("PROBE").as_deref() != Ok("session") {
         let v = benches::verifier(&tp).await;
         let token = tp.token().sign();
         println!("token bytes: {}", token.len());
@@ -119,5 +121,88 @@ fn main() {
             black_box(c.get(black_box(&[1; 32])));
         }
         println!("moka get: {:?}", t.elapsed() / n);
+
+        }
+        // The login layer on a cached session against the bare router, same request.
+        let mut kept = None;
+        let port = benches::session_app(
+            &tp,
+            |l| {
+                kept = Some(l.clone());
+                l
+            },
+            axum::Router::new().route("/", axum::routing::get(|| async { "ok" })),
+        )
+        .await;
+        let cookie = benches::login(port).await;
+        let login = kept.unwrap();
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let session_request = || {
+            http::Request::builder()
+                .uri("/")
+                .header(http::header::COOKIE, &cookie)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let mut bare = router.clone();
+        let mut layered = router.layer(login);
+        let res = ServiceExt::<http::Request<axum::body::Body>>::ready(&mut layered).await.unwrap().call(session_request()).await.unwrap();
+        assert_eq!(res.status(), 200, "logged in");
+        let n: u32 = 100_000;
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(ServiceExt::<http::Request<axum::body::Body>>::ready(&mut bare).await.unwrap().call(session_request()).await.unwrap());
+        }
+        let bare_time = t.elapsed() / n;
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(ServiceExt::<http::Request<axum::body::Body>>::ready(&mut layered).await.unwrap().call(session_request()).await.unwrap());
+        }
+        let layered_time = t.elapsed() / n;
+        println!(
+            "request through Login on a cached session: {layered_time:?} (bare router {bare_time:?}, layer {:?})",
+            layered_time.saturating_sub(bare_time)
+        );
+
+        // tower-sessions alone (its session manager on its memory store, the cookie of a
+        // stored session), for what the layer's own logic adds on top.
+        let store = tower_sessions::MemoryStore::default();
+        let managed = axum::Router::new()
+            .route(
+                "/",
+                axum::routing::get(|s: tower_sessions::Session| async move {
+                    black_box(s.id());
+                    "ok"
+                }),
+            )
+            .route(
+                "/set",
+                axum::routing::get(|s: tower_sessions::Session| async move {
+                    s.insert("k", 1).await.unwrap();
+                    "ok"
+                }),
+            );
+        let mut managed = managed.layer(tower_sessions::SessionManagerLayer::new(store));
+        let res = ServiceExt::<http::Request<axum::body::Body>>::ready(&mut managed)
+            .await
+            .unwrap()
+            .call(http::Request::builder().uri("/set").body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let set = res.headers()[http::header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let t = Instant::now();
+        for _ in 0..n {
+            let req = http::Request::builder()
+                .uri("/")
+                .header(http::header::COOKIE, &set)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            black_box(ServiceExt::<http::Request<axum::body::Body>>::ready(&mut managed).await.unwrap().call(req).await.unwrap());
+        }
+        let managed_time = t.elapsed() / n;
+        println!(
+            "request through tower-sessions alone: {managed_time:?} (its part {:?})",
+            managed_time.saturating_sub(bare_time)
+        );
     });
 }

@@ -47,6 +47,9 @@ pub(crate) struct LoginConfig {
     pub(crate) require_login: bool,
     pub(crate) policy: Policy,
     pub(crate) bearer: Option<Arc<dyn BearerPath>>,
+    /// `"login"`: the realm of the layer's own answers, in the [`Realm`](crate::Realm) and
+    /// [`Anonymous`](crate::Anonymous) of a request it let through.
+    pub(crate) login_realm: Arc<str>,
     pub(crate) hook: Option<Arc<dyn OnLogin>>,
     pub(crate) userinfo: UserInfoPolicy,
     /// The sessions: store, registry, caches and timeouts.
@@ -156,6 +159,7 @@ impl LoginLayer {
                 require_login: true,
                 policy: Arc::new(default_policy),
                 bearer: None,
+                login_realm: Arc::from("login"),
                 hook: None,
                 userinfo: UserInfoPolicy::WhenMissing(vec!["email".to_owned()]),
                 sessions: Sessions::new(LoginStore::new(

@@ -24,30 +24,30 @@ impl Sessions {
         session: &Session,
         now: i64,
     ) -> Result<Option<Arc<LoggedIn>>, SessionError> {
-        let key = session.id().map(|id| id.to_string());
-        if let Some(key) = &key
-            && let Some(hit) = self.logins.get(key)
+        let id = session.id();
+        if let Some(id) = &id
+            && let Some(hit) = self.logins.get(id)
             && !self.needs_work(&hit.state, now)
         {
-            if !self.store.registry.is_ended(&ended_key(key)).await? {
+            if !self.store.registry.is_ended(&hit.ended_key).await? {
                 return Ok(Some(hit));
             }
-            self.logins.invalidate(key);
+            self.logins.invalidate(id);
         }
-        let state = self.load(providers, session, now).await?;
+        // Boxed: loading may refresh at the provider, a large future this one need not hold.
+        let state = Box::pin(self.load(providers, session, now)).await?;
         // The id again: loading may have ended the session.
-        let key = session.id().map(|id| id.to_string()).or(key);
-        Ok(match state {
-            Some(state) => {
-                let login = Arc::new(LoggedIn::new(state));
-                if let Some(key) = key {
-                    self.logins.insert(key, login.clone());
-                }
+        let id = session.id().or(id);
+        Ok(match (state, id) {
+            (Some(state), Some(id)) => {
+                let login = Arc::new(LoggedIn::new(state, ended_key(&id.to_string())));
+                self.logins.insert(id, login.clone());
                 Some(login)
             }
-            None => {
-                if let Some(key) = key {
-                    self.logins.invalidate(&key);
+            (Some(state), None) => Some(Arc::new(LoggedIn::new(state, String::new()))),
+            (None, id) => {
+                if let Some(id) = id {
+                    self.logins.invalidate(&id);
                 }
                 None
             }

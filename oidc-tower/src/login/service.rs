@@ -127,10 +127,12 @@ where
     }
 }
 
-/// The realm of the login layer's own answers, in the [`Realm`] and [`Anonymous`] of a
-/// request it let through.
-const LOGIN_REALM: &str = "login";
-
+/// The login logic of one request.
+///
+/// The rare routes (login start, callback, logout, back-channel logout) and a session that
+/// must be loaded are awaited through boxes of their own: the future of this function, moved
+/// on every request, stays the size of the common path (a cached session or a bearer token)
+/// rather than that of a code exchange.
 async fn handle<S, ReqBody, ResBody>(
     config: Arc<LoginConfig>,
     mut inner: S,
@@ -145,7 +147,7 @@ where
     let path = req.uri().path();
     if config.providers.iter().any(|p| p.callback_path == path) {
         let (parts, _) = req.into_parts();
-        return Ok(callback(&config, &parts).await);
+        return Ok(Box::pin(callback(&config, &parts)).await);
     }
     let provider_segment = path
         .strip_prefix(config.login_path.as_str())
@@ -168,17 +170,17 @@ where
         let Some(session) = session_of(&parts) else {
             return Ok(missing_session_layer());
         };
-        return Ok(start_login(&config, provider, &session, options).await);
+        return Ok(Box::pin(start_login(&config, provider, &session, options)).await);
     }
     if path == config.backchannel_logout_path {
-        return Ok(super::backchannel::backchannel_logout(&config, req).await);
+        return Ok(Box::pin(super::backchannel::backchannel_logout(&config, req)).await);
     }
     if path == config.logout_path {
         if req.method() != Method::POST {
             return Ok(method_not_allowed("POST"));
         }
         let (parts, _) = req.into_parts();
-        return Ok(logout(&config, &parts).await);
+        return Ok(Box::pin(logout(&config, &parts)).await);
     }
 
     let (mut parts, body) = req.into_parts();
@@ -211,7 +213,7 @@ where
         let extensions = &mut parts.extensions;
         extensions.insert(login.claims.clone());
         extensions.insert(login.identity.clone());
-        extensions.insert(Realm::new(Arc::from(LOGIN_REALM)));
+        extensions.insert(Realm::new(Arc::clone(&config.login_realm)));
         extensions.insert(LoginSession {
             state: login.state.clone(),
         });
@@ -222,10 +224,10 @@ where
         !config.require_login || config.bearer.as_ref().is_some_and(|b| b.allows_anonymous());
     if !redirect && anonymous {
         crate::metrics::outcome("anonymous", "");
-        let realm = config
-            .bearer
-            .as_ref()
-            .map_or_else(|| Arc::from(LOGIN_REALM), |b| Arc::clone(b.realm()));
+        let realm = config.bearer.as_ref().map_or_else(
+            || Arc::clone(&config.login_realm),
+            |b| Arc::clone(b.realm()),
+        );
         parts
             .extensions
             .insert(Anonymous::with_login(realm, Arc::from(login_link(&config))));
@@ -260,7 +262,7 @@ where
         )));
     }
     let options = AuthorizeOptions::new().with_return_to(return_to);
-    Ok(start_login(&config, config.first(), &session, options).await)
+    Ok(Box::pin(start_login(&config, config.first(), &session, options)).await)
 }
 
 /// The bearer path's answer for `error`, logged.

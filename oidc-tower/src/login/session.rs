@@ -51,16 +51,19 @@ pub(crate) struct LoggedIn {
     pub(crate) state: Arc<LoginState>,
     pub(crate) identity: Identity,
     pub(crate) claims: Claims<AdditionalClaims>,
+    /// The registry key of the session's ended mark, asked on every request.
+    pub(crate) ended_key: String,
 }
 
 impl LoggedIn {
-    pub(crate) fn new(state: Arc<LoginState>) -> Self {
+    pub(crate) fn new(state: Arc<LoginState>, ended_key: String) -> Self {
         let identity = state.identity();
         let claims = Claims::new(identity.clone(), state.claims.clone());
         Self {
             state,
             identity,
             claims,
+            ended_key,
         }
     }
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 use oidc_core::error::FlowError;
 use oidc_core::flow::Transaction;
 use tower_sessions::cookie::time;
+use tower_sessions::session::Id;
 use tower_sessions::{Expiry, Session};
 
 use super::registry::RegistryError;
@@ -113,7 +114,7 @@ pub(crate) struct Sessions {
     pub(crate) timeouts: Timeouts,
     /// Recent logins by session id, so that a request of a session that needs no change
     /// neither reads nor decodes the session record (see `current`).
-    pub(super) logins: moka::sync::Cache<String, Arc<LoggedIn>>,
+    pub(super) logins: moka::sync::Cache<Id, Arc<LoggedIn>>,
     /// Refreshes in progress, by session and access token (one per session and grant).
     pub(super) refreshes: moka::future::Cache<String, Arc<LoginState>>,
 }
@@ -148,7 +149,9 @@ impl Sessions {
             .registry
             .end(&ended_key(id), self.registry_ttl())
             .await?;
-        self.logins.invalidate(id);
+        if let Ok(id) = id.parse::<Id>() {
+            self.logins.invalidate(&id);
+        }
         Ok(())
     }
 
@@ -279,9 +282,8 @@ impl Sessions {
     pub(crate) async fn end(&self, session: &Session) -> Result<Option<LoginState>, SessionError> {
         let state: Option<LoginState> = session.get(LOGIN_KEY).await.ok().flatten();
         if let Some(id) = session.id() {
-            let id = id.to_string();
             if state.is_some() {
-                self.end_everywhere(&id).await?;
+                self.end_everywhere(&id.to_string()).await?;
             } else {
                 self.logins.invalidate(&id);
             }
@@ -311,7 +313,7 @@ impl Sessions {
         for (done, id) in ids.iter().enumerate() {
             let ended = async {
                 self.end_everywhere(id).await?;
-                if let Ok(parsed) = id.parse::<tower_sessions::session::Id>() {
+                if let Ok(parsed) = id.parse::<Id>() {
                     self.store.sessions.delete(&parsed).await?;
                 }
                 Ok::<_, SessionError>(())
