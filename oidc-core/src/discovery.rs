@@ -35,6 +35,8 @@ pub struct ProviderMetadata {
     code_challenge_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
+    #[serde(default)]
+    token_endpoint_auth_methods_supported: Option<Vec<String>>,
 }
 
 impl ProviderMetadata {
@@ -50,6 +52,7 @@ impl ProviderMetadata {
             id_token_signing_alg_values_supported: None,
             code_challenge_methods_supported: None,
             authorization_response_iss_parameter_supported: false,
+            token_endpoint_auth_methods_supported: None,
         }
     }
 
@@ -91,6 +94,12 @@ impl ProviderMetadata {
     /// The PKCE methods the provider supports, if published.
     pub fn code_challenge_methods_supported(&self) -> Option<&[String]> {
         self.code_challenge_methods_supported.as_deref()
+    }
+
+    /// The client authentication methods of the token endpoint, if published (absent means
+    /// `client_secret_basic`, RFC 8414 §2).
+    pub fn token_endpoint_auth_methods_supported(&self) -> Option<&[String]> {
+        self.token_endpoint_auth_methods_supported.as_deref()
     }
 
     /// Whether the provider sends the RFC 9207 `iss` authorization response parameter.

@@ -320,6 +320,14 @@ pub enum FlowError {
     /// The provider does not publish an endpoint this step needs.
     #[error("the provider has no {0}")]
     MissingEndpoint(&'static str),
+    /// No client authentication method that both sides support: the provider's
+    /// `token_endpoint_auth_methods_supported` names neither `client_secret_basic` nor
+    /// `client_secret_post`, or the client was configured with
+    /// [`ClientAuth::None`](crate::flow::ClientAuth::None) for a grant that needs a secret.
+    #[error(
+        "no supported client authentication method (client_secret_basic or client_secret_post)"
+    )]
+    UnsupportedClientAuth,
 }
 
 /// How an HTTP layer should answer a [`FlowError`].
@@ -363,7 +371,8 @@ impl FlowError {
             Self::InvalidResponse(_)
             | Self::Http(_)
             | Self::Discovery(_)
-            | Self::MissingEndpoint(_) => FlowErrorKind::ProviderFailure,
+            | Self::MissingEndpoint(_)
+            | Self::UnsupportedClientAuth => FlowErrorKind::ProviderFailure,
         }
     }
 

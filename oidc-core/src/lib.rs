@@ -14,6 +14,9 @@
 //! - [`flow::OidcClient`]: the relying party of the authorization code flow with PKCE: the
 //!   authorization request, the callback, ID token, refresh, UserInfo, RP-initiated and
 //!   back-channel logout. The [module docs](crate::flow) list its checks.
+//! - [`flow::ServiceClient`]: service tokens by the client credentials grant, cached per
+//!   scopes and resource and renewed before expiry, single-flight
+//!   ([`flow::client_credentials`]).
 //!
 //! Signatures are checked with aws-lc-rs directly; no JWT library is used at run time.
 //!

@@ -1275,7 +1275,7 @@ async fn discovery_advertises_the_authorization_server() {
     assert_eq!(doc["token_endpoint"], provider.token_endpoint());
     assert_eq!(
         doc["grant_types_supported"],
-        json!(["authorization_code", "refresh_token"])
+        json!(["authorization_code", "refresh_token", "client_credentials"])
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],

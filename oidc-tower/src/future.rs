@@ -4,7 +4,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// Response future of [`BearerAuth`](crate::BearerAuth) and [`Require`](crate::Require).
+/// Response future of [`BearerAuth`](crate::BearerAuth), [`Require`](crate::Require) and
+/// [`OutboundAuth`](crate::OutboundAuth).
 ///
 /// Boxed in this version when it waits for something (the inner service, a key set); a
 /// rejection decided at once is not boxed. The name stays if that changes.

@@ -11,6 +11,8 @@
 //!   [`Identity`](oidc_core::Identity) and [`Claims<C>`](oidc_core::Claims) into the request
 //!   extensions. See the [`bearer`] module for the responses it gives.
 //! - [`RequireLayer`] requires scopes or roles per route (all-of or any-of). See [`require`].
+//! - [`OutboundAuthLayer`] gives an HTTP client service a cached, renewed service token
+//!   (client credentials) for calls to other APIs, and retries once on a 401. See [`outbound`].
 //! - Refusals are responses, never service errors, so the layers fit axum's infallible stacks;
 //!   [`OnRejection`] replaces the RFC 6750 [`DefaultRejection`].
 //!
@@ -68,11 +70,13 @@ mod error;
 mod future;
 pub mod login;
 mod metrics;
+pub mod outbound;
 pub mod require;
 mod response;
 
 pub use crate::bearer::{BearerAuth, BearerAuthLayer};
 pub use crate::error::{Anonymous, AuthError, AuthErrorKind, Realm};
 pub use crate::future::ResponseFuture;
+pub use crate::outbound::{OutboundAuth, OutboundAuthLayer};
 pub use crate::require::{Require, RequireLayer};
 pub use crate::response::{DefaultRejection, OnRejection};

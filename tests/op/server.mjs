@@ -126,6 +126,16 @@ const configuration = {
       scope: 'api:read api:write',
     },
     {
+      // Authenticates with client_secret_post only (tests/tests/client_credentials.rs).
+      client_id: 'svc-post',
+      client_secret: 'post-secret',
+      token_endpoint_auth_method: 'client_secret_post',
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+      scope: 'api:read',
+    },
+    {
       // Gets no default resource: its client_credentials tokens are opaque.
       client_id: 'svc-opaque',
       client_secret: 'opaque-secret',

@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
 /// The scenarios, in the order they run, each on its own listener.
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "plain",
     "plain_no_header",
     "bearer_repeated",
@@ -40,6 +40,7 @@ const SCENARIOS: [&str; 9] = [
     "bearer_unique_cached",
     "jsonwebtoken_unique",
     "jwt_authorizer_unique",
+    "tower_sessions_alone",
     "session_memory",
     "session_redis",
 ];
@@ -140,6 +141,10 @@ end
                 wrk.args(["-H", &format!("Authorization: Bearer {}", token.trim())]);
             }
             "session_memory" => {
+                wrk.args(["-H", &format!("Cookie: {}", cookie.trim())]);
+            }
+            "tower_sessions_alone" => {
+                let cookie = std::fs::read_to_string(dir.join("cookie-ts.txt")).unwrap();
                 wrk.args(["-H", &format!("Cookie: {}", cookie.trim())]);
             }
             "session_redis" => {
@@ -345,6 +350,41 @@ fn serve(dir: &Path, pool: usize) {
             "jwt_authorizer_unique",
             listen(Router::new().fallback_service(peer_service)).await,
         );
+
+        // The floor of any tower-sessions based login: its session manager on its memory
+        // store and a stored session's cookie, the handler asking only for the session id
+        // (as the login layer does on a cached login).
+        let ts_port = listen(
+            Router::new()
+                .route(
+                    "/",
+                    get(|s: tower_sessions::Session| async move {
+                        std::hint::black_box(s.id());
+                        "ok"
+                    }),
+                )
+                .route(
+                    "/set",
+                    get(|s: tower_sessions::Session| async move {
+                        s.insert("k", 1).await.unwrap();
+                        "ok"
+                    }),
+                )
+                .layer(tower_sessions::SessionManagerLayer::new(
+                    tower_sessions::MemoryStore::default(),
+                )),
+        )
+        .await;
+        ports.insert("tower_sessions_alone", ts_port);
+        let set = reqwest::get(format!("http://127.0.0.1:{ts_port}/set"))
+            .await
+            .unwrap();
+        let ts_cookie = set.headers()["set-cookie"].to_str().unwrap();
+        std::fs::write(
+            dir.join("cookie-ts.txt"),
+            ts_cookie.split(';').next().unwrap(),
+        )
+        .unwrap();
 
         let session_port = benches::session_app(&tp, |l| l, route()).await;
         ports.insert("session_memory", session_port);

@@ -32,7 +32,7 @@ use crate::url_policy::checked_url;
 /// The token response as openidconnect parses it, with the ID token kept as a raw string so
 /// that it is validated by this crate (through the shared key cache), not parsed twice.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct RawIdToken {
+pub(super) struct RawIdToken {
     #[serde(default)]
     id_token: Option<String>,
     /// An OAuth `error` member, which has no place in a successful response (CB-10).
@@ -43,11 +43,11 @@ struct RawIdToken {
 impl ExtraTokenFields for RawIdToken {}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct NoClaims {}
+pub(super) struct NoClaims {}
 
 impl openidconnect::AdditionalClaims for NoClaims {}
 
-type RawTokenResponse = StandardTokenResponse<RawIdToken, CoreTokenType>;
+pub(super) type RawTokenResponse = StandardTokenResponse<RawIdToken, CoreTokenType>;
 
 impl
     openidconnect::TokenResponse<
@@ -71,7 +71,7 @@ impl
     }
 }
 
-type OcBase<A, T> = openidconnect::Client<
+pub(super) type OcBase<A, T> = openidconnect::Client<
     NoClaims,
     CoreAuthDisplay,
     CoreGenderClaim,
@@ -92,6 +92,10 @@ type OcBase<A, T> = openidconnect::Client<
 >;
 
 type OcClient = OcBase<EndpointSet, EndpointSet>;
+
+/// A client of the token endpoint only (no authorization endpoint, no redirect URI): what the
+/// code flow builds on, and the client credentials grant uses as it is.
+pub(super) type OcTokenClient = OcBase<EndpointNotSet, EndpointSet>;
 
 /// How the client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,45 +306,22 @@ impl OidcClient {
     }
 
     fn endpoint(&self, url: Option<&str>, name: &'static str) -> Result<String, FlowError> {
-        let url = url.ok_or(FlowError::MissingEndpoint(name))?;
-        checked_url(url, self.inner.provider.allows_http())
-            .map_err(|_| FlowError::MissingEndpoint(name))?;
-        Ok(url.to_owned())
+        endpoint(&self.inner.provider, url, name)
     }
 
     fn oc_client(&self, metadata: &ProviderMetadata) -> Result<OcClient, FlowError> {
         let c = &*self.inner;
         let auth = self.endpoint(metadata.authorization_endpoint(), "authorization endpoint")?;
-        let token = self.endpoint(metadata.token_endpoint(), "token endpoint")?;
-        let bad = |_| FlowError::InvalidResponse("an endpoint url is invalid");
-        let mut client = OcBase::<EndpointNotSet, EndpointNotSet>::new(
-            ClientId::new(c.client_id.clone()),
-            IssuerUrl::new(c.provider.issuer().to_owned()).map_err(bad)?,
-            JsonWebKeySet::new(Vec::new()),
-        )
-        .set_auth_uri(AuthUrl::new(auth).map_err(bad)?)
-        .set_token_uri(TokenUrl::new(token).map_err(bad)?)
-        .set_redirect_uri(RedirectUrl::new(c.redirect_uri.clone()).map_err(bad)?);
-        if let Some(secret) = &c.secret {
-            match c.auth {
-                ClientAuth::ClientSecretBasic => {
-                    client = client
-                        .set_client_secret(openidconnect::ClientSecret::new(
-                            secret.secret().to_owned(),
-                        ))
-                        .set_auth_type(AuthType::BasicAuth);
-                }
-                ClientAuth::ClientSecretPost => {
-                    client = client
-                        .set_client_secret(openidconnect::ClientSecret::new(
-                            secret.secret().to_owned(),
-                        ))
-                        .set_auth_type(AuthType::RequestBody);
-                }
-                ClientAuth::None => {}
-            }
-        }
-        Ok(client)
+        let client = token_client(
+            &c.provider,
+            &c.client_id,
+            c.secret.as_ref(),
+            c.auth,
+            metadata,
+        )?;
+        Ok(client
+            .set_auth_uri(AuthUrl::new(auth).map_err(bad_url)?)
+            .set_redirect_uri(RedirectUrl::new(c.redirect_uri.clone()).map_err(bad_url)?))
     }
 
     /// Starts a login: the URL to send the browser to, and the transaction to keep
@@ -471,26 +452,7 @@ impl OidcClient {
         max_age: Option<u64>,
         old_refresh: Option<&Secret>,
     ) -> Result<TokenSet, FlowError> {
-        match &response.extra_fields().error {
-            None => {}
-            Some(Value::String(error)) => {
-                return Err(FlowError::TokenEndpoint {
-                    error: error.clone(),
-                });
-            }
-            Some(_) => {
-                return Err(FlowError::InvalidResponse(
-                    "the token response has an error",
-                ));
-            }
-        }
-        if *response.token_type() != CoreTokenType::Bearer {
-            return Err(FlowError::InvalidResponse("token_type is not Bearer"));
-        }
-        let access_token = response.access_token().secret().clone();
-        if access_token.is_empty() {
-            return Err(FlowError::InvalidResponse("the access token is empty"));
-        }
+        let access_token = checked_access_token(&response)?;
         let (id_token, id_claims) = match (response.extra_fields().id_token.clone(), previous) {
             (Some(raw), _) => {
                 let expectation = Expect {
@@ -554,11 +516,7 @@ impl OidcClient {
         HttpRequest,
     )
         -> std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send>> {
-        let http = self.inner.provider.http_client();
-        move |request| {
-            let http = http.clone();
-            Box::pin(async move { http.execute(request).await })
-        }
+        provider_http(&self.inner.provider)
     }
 
     /// Fetches the UserInfo claims with `access_token`; their `sub` must be `subject`.
@@ -640,7 +598,94 @@ impl OidcClient {
     }
 }
 
-fn token_error(
+fn bad_url(_: url::ParseError) -> FlowError {
+    FlowError::InvalidResponse("an endpoint url is invalid")
+}
+
+/// `url`, the provider's endpoint `name`, when it is published and acceptable under the
+/// provider's URL policy.
+fn endpoint(
+    provider: &Provider,
+    url: Option<&str>,
+    name: &'static str,
+) -> Result<String, FlowError> {
+    let url = url.ok_or(FlowError::MissingEndpoint(name))?;
+    checked_url(url, provider.allows_http()).map_err(|_| FlowError::MissingEndpoint(name))?;
+    Ok(url.to_owned())
+}
+
+/// The openidconnect client of `provider`'s token endpoint, authenticating as `client_id`
+/// with `secret` by `auth` (no secret: a public client that sends only its id). Shared by the
+/// code flow and the client credentials grant, so that both authenticate the same way.
+pub(super) fn token_client(
+    provider: &Provider,
+    client_id: &str,
+    secret: Option<&Secret>,
+    auth: ClientAuth,
+    metadata: &ProviderMetadata,
+) -> Result<OcTokenClient, FlowError> {
+    let token = endpoint(provider, metadata.token_endpoint(), "token endpoint")?;
+    let mut client = OcBase::<EndpointNotSet, EndpointNotSet>::new(
+        ClientId::new(client_id.to_owned()),
+        IssuerUrl::new(provider.issuer().to_owned()).map_err(bad_url)?,
+        JsonWebKeySet::new(Vec::new()),
+    )
+    .set_token_uri(TokenUrl::new(token).map_err(bad_url)?);
+    if let Some(secret) = secret {
+        let auth_type = match auth {
+            ClientAuth::ClientSecretBasic => Some(AuthType::BasicAuth),
+            ClientAuth::ClientSecretPost => Some(AuthType::RequestBody),
+            ClientAuth::None => None,
+        };
+        if let Some(auth_type) = auth_type {
+            client = client
+                .set_client_secret(openidconnect::ClientSecret::new(secret.secret().to_owned()))
+                .set_auth_type(auth_type);
+        }
+    }
+    Ok(client)
+}
+
+/// The provider's HTTP client in the shape openidconnect's `request_async` takes.
+pub(super) fn provider_http(
+    provider: &Provider,
+) -> impl Fn(
+    HttpRequest,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send>> {
+    let http = provider.http_client();
+    move |request| {
+        let http = http.clone();
+        Box::pin(async move { http.execute(request).await })
+    }
+}
+
+/// The access token of a successful token response, after the checks every grant shares: no
+/// OAuth `error` member (CB-10), `token_type` `Bearer`, a non-empty access token.
+pub(super) fn checked_access_token(response: &RawTokenResponse) -> Result<String, FlowError> {
+    match &response.extra_fields().error {
+        None => {}
+        Some(Value::String(error)) => {
+            return Err(FlowError::TokenEndpoint {
+                error: error.clone(),
+            });
+        }
+        Some(_) => {
+            return Err(FlowError::InvalidResponse(
+                "the token response has an error",
+            ));
+        }
+    }
+    if *response.token_type() != CoreTokenType::Bearer {
+        return Err(FlowError::InvalidResponse("token_type is not Bearer"));
+    }
+    let access_token = response.access_token().secret().clone();
+    if access_token.is_empty() {
+        return Err(FlowError::InvalidResponse("the access token is empty"));
+    }
+    Ok(access_token)
+}
+
+pub(super) fn token_error(
     e: RequestTokenError<HttpError, StandardErrorResponse<CoreErrorResponseType>>,
 ) -> FlowError {
     match e {

@@ -6,6 +6,10 @@
 //! validated by this crate through the provider's shared [JWKS cache](crate::jwks), so key
 //! rotation works for logins exactly as for bearer tokens.
 //!
+//! [`ServiceClient`] is the other kind of client: a service that obtains tokens for itself
+//! with the client credentials grant (see [`client_credentials`]); it shares the token
+//! request and client authentication code of [`OidcClient`].
+//!
 //! # The flow
 //!
 //! 1. [`OidcClient::authorize`] gives the provider URL and a [`Transaction`] (state, nonce,
@@ -88,6 +92,7 @@
 
 mod callback;
 mod client;
+pub mod client_credentials;
 mod id_token;
 mod logout_token;
 mod secret;
@@ -96,6 +101,7 @@ mod transaction;
 
 pub use self::callback::AuthorizationResponse;
 pub use self::client::{ClientAuth, OidcClient};
+pub use self::client_credentials::{ServiceClient, ServiceToken, ServiceTokenRequest};
 pub use self::logout_token::LogoutToken;
 pub use self::secret::Secret;
 pub use self::tokens::TokenSet;

@@ -72,7 +72,7 @@ fn document(provider: &ProviderState) -> Value {
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid",
             "email", "email_verified", "name", "preferred_username",
         ],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": [
             TokenEndpointAuth::ClientSecretBasic.as_str(),
