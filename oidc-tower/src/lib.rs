@@ -76,7 +76,7 @@ mod response;
 
 pub use crate::bearer::{BearerAuth, BearerAuthLayer};
 pub use crate::error::{Anonymous, AuthError, AuthErrorKind, Realm};
-pub use crate::future::ResponseFuture;
+pub use crate::future::{BoxResponseFuture, ResponseFuture};
 pub use crate::outbound::{OutboundAuth, OutboundAuthLayer};
 pub use crate::require::{Require, RequireLayer};
 pub use crate::response::{DefaultRejection, OnRejection};

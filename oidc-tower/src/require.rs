@@ -228,7 +228,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<Response<ResBody>, S::Error>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -257,10 +257,10 @@ where
             }),
         };
         match outcome {
-            Ok(()) => ResponseFuture::new(self.inner.call(req)),
+            Ok(()) => ResponseFuture::inner(self.inner.call(req)),
             Err(error) => {
                 log(&error);
-                ResponseFuture::ready(layer.rejection.on_rejection(&error))
+                ResponseFuture::ready(Ok(layer.rejection.on_rejection(&error)))
             }
         }
     }

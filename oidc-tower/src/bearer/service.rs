@@ -58,7 +58,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<Response<ResBody>, S::Error>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -71,7 +71,7 @@ where
                 crate::metrics::outcome("anonymous", "");
                 let realm = self.layer.realm.clone();
                 req.extensions_mut().insert(Anonymous::new(realm));
-                return ResponseFuture::new(self.inner.call(req));
+                return ResponseFuture::inner(self.inner.call(req));
             }
             Ok(None) => {
                 return self.reject(AuthError::new(AuthErrorKind::MissingToken, self.realm()));
@@ -83,11 +83,7 @@ where
             Some(Ok(claims)) => {
                 let in_flight = crate::metrics::InFlight::new("bearer");
                 authenticated(req.extensions_mut(), claims, &self.layer.realm);
-                let future = self.inner.call(req);
-                return ResponseFuture::new(async move {
-                    let _in_flight = in_flight;
-                    future.await
-                });
+                return ResponseFuture::inner_in_flight(self.inner.call(req), in_flight);
             }
             Some(Err(error)) => return self.reject(AuthError::from_verify(error, self.realm())),
             None => {}
@@ -101,7 +97,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let in_flight = crate::metrics::InFlight::new("bearer");
         let span = tracing::debug_span!("oidc.bearer", realm = %realm);
-        ResponseFuture::new(tracing::Instrument::instrument(
+        ResponseFuture::boxed(tracing::Instrument::instrument(
             async move {
                 let _in_flight = in_flight;
                 match verifier.verify::<C>(&token).await {
@@ -128,12 +124,13 @@ impl<S, C, R> BearerAuth<S, C, R> {
     }
 
     /// The rejection's response for `error`, logged, at once.
-    fn reject<T, E>(&self, error: AuthError) -> ResponseFuture<Response<T>, E>
+    fn reject<F, T, E>(&self, error: AuthError) -> ResponseFuture<F>
     where
+        F: Future<Output = Result<Response<T>, E>>,
         R: OnRejection<T>,
     {
         log(&error);
-        ResponseFuture::ready(self.layer.rejection.on_rejection(&error))
+        ResponseFuture::ready(Ok(self.layer.rejection.on_rejection(&error)))
     }
 }
 

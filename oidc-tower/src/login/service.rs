@@ -21,7 +21,7 @@ use super::session::{LoginSession, session_of};
 use super::start::{login_link, options_from_query, provider_choice, start_login};
 use super::store::LoginStore;
 use crate::error::{Anonymous, AuthError, AuthErrorKind, Realm};
-use crate::future::ResponseFuture;
+use crate::future::{BoxResponseFuture, ResponseFuture};
 use crate::response::{DefaultRejection, OnRejection, log};
 
 /// The service of [`LoginLayer`]. See the [module docs](crate::login).
@@ -72,14 +72,14 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<Response<ResBody>, S::Error>;
+    type Future = ResponseFuture<BoxResponseFuture<Response<ResBody>, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        ResponseFuture::new(self.inner.call(req))
+        ResponseFuture::boxed(self.inner.call(req))
     }
 }
 
@@ -103,7 +103,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<Response<ResBody>, S::Error>;
+    type Future = ResponseFuture<BoxResponseFuture<Response<ResBody>, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -117,7 +117,7 @@ where
         // The path only: a query could carry a code or state.
         let span =
             tracing::debug_span!("oidc.login", method = %req.method(), path = req.uri().path());
-        ResponseFuture::new(tracing::Instrument::instrument(
+        ResponseFuture::boxed(tracing::Instrument::instrument(
             async move {
                 let _in_flight = in_flight;
                 handle(config, inner, req).await

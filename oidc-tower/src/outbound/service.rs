@@ -11,7 +11,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::layer::{Config, OutboundAuthLayer};
-use crate::future::ResponseFuture;
+use crate::future::{BoxResponseFuture, ResponseFuture};
 
 /// Middleware that adds `Authorization: Bearer` with a service token to each request and
 /// retries once with a fresh token when the upstream answers 401.
@@ -99,7 +99,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = OutboundError<S::Error>;
-    type Future = ResponseFuture<Self::Response, Self::Error>;
+    type Future = ResponseFuture<BoxResponseFuture<Self::Response, Self::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(OutboundError::Service)
@@ -110,7 +110,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
-        ResponseFuture::new(async move {
+        ResponseFuture::boxed(async move {
             let token = config
                 .client
                 .token(&config.request)
