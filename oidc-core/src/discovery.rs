@@ -37,6 +37,10 @@ pub struct ProviderMetadata {
     authorization_response_iss_parameter_supported: bool,
     #[serde(default)]
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    introspection_endpoint: Option<String>,
+    #[serde(default)]
+    introspection_endpoint_auth_methods_supported: Option<Vec<String>>,
 }
 
 impl ProviderMetadata {
@@ -53,6 +57,8 @@ impl ProviderMetadata {
             code_challenge_methods_supported: None,
             authorization_response_iss_parameter_supported: false,
             token_endpoint_auth_methods_supported: None,
+            introspection_endpoint: None,
+            introspection_endpoint_auth_methods_supported: None,
         }
     }
 
@@ -100,6 +106,17 @@ impl ProviderMetadata {
     /// `client_secret_basic`, RFC 8414 §2).
     pub fn token_endpoint_auth_methods_supported(&self) -> Option<&[String]> {
         self.token_endpoint_auth_methods_supported.as_deref()
+    }
+
+    /// The RFC 7662 token introspection endpoint, if published (RFC 8414 §2).
+    pub fn introspection_endpoint(&self) -> Option<&str> {
+        self.introspection_endpoint.as_deref()
+    }
+
+    /// The client authentication methods of the introspection endpoint, if published.
+    pub fn introspection_endpoint_auth_methods_supported(&self) -> Option<&[String]> {
+        self.introspection_endpoint_auth_methods_supported
+            .as_deref()
     }
 
     /// Whether the provider sends the RFC 9207 `iss` authorization response parameter.

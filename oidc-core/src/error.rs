@@ -241,12 +241,25 @@ pub enum VerifyError {
     /// Keys could not be obtained; the token was not checked.
     #[error("verification keys are unavailable")]
     KeysUnavailable(#[source] JwksError),
+    /// The provider's introspection endpoint (RFC 7662) says the token is not active, or
+    /// `active` is anything but the JSON value `true`.
+    #[error("token is not active")]
+    Inactive,
+    /// The introspection endpoint could not be asked, or gave no usable answer (a transport
+    /// error or timeout, a status other than 200, a body over the cap or not a JSON object,
+    /// no endpoint or client authentication method): the token was not checked. Never
+    /// cached.
+    #[error("token introspection is unavailable: {0}")]
+    IntrospectionUnavailable(&'static str),
 }
 
 impl VerifyError {
     /// Whether the failure says nothing about the token (keys could not be obtained).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::KeysUnavailable(_))
+        matches!(
+            self,
+            Self::KeysUnavailable(_) | Self::IntrospectionUnavailable(_)
+        )
     }
 
     /// How long a caller should wait before trying again, when keys are unavailable.

@@ -170,6 +170,7 @@ mod state;
 mod token;
 
 pub use client::{ClientRegistration, TokenEndpointAuth};
+pub use endpoints::introspection::IntrospectionRequest;
 pub use failure::Failure;
 pub use keys::{SigningAlg, UnknownSigningAlg};
 pub use knobs::{

@@ -53,6 +53,7 @@ impl TestProvider {
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
             auth: Mutex::new(AuthState::new()),
+            introspection: Mutex::default(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let app = router(ServerState {

@@ -89,6 +89,8 @@ pub(crate) struct ProviderState {
     pub(crate) discovery_fetches: AtomicUsize,
     /// The authorization server (clients, codes, sessions, grants, knobs).
     pub(crate) auth: Mutex<AuthState>,
+    /// The introspection endpoint's answers and recordings.
+    pub(crate) introspection: Mutex<crate::endpoints::introspection::IntrospectionState>,
 }
 
 impl ProviderState {
@@ -112,6 +114,15 @@ impl ProviderState {
     /// ignored.
     pub(crate) fn auth(&self) -> MutexGuard<'_, AuthState> {
         self.auth.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The introspection endpoint's state (poisoning ignored, as for `auth`).
+    pub(crate) fn introspection(
+        &self,
+    ) -> MutexGuard<'_, crate::endpoints::introspection::IntrospectionState> {
+        self.introspection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

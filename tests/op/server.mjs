@@ -45,6 +45,10 @@ const HOST = process.env.HOST || '127.0.0.1';
 const PORT = Number.parseInt(process.env.PORT ?? '4000', 10);
 const API_RESOURCE = process.env.API_RESOURCE || 'http://localhost:3000/api';
 const OTHER_RESOURCE = process.env.OTHER_RESOURCE || 'http://localhost:3999/other-api';
+// A resource server whose access tokens are opaque, validated by introspection (RFC 7662) as
+// the client INTROSPECTOR (tests/tests/introspection.rs).
+const OPAQUE_RESOURCE = process.env.OPAQUE_RESOURCE || 'http://localhost:3998/opaque-api';
+const INTROSPECTOR = 'api-introspect';
 const APP_URLS = (process.env.APP_URL || 'http://localhost:3000')
   .split(/\s+/)
   .filter(Boolean)
@@ -105,6 +109,7 @@ function loadKeys() {
 const resourceServers = new Map([
   [API_RESOURCE, { scope: 'api:read api:write' }],
   [OTHER_RESOURCE, { scope: 'api:read api:write' }],
+  [OPAQUE_RESOURCE, { scope: 'api:read api:write', accessTokenFormat: 'opaque' }],
 ]);
 
 const configuration = {
@@ -143,6 +148,14 @@ const configuration = {
       redirect_uris: [],
       response_types: [],
       scope: 'api:read',
+    },
+    {
+      // The resource server of OPAQUE_RESOURCE: it only introspects (features.introspection).
+      client_id: INTROSPECTOR,
+      client_secret: 'introspect-secret',
+      grant_types: [],
+      redirect_uris: [],
+      response_types: [],
     },
     {
       // Confidential client for the authorization code flow (browser login tests).
@@ -223,6 +236,13 @@ const configuration = {
     // backchannel_logout_uri of every client of the ended session.
     backchannelLogout: { enabled: true },
     clientCredentials: { enabled: true },
+    // RFC 7662: only the resource server client may introspect (an allow-list).
+    introspection: {
+      enabled: true,
+      allowedPolicy(ctx, client) {
+        return client.clientId === INTROSPECTOR;
+      },
+    },
     devInteractions: { enabled: true },
     resourceIndicators: {
       enabled: true,
@@ -240,8 +260,8 @@ const configuration = {
         return {
           scope: rs.scope,
           audience: resourceIndicator,
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'RS256' } },
+          accessTokenFormat: rs.accessTokenFormat ?? 'jwt',
+          ...(rs.accessTokenFormat === 'opaque' ? {} : { jwt: { sign: { alg: 'RS256' } } }),
         };
       },
     },

@@ -32,7 +32,7 @@ use crate::url_policy::checked_url;
 /// The token response as openidconnect parses it, with the ID token kept as a raw string so
 /// that it is validated by this crate (through the shared key cache), not parsed twice.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct RawIdToken {
+pub(crate) struct RawIdToken {
     #[serde(default)]
     id_token: Option<String>,
     /// An OAuth `error` member, which has no place in a successful response (CB-10).
@@ -43,11 +43,11 @@ pub(super) struct RawIdToken {
 impl ExtraTokenFields for RawIdToken {}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct NoClaims {}
+pub(crate) struct NoClaims {}
 
 impl openidconnect::AdditionalClaims for NoClaims {}
 
-pub(super) type RawTokenResponse = StandardTokenResponse<RawIdToken, CoreTokenType>;
+pub(crate) type RawTokenResponse = StandardTokenResponse<RawIdToken, CoreTokenType>;
 
 impl
     openidconnect::TokenResponse<
@@ -71,7 +71,7 @@ impl
     }
 }
 
-pub(super) type OcBase<A, T> = openidconnect::Client<
+pub(crate) type OcBase<A, T> = openidconnect::Client<
     NoClaims,
     CoreAuthDisplay,
     CoreGenderClaim,
@@ -95,7 +95,7 @@ type OcClient = OcBase<EndpointSet, EndpointSet>;
 
 /// A client of the token endpoint only (no authorization endpoint, no redirect URI): what the
 /// code flow builds on, and the client credentials grant uses as it is.
-pub(super) type OcTokenClient = OcBase<EndpointNotSet, EndpointSet>;
+pub(crate) type OcTokenClient = OcBase<EndpointNotSet, EndpointSet>;
 
 /// How the client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -617,7 +617,7 @@ fn endpoint(
 /// The openidconnect client of `provider`'s token endpoint, authenticating as `client_id`
 /// with `secret` by `auth` (no secret: a public client that sends only its id). Shared by the
 /// code flow and the client credentials grant, so that both authenticate the same way.
-pub(super) fn token_client(
+pub(crate) fn token_client(
     provider: &Provider,
     client_id: &str,
     secret: Option<&Secret>,
@@ -647,7 +647,7 @@ pub(super) fn token_client(
 }
 
 /// The provider's HTTP client in the shape openidconnect's `request_async` takes.
-pub(super) fn provider_http(
+pub(crate) fn provider_http(
     provider: &Provider,
 ) -> impl Fn(
     HttpRequest,
@@ -656,6 +656,30 @@ pub(super) fn provider_http(
     move |request| {
         let http = http.clone();
         Box::pin(async move { http.execute(request).await })
+    }
+}
+
+/// [`provider_http`] that keeps the provider's response in `captured` and hands openidconnect
+/// only its status: for a caller that checks the raw answer itself (token introspection).
+pub(crate) fn provider_http_with(
+    provider: &Provider,
+    captured: Arc<std::sync::Mutex<Option<HttpResponse>>>,
+) -> impl Fn(
+    HttpRequest,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send>> {
+    let http = provider_http(provider);
+    move |request| {
+        let sent = http(request);
+        let captured = Arc::clone(&captured);
+        Box::pin(async move {
+            let response = sent.await?;
+            let mut status_only = HttpResponse::new(Vec::new());
+            *status_only.status_mut() = response.status();
+            *captured
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(response);
+            Ok(status_only)
+        })
     }
 }
 

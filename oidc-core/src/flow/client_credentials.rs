@@ -480,7 +480,7 @@ fn new_cache() -> Cache<ServiceTokenRequest, Slot> {
 
 /// The method to use when none was configured: `client_secret_basic` when the provider lists
 /// it or lists nothing (RFC 8414 §2), else `client_secret_post`.
-fn negotiate(supported: Option<&[String]>) -> Result<ClientAuth, FlowError> {
+pub(crate) fn negotiate(supported: Option<&[String]>) -> Result<ClientAuth, FlowError> {
     let Some(supported) = supported else {
         return Ok(ClientAuth::ClientSecretBasic);
     };

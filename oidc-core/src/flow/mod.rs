@@ -91,7 +91,7 @@
 //! (504).
 
 mod callback;
-mod client;
+pub(crate) mod client;
 pub mod client_credentials;
 mod id_token;
 mod logout_token;

@@ -40,7 +40,7 @@ impl Default for Settings {
 pub(crate) struct Entry {
     /// The token itself: an entry answers only the token it was verified for, compared in
     /// constant time, so that a collision of the lookup hash never authenticates anything.
-    token: Box<[u8]>,
+    token: TokenBytes,
     pub(crate) identity: Identity,
     /// The verified payload: the claims handed out as they are for the default claim type
     /// (`AdditionalClaims`), and decoded from for any other.
@@ -75,7 +75,7 @@ impl Entry {
         let left = exp.saturating_add(leeway).saturating_sub(now);
         let left = u64::try_from(left).ok().filter(|s| *s > 0)?;
         Some(Self {
-            token: Box::from(token.as_bytes()),
+            token: TokenBytes::new(token),
             identity,
             payload,
             typed: OnceLock::new(),
@@ -89,7 +89,7 @@ impl Entry {
 
     /// Whether this entry is for exactly `token` (constant time in the token's bytes).
     pub(crate) fn is_for(&self, token: &str) -> bool {
-        aws_lc_rs::constant_time::verify_slices_are_equal(&self.token, token.as_bytes()).is_ok()
+        self.token.is(token)
     }
 
     /// The application's claims as `C`, shared: the payload itself for the default claim
@@ -137,16 +137,55 @@ impl Entry {
     }
 }
 
-struct EntryExpiry;
+/// The token a cache entry answers, kept to be compared in constant time: a collision of the
+/// lookup hash never authenticates another token. Shared by the validated-token cache and the
+/// introspection cache.
+pub(crate) struct TokenBytes(Box<[u8]>);
 
-impl moka::Expiry<u64, Arc<Entry>> for EntryExpiry {
+impl TokenBytes {
+    pub(crate) fn new(token: &str) -> Self {
+        Self(Box::from(token.as_bytes()))
+    }
+
+    /// Whether this is exactly `token` (constant time in the token's bytes).
+    pub(crate) fn is(&self, token: &str) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.0, token.as_bytes()).is_ok()
+    }
+}
+
+/// The lookup hash of a token cache: a hash of the whole token keyed with a random seed per
+/// cache. Not an identity: the entry found must still be for the token ([`TokenBytes::is`]).
+#[derive(Default)]
+pub(crate) struct Keyer(foldhash::quality::RandomState);
+
+impl Keyer {
+    pub(crate) fn key(&self, token: &str) -> u64 {
+        self.0.hash_one(token.as_bytes())
+    }
+}
+
+/// A cache entry that says how long it may live (on the monotonic clock).
+pub(crate) trait Lifetime {
+    fn ttl(&self) -> Duration;
+}
+
+impl Lifetime for Entry {
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
+/// The moka expiry of token caches: each entry lives its own [`Lifetime`].
+pub(crate) struct EntryExpiry;
+
+impl<V: Lifetime> moka::Expiry<u64, Arc<V>> for EntryExpiry {
     fn expire_after_create(
         &self,
         _key: &u64,
-        value: &Arc<Entry>,
+        value: &Arc<V>,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.ttl())
     }
 }
 
@@ -158,7 +197,7 @@ pub(crate) type Cache = moka::sync::Cache<u64, Arc<Entry>>;
 pub(crate) struct Slot {
     settings: Option<Settings>,
     /// The lookup hash, keyed with a random seed per cache.
-    hasher: foldhash::quality::RandomState,
+    hasher: Keyer,
     cache: OnceLock<Cache>,
 }
 
@@ -166,7 +205,7 @@ impl Slot {
     pub(crate) fn new(settings: Option<Settings>) -> Self {
         Self {
             settings: settings.filter(|s| s.capacity > 0 && !s.max_age.is_zero()),
-            hasher: foldhash::quality::RandomState::default(),
+            hasher: Keyer::default(),
             cache: OnceLock::new(),
         }
     }
@@ -174,7 +213,7 @@ impl Slot {
     /// Where `token` is looked up: a keyed hash of the whole token. Not an identity: the entry
     /// found must still be [`Entry::is_for`] the token.
     pub(crate) fn key(&self, token: &str) -> u64 {
-        self.hasher.hash_one(token.as_bytes())
+        self.hasher.key(token)
     }
 
     pub(crate) fn settings(&self) -> Option<Settings> {

@@ -121,6 +121,7 @@
 //!   kept for the first other type asked for; any further type is decoded from the payload.
 
 mod cache;
+pub mod introspection;
 mod issuers;
 pub(crate) mod token;
 
@@ -141,6 +142,7 @@ use crate::provider::{Provider, Readiness};
 use self::issuers::Issuers;
 use self::token::TokenType;
 
+pub use self::introspection::Introspector;
 pub use crate::clock::Clock;
 
 /// Verifies access tokens issued for this API by one provider, or by one of several
@@ -188,6 +190,8 @@ struct Config {
     roles: RoleSources,
     clock: Option<Clock>,
     cache: cache::Slot,
+    /// Opaque tokens are introspected when set (RFC 7662).
+    introspection: Option<Arc<introspection::Slot>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -201,6 +205,10 @@ impl std::fmt::Debug for Config {
             .field("require_at_jwt", &self.require_at_jwt)
             .field("require_iat", &self.require_iat)
             .field("token_cache", &self.cache.settings())
+            .field(
+                "introspection",
+                &self.introspection.as_ref().map(|i| i.introspector()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -222,6 +230,10 @@ impl std::fmt::Debug for AccessTokenVerifier {
 fn fresh(config: &mut Arc<Config>) -> &mut Config {
     let config = Arc::make_mut(config);
     config.cache = cache::Slot::new(config.cache.settings());
+    config.introspection = config
+        .introspection
+        .as_ref()
+        .map(|slot| Arc::new(slot.fresh()));
     config
 }
 
@@ -245,6 +257,7 @@ impl AccessTokenVerifier {
                 roles: RoleSources::default(),
                 clock: None,
                 cache: cache::Slot::new(Some(cache::Settings::default())),
+                introspection: None,
             })),
         }
     }
@@ -350,6 +363,27 @@ impl AccessTokenVerifier {
             max_age,
         };
         self.update(|c| c.cache = cache::Slot::new(Some(settings)))
+    }
+
+    /// Validates opaque tokens by the provider's token introspection endpoint (RFC 7662): a
+    /// token that is not a compact JWS (three base64url segments) is introspected with
+    /// `introspector` instead of refused as [`VerifyError::Malformed`]; a JWT is verified as
+    /// before and never introspected. See [`introspection`] for the checks and the cache.
+    ///
+    /// With several issuers, each gets the introspector (with its own cache), and an opaque
+    /// token is introspected at the first issuer, in the order given to
+    /// [`AccessTokenVerifier::any_of`], that has one.
+    ///
+    /// # Security
+    ///
+    /// An accepted token is answered from the cache for up to 60 s by default (at most until
+    /// its `exp`): a token revoked at the provider is still accepted that long. The
+    /// introspector's secret is a credential of this service: keep it out of logs.
+    #[must_use]
+    pub fn with_introspection(self, introspector: Introspector) -> Self {
+        self.update(|c| {
+            c.introspection = Some(Arc::new(introspection::Slot::new(introspector.clone())))
+        })
     }
 
     /// Turns the validated-token cache off: every token is verified in full, signature
@@ -506,6 +540,15 @@ impl AccessTokenVerifier {
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
+        // The introspector first (a field read), the token's shape only when there is one: a
+        // verifier without introspection pays nothing for it.
+        if let Some((config, slot)) = self
+            .configs()
+            .find_map(|c| c.introspection.as_ref().map(|slot| (c, slot)))
+            && !introspection::is_jws(token)
+        {
+            return config.introspect(slot, token).await;
+        }
         let config = match &self.kind {
             Kind::One(config) => config,
             Kind::AnyOf(set) => set.select(token)?,
@@ -529,6 +572,10 @@ impl AccessTokenVerifier {
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
+        if self.configs().any(|c| c.introspection.is_some()) && !introspection::is_jws(token) {
+            // Introspection answers come from an async cache: verified by `verify`.
+            return None;
+        }
         let config = match &self.kind {
             Kind::One(config) => config,
             Kind::AnyOf(set) => match set.select(token) {

@@ -16,6 +16,7 @@ use crate::state::{ProviderState, ServerState};
 
 use super::authorize::AUTHORIZE_PATH;
 use super::end_session::END_SESSION_PATH;
+use super::introspection::INTROSPECTION_PATH;
 use super::jwks::JWKS_PATH;
 use super::reply::to_json_bytes;
 use super::token::TOKEN_PATH;
@@ -60,6 +61,7 @@ fn document(provider: &ProviderState) -> Value {
         "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
         "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
+        "introspection_endpoint": format!("{issuer}{INTROSPECTION_PATH}"),
         "end_session_endpoint": format!("{issuer}{END_SESSION_PATH}"),
         "jwks_uri": format!("{issuer}{JWKS_PATH}"),
         "response_types_supported": ["code"],

@@ -11,6 +11,7 @@ mod authorize;
 mod cookie;
 mod discovery;
 mod end_session;
+pub(crate) mod introspection;
 mod jwks;
 mod reply;
 mod token;
@@ -24,6 +25,7 @@ use crate::state::ServerState;
 use self::authorize::{AUTHORIZE_PATH, LOGIN_PATH};
 use self::discovery::{OAUTH_METADATA_PATH, OPENID_CONFIGURATION_PATH};
 use self::end_session::END_SESSION_PATH;
+use self::introspection::INTROSPECTION_PATH;
 use self::jwks::JWKS_PATH;
 use self::token::TOKEN_PATH;
 use self::userinfo::USERINFO_PATH;
@@ -43,6 +45,7 @@ pub(crate) fn router(state: ServerState) -> Router {
         )
         .route(LOGIN_PATH, post(authorize::login))
         .route(TOKEN_PATH, post(token::token))
+        .route(INTROSPECTION_PATH, post(introspection::introspect))
         .route(
             USERINFO_PATH,
             get(userinfo::userinfo).post(userinfo::userinfo),
