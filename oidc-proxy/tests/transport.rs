@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
+use oidc_testing::slow_client::{half_open, trickle};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// An upstream that answers every request with `101 Switching Protocols` to `protocol` and
@@ -204,21 +205,12 @@ async fn upstream_101_to_a_plain_request_is_not_spliced() {
 // ---------------------------------------------------------------------------------------------
 // Slow clients (issue 11, item 6): header-read timeout, body-read deadline, connection cap.
 
-/// A connection that sent part of a request head and then nothing.
-async fn half_open(addr: SocketAddr) -> tokio::net::TcpStream {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        .await
-        .unwrap();
-    s
-}
-
 #[tokio::test]
 async fn ping_answers_while_1000_half_open_connections_are_held() {
     let w = World::start(|_| {}).await;
     let mut held = Vec::with_capacity(1000);
     for _ in 0..1000 {
-        held.push(half_open(w.addr).await);
+        held.push(half_open(w.addr, "/ping").await);
     }
     let started = std::time::Instant::now();
     let status = tokio::time::timeout(
@@ -239,7 +231,7 @@ async fn ping_answers_while_1000_half_open_connections_are_held() {
 #[tokio::test]
 async fn a_half_open_connection_is_closed_after_the_header_timeout() {
     let w = World::start(|c| c.server.header_read_timeout_secs = Some(1)).await;
-    let mut slow = half_open(w.addr).await;
+    let mut slow = half_open(w.addr, "/ping").await;
     let started = std::time::Instant::now();
     let mut buf = [0u8; 256];
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
@@ -265,34 +257,24 @@ async fn a_half_open_connection_is_closed_after_the_header_timeout() {
 #[tokio::test]
 async fn a_trickled_back_channel_logout_body_gets_408() {
     let w = World::start(|c| c.server.body_read_timeout_secs = Some(1)).await;
-    let mut s = tokio::net::TcpStream::connect(w.addr).await.unwrap();
-    s.write_all(
+    let text = trickle(
+        w.addr,
         b"POST /oauth2/backchannel-logout HTTP/1.1\r\nHost: x\r\n\
           Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\nlogout_token=",
+        4,
+        Duration::from_millis(400),
+        Duration::from_secs(6),
     )
     .await
-    .unwrap();
-    let mut out = Vec::new();
-    let answered = tokio::time::timeout(Duration::from_secs(6), async {
-        for _ in 0..4 {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            if s.write_all(b"x").await.is_err() {
-                break;
-            }
-        }
-        let _ = s.read_to_end(&mut out).await;
-    })
-    .await;
-    assert!(answered.is_ok(), "answered and closed");
-    let text = String::from_utf8_lossy(&out);
+    .expect("answered and closed");
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 }
 
 #[tokio::test]
 async fn the_connection_cap_holds_back_the_next_connection() {
     let w = World::start(|c| c.server.max_connections = Some(2)).await;
-    let first = half_open(w.addr).await;
-    let _second = half_open(w.addr).await;
+    let first = half_open(w.addr, "/ping").await;
+    let _second = half_open(w.addr, "/ping").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let addr = w.addr;
     let third =

@@ -153,9 +153,10 @@
 //    types); client (registrations)
 // 2. state (all mutable state of the provider)
 // 3. token (signing), then provider (the `TestProvider` handle)
-// 4. backchannel (logout token delivery), then endpoints/ (one file per
+// 4. backchannel (logout token delivery), browser (an app's test browser), slow_client, then endpoints/ (one file per
 //    endpoint, with its knobs), then server (start and shutdown)
 mod backchannel;
+mod browser;
 mod client;
 mod crypto;
 mod endpoints;
@@ -166,9 +167,11 @@ mod knobs;
 mod params;
 mod provider;
 mod server;
+pub mod slow_client;
 mod state;
 mod token;
 
+pub use browser::{Browser, Page};
 pub use client::{ClientRegistration, TokenEndpointAuth};
 pub use endpoints::introspection::IntrospectionRequest;
 pub use failure::Failure;

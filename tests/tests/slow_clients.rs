@@ -8,21 +8,14 @@
 use std::time::{Duration, Instant};
 
 use oidc_e2e::{Quickstart, free_port};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
-
-async fn half_open(port: u16) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        .await
-        .unwrap();
-    s
-}
+use oidc_testing::slow_client::{half_open, trickle};
+use tokio::io::AsyncReadExt as _;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quickstart_survives_slow_clients() {
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let app = Quickstart::start_with_env(
         port,
         &[
@@ -35,7 +28,7 @@ async fn quickstart_survives_slow_clients() {
 
     let mut held = Vec::with_capacity(1000);
     for _ in 0..1000 {
-        held.push(half_open(port).await);
+        held.push(half_open(addr, "/healthz").await);
     }
     let started = Instant::now();
     let res = tokio::time::timeout(Duration::from_secs(5), app.get("/healthz", None))
@@ -58,25 +51,15 @@ async fn quickstart_survives_slow_clients() {
     drop(held);
 
     // A back-channel logout body that trickles in: 408, and the connection closed.
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(
+    let text = trickle(
+        addr,
         b"POST /auth/backchannel-logout HTTP/1.1\r\nHost: x\r\n\
           Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\nlogout_token=",
+        4,
+        Duration::from_millis(400),
+        Duration::from_secs(6),
     )
     .await
-    .unwrap();
-    let mut out = Vec::new();
-    let answered = tokio::time::timeout(Duration::from_secs(6), async {
-        for _ in 0..4 {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            if s.write_all(b"x").await.is_err() {
-                break;
-            }
-        }
-        let _ = s.read_to_end(&mut out).await;
-    })
-    .await;
-    assert!(answered.is_ok(), "answered and closed");
-    let text = String::from_utf8_lossy(&out);
+    .expect("answered and closed");
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 }

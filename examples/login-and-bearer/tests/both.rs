@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
 use oidc_axum::{AccessTokenVerifier, OidcClient, Provider};
-use oidc_testing::{ClientRegistration, TestProvider};
-use reqwest::header::{ACCEPT, COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use oidc_testing::{Browser, ClientRegistration, Page, TestProvider};
+use reqwest::header::ACCEPT;
 use serde_json::Value;
 
 const CLIENT_ID: &str = "web-app";
@@ -19,29 +17,15 @@ const SESSION_COOKIE: &str = "oidc-session";
 /// The user the provider signs in.
 const USER: &str = "alice";
 
-/// A response, read completely.
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    location: Option<String>,
-    challenge: Option<String>,
-    set_cookies: Vec<String>,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
+/// The body of `page` as JSON.
+fn json(page: &Page) -> Value {
+    serde_json::from_str(&page.body).unwrap()
 }
 
 /// The provider, the example's app on a loopback port, and a browser for it.
 struct Fixture {
     op: TestProvider,
-    url: String,
-    http: reqwest::Client,
-    /// The browser's session cookie for the app (value only).
-    cookie: Option<String>,
+    browser: Browser,
 }
 
 impl Fixture {
@@ -61,91 +45,38 @@ impl Fixture {
             .with_client_secret(SECRET);
         let app = login_and_bearer::app(client, &url, verifier).unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        Self {
-            op,
-            url,
-            http,
-            cookie: None,
-        }
+        let browser = Browser::new(&url, SESSION_COOKIE);
+        Self { op, browser }
     }
 
     /// `GET url` (a path on the app or an absolute URL) with `accept`, the session cookie and
     /// `token` as a bearer token if given; keeps the session cookie the answer sets.
-    async fn get(&mut self, url: &str, accept: &str, token: Option<&str>) -> Resp {
-        let url = if url.starts_with("http") {
-            url.to_owned()
-        } else {
-            format!("{}{url}", self.url)
-        };
-        let mut req = self.http.get(url).header(ACCEPT, accept);
-        if let Some(value) = &self.cookie {
-            req = req.header(COOKIE, format!("{SESSION_COOKIE}={value}"));
-        }
+    async fn get(&mut self, url: &str, accept: &str, token: Option<&str>) -> Page {
+        let mut req = self
+            .browser
+            .http()
+            .get(self.browser.url(url))
+            .header(ACCEPT, accept);
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
-        let res = req.send().await.unwrap();
-        let location = res
-            .headers()
-            .get(LOCATION)
-            .map(|v| v.to_str().unwrap().to_owned());
-        let challenge = res
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .map(|v| v.to_str().unwrap().to_owned());
-        let set_cookies: Vec<String> = res
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        for set in &set_cookies {
-            let pair = set.split(';').next().unwrap();
-            if let Some(value) = pair.strip_prefix(&format!("{SESSION_COOKIE}=")) {
-                let removed = value.is_empty() || set.to_ascii_lowercase().contains("max-age=0");
-                self.cookie = (!removed).then(|| value.to_owned());
-            }
-        }
-        Resp {
-            status: res.status().as_u16(),
-            location,
-            challenge,
-            set_cookies,
-            body: res.text().await.unwrap(),
-        }
+        self.browser.send(req).await
     }
 
     /// An API call to `GET /api/me` (JSON), with `token` if given.
-    async fn api(&mut self, token: Option<&str>) -> Resp {
+    async fn api(&mut self, token: Option<&str>) -> Page {
         self.get("/api/me", "application/json", token).await
     }
 
     /// Logs in from a navigation to `/api/me`: the app sends the browser to the provider,
     /// which signs the user in and sends it back to the callback, then to `/api/me`.
     async fn login(&mut self) {
-        let start = self.get("/api/me", "text/html", None).await;
-        assert_eq!(start.status, 303, "{}", start.body);
-        let authorize = start.location.unwrap();
-        assert!(
-            authorize.starts_with(&self.op.authorization_endpoint()),
-            "{authorize}"
-        );
-        let at_op = self.http.get(&authorize).send().await.unwrap();
-        assert_eq!(at_op.status(), 303);
-        let callback = at_op.headers()[LOCATION].to_str().unwrap().to_owned();
-        let done = self.get(&callback, "text/html", None).await;
-        assert_eq!(done.status, 303, "callback: {}", done.body);
-        assert!(self.cookie.is_some());
+        self.browser.login(&self.op, "/api/me").await;
     }
 }
 
 /// Asserts a 401 with the bearer challenge of realm `api` and `error` (none: no error code).
-fn assert_bearer_401(res: &Resp, error: Option<&str>) {
+fn assert_bearer_401(res: &Page, error: Option<&str>) {
     assert_eq!(res.status, 401, "{res:?}");
     assert!(res.location.is_none(), "{res:?}");
     let challenge = res.challenge.as_deref().expect("a WWW-Authenticate header");
@@ -166,7 +97,7 @@ async fn browser_session_and_bearer_token_reach_the_same_handler() {
     app.login().await;
     let by_session = app.api(None).await;
     assert_eq!(by_session.status, 200, "{}", by_session.body);
-    let body = by_session.json();
+    let body = json(&by_session);
     assert_eq!(
         (&body["sub"], &body["via"]),
         (&USER.into(), &"session".into())
@@ -174,10 +105,10 @@ async fn browser_session_and_bearer_token_reach_the_same_handler() {
     assert_eq!(body["iss"], app.op.issuer());
 
     let token = app.op.token().claim("sub", "svc-1").sign();
-    app.cookie = None;
+    app.browser.set_cookie(None);
     let by_token = app.api(Some(&token)).await;
     assert_eq!(by_token.status, 200, "{}", by_token.body);
-    let body = by_token.json();
+    let body = json(&by_token);
     assert_eq!(
         (&body["sub"], &body["via"]),
         (&"svc-1".into(), &"bearer".into())
@@ -212,10 +143,10 @@ async fn bad_bearer_token_is_401_and_never_falls_back_to_the_session() {
     // A good token with the same cookie is the token's caller, not the session's.
     let res = app.api(Some(&good.sign())).await;
     assert_eq!(res.status, 200, "{}", res.body);
-    assert_eq!(res.json()["via"], "bearer");
-    assert_eq!(res.json()["sub"], "svc-1");
+    assert_eq!(json(&res)["via"], "bearer");
+    assert_eq!(json(&res)["sub"], "svc-1");
     // And the session itself still works.
-    assert_eq!(app.api(None).await.json()["sub"], USER);
+    assert_eq!(json(&app.api(None).await)["sub"], USER);
 }
 
 #[tokio::test]

@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
 use oidc_axum::{OidcClient, Provider};
-use oidc_testing::{ClientRegistration, TestProvider};
-use reqwest::header::{ACCEPT, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+use oidc_testing::{Browser, ClientRegistration, Page, TestProvider};
+use reqwest::header::{ACCEPT, ORIGIN};
 
 const CLIENT_ID: &str = "web-app";
 const SECRET: &str = "s3cret";
@@ -16,21 +14,11 @@ const SESSION_COOKIE: &str = "oidc-session";
 /// The user the provider signs in.
 const USER: &str = "alice";
 
-/// A response, read completely.
-struct Resp {
-    status: u16,
-    location: Option<String>,
-    set_cookies: Vec<String>,
-    body: String,
-}
-
 /// The provider, the example's app on a loopback port, and a browser for it.
 struct Fixture {
     op: TestProvider,
     url: String,
-    http: reqwest::Client,
-    /// The browser's session cookie for the app (value only).
-    cookie: Option<String>,
+    browser: Browser,
 }
 
 impl Fixture {
@@ -50,77 +38,24 @@ impl Fixture {
             .with_client_secret(SECRET);
         let app = login_only::app(client, &url).unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        Self {
-            op,
-            url,
-            http,
-            cookie: None,
-        }
+        let browser = Browser::new(&url, SESSION_COOKIE);
+        Self { op, url, browser }
     }
 
     /// Sends `req` with the session cookie and keeps the cookie the answer sets.
-    async fn send(&mut self, mut req: reqwest::RequestBuilder) -> Resp {
-        if let Some(value) = &self.cookie {
-            req = req.header(COOKIE, format!("{SESSION_COOKIE}={value}"));
-        }
-        let res = req.send().await.unwrap();
-        let location = res
-            .headers()
-            .get(LOCATION)
-            .map(|v| v.to_str().unwrap().to_owned());
-        let set_cookies: Vec<String> = res
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        for set in &set_cookies {
-            let pair = set.split(';').next().unwrap();
-            if let Some(value) = pair.strip_prefix(&format!("{SESSION_COOKIE}=")) {
-                let removed = value.is_empty() || set.to_ascii_lowercase().contains("max-age=0");
-                self.cookie = (!removed).then(|| value.to_owned());
-            }
-        }
-        Resp {
-            status: res.status().as_u16(),
-            location,
-            set_cookies,
-            body: res.text().await.unwrap(),
-        }
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        self.browser.send(req).await
     }
 
-    /// A top-level browser navigation to `path` on the app, or to an absolute URL.
-    async fn nav(&mut self, path: &str) -> Resp {
-        let url = if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.url)
-        };
-        let req = self.http.get(url).header(ACCEPT, "text/html");
-        self.send(req).await
+    /// A top-level browser navigation to `path` on the app.
+    async fn nav(&mut self, path: &str) -> Page {
+        self.browser.nav(path).await
     }
 
     /// Logs in from `GET /`: the app sends the browser to the provider, which signs the user
     /// in and sends it back to the callback, which sends it back to `/`.
     async fn login(&mut self) {
-        let start = self.nav("/").await;
-        assert_eq!(start.status, 303, "{}", start.body);
-        let authorize = start.location.unwrap();
-        assert!(
-            authorize.starts_with(&self.op.authorization_endpoint()),
-            "{authorize}"
-        );
-        // The provider's own cookies are not the app's: a fresh request.
-        let at_op = self.http.get(&authorize).send().await.unwrap();
-        assert_eq!(at_op.status(), 303);
-        let callback = at_op.headers()[LOCATION].to_str().unwrap().to_owned();
-        let done = self.nav(&callback).await;
-        assert_eq!(done.status, 303, "callback: {}", done.body);
+        let done = self.browser.login(&self.op, "/").await;
         assert_eq!(done.location.as_deref(), Some("/"));
     }
 }
@@ -152,7 +87,8 @@ async fn unauthenticated_navigation_is_sent_to_the_provider() {
 async fn unauthenticated_api_request_is_401_without_a_session() {
     let mut app = Fixture::start().await;
     let req = app
-        .http
+        .browser
+        .http()
         .get(format!("{}/", app.url))
         .header(ACCEPT, "application/json");
     let res = app.send(req).await;
@@ -185,10 +121,11 @@ async fn completed_login_shows_the_user() {
 async fn logout_ends_the_session_and_the_old_cookie_is_refused() {
     let mut app = Fixture::start().await;
     app.login().await;
-    let old = app.cookie.clone().unwrap();
+    let old = app.browser.cookie().unwrap().to_owned();
 
     let req = app
-        .http
+        .browser
+        .http()
         .post(format!("{}/auth/logout", app.url))
         .header(ORIGIN, &app.url);
     let res = app.send(req).await;
@@ -196,13 +133,13 @@ async fn logout_ends_the_session_and_the_old_cookie_is_refused() {
     let to = res.location.unwrap();
     assert!(to.starts_with(&app.op.end_session_endpoint()), "{to}");
     assert!(
-        app.cookie.is_none(),
+        app.browser.cookie().is_none(),
         "the cookie is removed: {:?}",
         res.set_cookies
     );
 
     // A browser that kept the old cookie is not logged in any more.
-    app.cookie = Some(old);
+    app.browser.set_cookie(Some(old));
     let page = app.nav("/").await;
     assert_eq!(page.status, 303, "{}", page.body);
     assert!(!page.body.contains(USER));
@@ -218,7 +155,8 @@ async fn cross_site_logout_is_refused_and_the_session_stays() {
     let mut app = Fixture::start().await;
     app.login().await;
     let req = app
-        .http
+        .browser
+        .http()
         .post(format!("{}/auth/logout", app.url))
         .header(ORIGIN, "http://evil.example");
     let res = app.send(req).await;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::{get, post};
+use oidc_testing::slow_client::{half_open, trickle};
 use server_limits::{Limits, serve};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -45,15 +46,6 @@ async fn ping(addr: std::net::SocketAddr, within: Duration) -> Option<String> {
     .ok()
 }
 
-/// A connection that sent part of a request head and then nothing.
-async fn half_open(addr: std::net::SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        .await
-        .unwrap();
-    s
-}
-
 /// Waits up to `within` for the server to close `s`; returns how long it took.
 async fn closed_within(s: &mut TcpStream, within: Duration) -> Option<Duration> {
     let started = Instant::now();
@@ -75,7 +67,7 @@ async fn closed_within(s: &mut TcpStream, within: Duration) -> Option<Duration> 
 async fn a_half_open_connection_is_closed_after_the_header_timeout() {
     let limits = Limits::new(Duration::from_millis(500), Duration::from_secs(30), 16);
     let addr = start(ping_app(), limits).await;
-    let mut slow = half_open(addr).await;
+    let mut slow = half_open(addr, "/ping").await;
     let took = closed_within(&mut slow, Duration::from_secs(5))
         .await
         .expect("the server closes a connection that sends no whole head");
@@ -101,7 +93,7 @@ async fn ping_answers_while_1000_half_open_connections_are_held() {
     let addr = start(ping_app(), Limits::default()).await;
     let mut held = Vec::with_capacity(1000);
     for _ in 0..1000 {
-        held.push(half_open(addr).await);
+        held.push(half_open(addr, "/ping").await);
     }
     let started = Instant::now();
     let status = ping(addr, Duration::from_secs(5)).await;
@@ -129,24 +121,16 @@ async fn a_trickled_body_gets_408_and_the_handler_never_sees_it() {
     };
     let limits = Limits::new(Duration::from_secs(10), Duration::from_millis(500), 16);
     let addr = start(app, limits).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), async {
-        // A byte now and then, slower than the deadline allows in all.
-        for _ in 0..3 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if s.write_all(b"c").await.is_err() {
-                break;
-            }
-        }
-        let _ = s.read_to_end(&mut out).await;
-    })
-    .await;
-    assert!(read.is_ok(), "the server answered and closed");
-    let text = String::from_utf8_lossy(&out);
+    // A byte now and then, slower than the deadline allows in all.
+    let text = trickle(
+        addr,
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab",
+        3,
+        Duration::from_millis(200),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("the server answered and closed");
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(
         !seen.load(Ordering::SeqCst),
@@ -169,8 +153,8 @@ async fn a_trickled_body_gets_408_and_the_handler_never_sees_it() {
 async fn the_connection_cap_holds_back_the_next_connection() {
     let limits = Limits::new(Duration::from_secs(10), Duration::from_secs(30), 2);
     let addr = start(ping_app(), limits).await;
-    let first = half_open(addr).await;
-    let _second = half_open(addr).await;
+    let first = half_open(addr, "/ping").await;
+    let _second = half_open(addr, "/ping").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The third is not served while two are held...
     let third = tokio::spawn(ping(addr, Duration::from_secs(5)));

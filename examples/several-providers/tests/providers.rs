@@ -4,33 +4,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
 use oidc_axum::{OidcClient, Provider};
-use oidc_testing::{ClientRegistration, TestProvider};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use oidc_testing::{Browser, ClientRegistration, Page, TestProvider};
 use several_providers::callback_url;
 
 /// The session cookie on an `http` app URL.
 const SESSION_COOKIE: &str = "oidc-session";
-
-/// A response, read completely.
-struct Resp {
-    status: u16,
-    location: Option<String>,
-    content_type: Option<String>,
-    set_cookies: Vec<String>,
-    body: String,
-}
 
 /// The two providers, the example's app on a loopback port, and a browser for it.
 struct Fixture {
     corp: TestProvider,
     google: TestProvider,
     url: String,
-    http: reqwest::Client,
-    /// The browser's session cookie for the app (value only).
-    cookie: Option<String>,
+    browser: Browser,
 }
 
 /// A provider that signs `user` in, with the app's client `client_id` registered.
@@ -56,59 +42,19 @@ impl Fixture {
             provider("bob", "google-app", &callback_url(&url, "google")).await;
         let app = several_providers::app(&url, corp_client, google_client).unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
+        let browser = Browser::new(&url, SESSION_COOKIE);
         Self {
             corp,
             google,
             url,
-            http,
-            cookie: None,
+            browser,
         }
     }
 
     /// A top-level browser navigation to `path` on the app, or to an absolute URL; sends the
     /// session cookie and keeps the one the answer sets.
-    async fn nav(&mut self, path: &str) -> Resp {
-        let url = if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.url)
-        };
-        let mut req = self.http.get(url).header(ACCEPT, "text/html");
-        if let Some(value) = &self.cookie {
-            req = req.header(COOKIE, format!("{SESSION_COOKIE}={value}"));
-        }
-        let res = req.send().await.unwrap();
-        let header = |name: reqwest::header::HeaderName| {
-            res.headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap().to_owned())
-        };
-        let (location, content_type) = (header(LOCATION), header(CONTENT_TYPE));
-        let set_cookies: Vec<String> = res
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        for set in &set_cookies {
-            let pair = set.split(';').next().unwrap();
-            if let Some(value) = pair.strip_prefix(&format!("{SESSION_COOKIE}=")) {
-                let removed = value.is_empty() || set.to_ascii_lowercase().contains("max-age=0");
-                self.cookie = (!removed).then(|| value.to_owned());
-            }
-        }
-        Resp {
-            status: res.status().as_u16(),
-            location,
-            content_type,
-            set_cookies,
-            body: res.text().await.unwrap(),
-        }
+    async fn nav(&mut self, path: &str) -> Page {
+        self.browser.nav(path).await
     }
 
     /// Follows the link of provider `name` on the choice page up to the provider's answer:
@@ -118,13 +64,7 @@ impl Fixture {
         let start = self.nav(&format!("/auth/login/{name}")).await;
         assert_eq!(start.status, 303, "{}", start.body);
         let authorize = start.location.unwrap();
-        assert!(
-            authorize.starts_with(&format!("{}?", op.authorization_endpoint())),
-            "{name}: {authorize}"
-        );
-        let at_op = self.http.get(&authorize).send().await.unwrap();
-        assert_eq!(at_op.status(), 303);
-        at_op.headers()[LOCATION].to_str().unwrap().to_owned()
+        self.browser.at_provider(op, &authorize).await
     }
 
     /// The number of token requests at both providers.
@@ -166,7 +106,11 @@ async fn unauthenticated_navigation_is_sent_to_the_choice_page() {
     let res = app.nav("/").await;
     assert_eq!(res.status, 303, "{}", res.body);
     assert_eq!(res.location.as_deref(), Some("/auth/login?return_to=%2F"));
-    assert!(app.cookie.is_none(), "no session: {:?}", res.set_cookies);
+    assert!(
+        app.browser.cookie().is_none(),
+        "no session: {:?}",
+        res.set_cookies
+    );
 }
 
 #[tokio::test]
@@ -224,7 +168,7 @@ async fn response_at_the_other_providers_callback_is_refused() {
     let mut app = Fixture::start().await;
     let google = app.google.clone();
     let callback = app.until_callback("google", &google).await;
-    let before = app.cookie.clone();
+    let before = app.browser.cookie().map(str::to_owned);
     // Google's answer (code and state) delivered at corp's callback: a mix-up attack.
     let mut moved = url::Url::parse(&callback).unwrap();
     moved.set_path("/auth/callback/corp");
@@ -232,7 +176,12 @@ async fn response_at_the_other_providers_callback_is_refused() {
     assert_eq!(res.status, 400, "{}", res.body);
     assert!(res.location.is_none());
     assert_eq!(app.token_requests(), 0, "no code redeemed anywhere");
-    assert_eq!(app.cookie, before, "no new session: {:?}", res.set_cookies);
+    assert_eq!(
+        app.browser.cookie().map(str::to_owned),
+        before,
+        "no new session: {:?}",
+        res.set_cookies
+    );
 
     let page = app.nav("/").await;
     assert_eq!(page.status, 303, "not logged in: {}", page.body);

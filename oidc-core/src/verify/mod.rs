@@ -572,12 +572,18 @@ impl AccessTokenVerifier {
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
-        if self.configs().any(|c| c.introspection.is_some()) && !introspection::is_jws(token) {
-            // Introspection answers come from an async cache: verified by `verify`.
-            return None;
-        }
+        // One issuer: only verified JWTs are in the token cache, so an opaque token misses it
+        // and goes to `verify` (introspection answers come from an async cache); its shape is
+        // not looked at here. Several: the token's `iss` chooses, so an opaque one must be
+        // told apart first.
         let config = match &self.kind {
             Kind::One(config) => config,
+            Kind::AnyOf(set)
+                if set.configs().any(|c| c.introspection.is_some())
+                    && !introspection::is_jws(token) =>
+            {
+                return None;
+            }
             Kind::AnyOf(set) => match set.select(token) {
                 Ok(config) => config,
                 Err(error) => return Some(Err(error)),

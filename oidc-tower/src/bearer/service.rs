@@ -65,29 +65,22 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let token = match credentials(req.headers(), req.uri().query(), &self.layer.realm) {
-            Ok(Some(token)) => token,
-            Ok(None) if self.layer.allow_anonymous => {
+        let token = match self.layer.check::<C>(req.headers(), req.uri().query()) {
+            Ok(Checked::Verified(claims)) => {
+                let in_flight = crate::metrics::InFlight::new("bearer");
+                authenticated(req.extensions_mut(), claims, &self.layer.realm);
+                return ResponseFuture::inner_in_flight(self.inner.call(req), in_flight);
+            }
+            Ok(Checked::Pending(token)) => token,
+            Ok(Checked::NoCredentials) if self.layer.allow_anonymous => {
                 crate::metrics::outcome("anonymous", "");
                 let realm = self.layer.realm.clone();
                 req.extensions_mut().insert(Anonymous::new(realm));
                 return ResponseFuture::inner(self.inner.call(req));
             }
-            Ok(None) => {
-                return self.reject(AuthError::new(AuthErrorKind::MissingToken, self.realm()));
-            }
+            Ok(Checked::NoCredentials) => return self.reject(missing_token(&self.layer.realm)),
             Err(error) => return self.reject(error),
         };
-        // A token the cache answers: no copy of it, no span, no waiting.
-        match self.layer.verifier.verify_cached::<C>(token) {
-            Some(Ok(claims)) => {
-                let in_flight = crate::metrics::InFlight::new("bearer");
-                authenticated(req.extensions_mut(), claims, &self.layer.realm);
-                return ResponseFuture::inner_in_flight(self.inner.call(req), in_flight);
-            }
-            Some(Err(error)) => return self.reject(AuthError::from_verify(error, self.realm())),
-            None => {}
-        }
         let token = token.to_owned();
         let realm = self.realm();
         let rejection = self.layer.rejection.clone();
@@ -100,14 +93,13 @@ where
         ResponseFuture::boxed(tracing::Instrument::instrument(
             async move {
                 let _in_flight = in_flight;
-                match verifier.verify::<C>(&token).await {
+                match verify::<C>(&verifier, &token, &realm).await {
                     Ok(claims) => {
                         drop(token);
                         authenticated(req.extensions_mut(), claims, &realm);
                         inner.call(req).await
                     }
                     Err(error) => {
-                        let error = AuthError::from_verify(error, realm);
                         log(&error);
                         Ok(rejection.on_rejection(&error))
                     }
@@ -134,11 +126,64 @@ impl<S, C, R> BearerAuth<S, C, R> {
     }
 }
 
+/// What a request's credentials come to without waiting.
+pub(crate) enum Checked<'a, C> {
+    /// The request has no bearer credentials.
+    NoCredentials,
+    /// A token the cache answered: no copy of it, no span, no waiting.
+    Verified(oidc_core::Claims<C>),
+    /// A token that must be verified ([`verify`]).
+    Pending(&'a str),
+}
+
+impl<C, R> BearerAuthLayer<C, R> {
+    /// The first, synchronous step of the bearer path: the credentials (RFC 6750 §2.1, §3.1:
+    /// malformed ones are the 400 `invalid_request` error of the layer's realm) and the cache.
+    // The error is the rejection itself, built once on the (rare) refused path.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn check<'a, T>(
+        &self,
+        headers: &'a HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Checked<'a, T>, AuthError>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let Some(token) = credentials(headers, query, &self.realm)? else {
+            return Ok(Checked::NoCredentials);
+        };
+        match self.verifier.verify_cached::<T>(token) {
+            Some(Ok(claims)) => Ok(Checked::Verified(claims)),
+            Some(Err(error)) => Err(AuthError::from_verify(error, Arc::clone(&self.realm))),
+            None => Ok(Checked::Pending(token)),
+        }
+    }
+}
+
+/// The second step of the bearer path, for a token the cache did not answer.
+async fn verify<C>(
+    verifier: &oidc_core::AccessTokenVerifier,
+    token: &str,
+    realm: &Arc<str>,
+) -> Result<oidc_core::Claims<C>, AuthError>
+where
+    C: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    verifier
+        .verify::<C>(token)
+        .await
+        .map_err(|error| AuthError::from_verify(error, Arc::clone(realm)))
+}
+
+/// The 401 of a request without credentials.
+fn missing_token(realm: &Arc<str>) -> AuthError {
+    AuthError::new(AuthErrorKind::MissingToken, Arc::clone(realm))
+}
+
 /// The bearer credentials of a request: `Ok(None)` when it has none, the 400
 /// `invalid_request` error of `realm` when they are malformed (RFC 6750 §2.1, §3.1).
-// The error is the rejection itself, built once on the (rare) refused path.
 #[allow(clippy::result_large_err)]
-pub(crate) fn credentials<'a>(
+fn credentials<'a>(
     headers: &'a HeaderMap,
     query: Option<&str>,
     realm: &Arc<str>,
@@ -198,19 +243,12 @@ where
         parts: &'a mut http::request::Parts,
     ) -> Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send + 'a>> {
         Box::pin(async move {
-            let realm = &self.realm;
-            let Some(token) = credentials(&parts.headers, parts.uri.query(), realm)? else {
-                return Err(AuthError::new(
-                    AuthErrorKind::MissingToken,
-                    Arc::clone(realm),
-                ));
+            let claims = match self.check::<C>(&parts.headers, parts.uri.query())? {
+                Checked::Verified(claims) => claims,
+                Checked::Pending(token) => verify::<C>(&self.verifier, token, &self.realm).await?,
+                Checked::NoCredentials => return Err(missing_token(&self.realm)),
             };
-            let verified = match self.verifier.verify_cached::<C>(token) {
-                Some(verified) => verified,
-                None => self.verifier.verify::<C>(token).await,
-            };
-            let claims = verified.map_err(|e| AuthError::from_verify(e, Arc::clone(realm)))?;
-            authenticated(&mut parts.extensions, claims, realm);
+            authenticated(&mut parts.extensions, claims, &self.realm);
             Ok(())
         })
     }

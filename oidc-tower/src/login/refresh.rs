@@ -38,20 +38,17 @@ impl Sessions {
         let state = Box::pin(self.load(providers, session, now)).await?;
         // The id again: loading may have ended the session.
         let id = session.id().or(id);
-        Ok(match (state, id) {
-            (Some(state), Some(id)) => {
-                let login = Arc::new(LoggedIn::new(state, ended_key(&id.to_string())));
-                self.logins.insert(id, login.clone());
-                Some(login)
+        let Some(state) = state else {
+            if let Some(id) = id {
+                self.logins.invalidate(&id);
             }
-            (Some(state), None) => Some(Arc::new(LoggedIn::new(state, String::new()))),
-            (None, id) => {
-                if let Some(id) = id {
-                    self.logins.invalidate(&id);
-                }
-                None
-            }
-        })
+            return Ok(None);
+        };
+        // A loaded login has a stored record, so an id; never a login without an ended key.
+        let id = id.ok_or(SessionError::NoId)?;
+        let login = Arc::new(LoggedIn::new(state, ended_key(&id.to_string())));
+        self.logins.insert(id, login.clone());
+        Ok(Some(login))
     }
 
     /// Whether a request must load the session: a timeout, a refresh, a revalidation or an
