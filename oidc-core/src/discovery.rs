@@ -41,6 +41,10 @@ pub struct ProviderMetadata {
     introspection_endpoint: Option<String>,
     #[serde(default)]
     introspection_endpoint_auth_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    device_authorization_endpoint: Option<String>,
+    #[serde(default)]
+    revocation_endpoint: Option<String>,
 }
 
 impl ProviderMetadata {
@@ -59,6 +63,8 @@ impl ProviderMetadata {
             token_endpoint_auth_methods_supported: None,
             introspection_endpoint: None,
             introspection_endpoint_auth_methods_supported: None,
+            device_authorization_endpoint: None,
+            revocation_endpoint: None,
         }
     }
 
@@ -117,6 +123,16 @@ impl ProviderMetadata {
     pub fn introspection_endpoint_auth_methods_supported(&self) -> Option<&[String]> {
         self.introspection_endpoint_auth_methods_supported
             .as_deref()
+    }
+
+    /// The RFC 8628 device authorization endpoint, if published (RFC 8628 §4).
+    pub fn device_authorization_endpoint(&self) -> Option<&str> {
+        self.device_authorization_endpoint.as_deref()
+    }
+
+    /// The RFC 7009 token revocation endpoint, if published (RFC 8414 §2).
+    pub fn revocation_endpoint(&self) -> Option<&str> {
+        self.revocation_endpoint.as_deref()
     }
 
     /// Whether the provider sends the RFC 9207 `iss` authorization response parameter.

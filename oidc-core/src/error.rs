@@ -341,6 +341,18 @@ pub enum FlowError {
         "no supported client authentication method (client_secret_basic or client_secret_post)"
     )]
     UnsupportedClientAuth,
+    /// The device code of a device authorization grant (RFC 8628) expired before the user
+    /// approved: the provider answered `expired_token`, or the code's `expires_in` passed
+    /// while polling. Start again with a new code.
+    #[error("the device code expired before the user approved the login")]
+    DeviceCodeExpired,
+    /// The revocation endpoint (RFC 7009) refused the request with an OAuth error
+    /// (`unsupported_token_type`, `invalid_client`…).
+    #[error("the revocation endpoint refused the request: {error:?}")]
+    RevocationRefused {
+        /// The `error` code.
+        error: String,
+    },
 }
 
 /// How an HTTP layer should answer a [`FlowError`].
@@ -367,7 +379,9 @@ impl FlowError {
             | Self::UserInfoSubjectMismatch
             | Self::MissingIdToken
             | Self::UserInfoRefused { .. }
-            | Self::RefreshMismatch => FlowErrorKind::Rejected,
+            | Self::RefreshMismatch
+            | Self::DeviceCodeExpired
+            | Self::RevocationRefused { .. } => FlowErrorKind::Rejected,
             Self::IdToken(VerifyError::KeysUnavailable(e))
             | Self::LogoutToken(VerifyError::KeysUnavailable(e)) => match e {
                 JwksError::Http(h) | JwksError::Discovery(DiscoveryError::Http(h))

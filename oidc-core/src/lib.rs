@@ -17,6 +17,8 @@
 //! - [`flow::ServiceClient`]: service tokens by the client credentials grant, cached per
 //!   scopes and resource and renewed before expiry, single-flight
 //!   ([`flow::client_credentials`]).
+//! - [`issue::TokenIssuer`]: the application's own short-lived ES256/EdDSA tokens, with a
+//!   JWKS, key rotation and revalidation of the user with the provider ([`issue`]).
 //!
 //! Signatures are checked with aws-lc-rs directly; no JWT library is used at run time.
 //!
@@ -39,6 +41,7 @@
 //! |---|---|---|
 //! | `reqwest` | yes | the default HTTP client, [`http::ReqwestClient`] (reqwest + rustls on aws-lc-rs) |
 //! | `metrics` | no | counts JWKS fetches through the `metrics` facade (`oidc_jwks_fetches_total`) |
+//! | `cli` | no | command-line login: the loopback redirect, a token file, logout (`oidc_core::cli`) |
 //!
 //! # Security considerations
 //!
@@ -63,11 +66,15 @@
 mod algorithm;
 mod backoff;
 pub mod claims;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod cli;
 mod clock;
 pub mod discovery;
 pub mod error;
 pub mod flow;
 pub mod http;
+pub mod issue;
 pub mod jwks;
 mod jws;
 mod provider;

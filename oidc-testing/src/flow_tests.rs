@@ -1275,8 +1275,18 @@ async fn discovery_advertises_the_authorization_server() {
     assert_eq!(doc["token_endpoint"], provider.token_endpoint());
     assert_eq!(
         doc["grant_types_supported"],
-        json!(["authorization_code", "refresh_token", "client_credentials"])
+        json!([
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
     );
+    assert_eq!(
+        doc["device_authorization_endpoint"],
+        provider.device_authorization_endpoint()
+    );
+    assert_eq!(doc["revocation_endpoint"], provider.revocation_endpoint());
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "client_secret_post", "none"])

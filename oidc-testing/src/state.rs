@@ -211,6 +211,10 @@ pub(crate) struct AuthState {
     pub(crate) grants: Vec<Grant>,
     pub(crate) refresh_tokens: HashMap<String, RefreshEntry>,
     pub(crate) access_tokens: HashMap<String, AccessEntry>,
+    /// The device authorization grant's codes, knobs and recordings.
+    pub(crate) devices: crate::endpoints::device::DeviceState,
+    /// The revocation endpoint's knobs and recordings.
+    pub(crate) revocation: crate::endpoints::revocation::RevocationState,
 }
 
 impl fmt::Debug for AuthState {
@@ -256,6 +260,8 @@ impl AuthState {
             grants: Vec::new(),
             refresh_tokens: HashMap::new(),
             access_tokens: HashMap::new(),
+            devices: Default::default(),
+            revocation: Default::default(),
         }
     }
 

@@ -13,6 +13,9 @@
 //! - [`RequireLayer`] requires scopes or roles per route (all-of or any-of). See [`require`].
 //! - [`OutboundAuthLayer`] gives an HTTP client service a cached, renewed service token
 //!   (client credentials) for calls to other APIs, and retries once on a 401. See [`outbound`].
+//! - [`issue::IssuerDocuments`] serves the discovery document and JWKS of the application's
+//!   own token issuer ([`oidc_core::issue`]), so other services verify its tokens with
+//!   [`BearerAuthLayer`]. See [`issue`].
 //! - Refusals are responses, never service errors, so the layers fit axum's infallible stacks;
 //!   [`OnRejection`] replaces the RFC 6750 [`DefaultRejection`].
 //!
@@ -68,6 +71,7 @@ mod macros;
 pub mod bearer;
 mod error;
 mod future;
+pub mod issue;
 pub mod login;
 mod metrics;
 pub mod outbound;

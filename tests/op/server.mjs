@@ -268,6 +268,59 @@ const configuration = {
   },
 };
 
+// --- App-issued tokens (tests/tests/token_service.rs) ----------------------------------------
+// The token-service example's server logs users in with its own confidential client; the CLI
+// receives the code on its loopback redirect URI and hands it to the server. Accounts can be
+// disabled through a loopback-only admin route (`POST /test/accounts/<id>/disable`): a
+// disabled account is not found any more, so its refresh_token grants fail with invalid_grant.
+const TOKEN_SERVICE_REDIRECT_URI = 'http://127.0.0.1:8976/callback';
+const DISABLED_ACCOUNTS = new Set();
+configuration.clients.push({
+  client_id: 'token-service',
+  client_secret: 'token-service-secret',
+  redirect_uris: [TOKEN_SERVICE_REDIRECT_URI],
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  scope: 'openid profile offline_access',
+});
+{
+  const findAccount = configuration.findAccount;
+  configuration.findAccount = async (ctx, sub, token) => (
+    DISABLED_ACCOUNTS.has(sub) ? undefined : findAccount(ctx, sub, token)
+  );
+}
+// Answers the admin route (true) or leaves the request to the provider (false).
+function testAdmin(req, res) {
+  const match = /^\/test\/accounts\/([^/]+)\/disable$/.exec(req.url ?? '');
+  if (!match) return false;
+  const loopback = ['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(req.socket.remoteAddress);
+  if (req.method !== 'POST' || !loopback) {
+    res.writeHead(req.method !== 'POST' ? 405 : 403).end();
+    return true;
+  }
+  DISABLED_ACCOUNTS.add(decodeURIComponent(match[1]));
+  res.writeHead(204).end();
+  return true;
+}
+// --- end of app-issued tokens ------------------------------------------------------------------
+
+// --- Command-line login (tests/tests/cli_login.rs) --------------------------------------------
+// A public native client (RFC 8252): no secret, PKCE; as application_type 'native' its
+// loopback redirect URI http://127.0.0.1/callback matches any port. The device flow (RFC 8628,
+// user code entered at /device) and token revocation (RFC 7009, /token/revocation) are on.
+configuration.clients.push({
+  client_id: 'cli',
+  application_type: 'native',
+  token_endpoint_auth_method: 'none',
+  redirect_uris: ['http://127.0.0.1/callback'],
+  grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+  response_types: ['code'],
+  scope: 'openid profile offline_access',
+});
+configuration.features.deviceFlow = { ...configuration.features.deviceFlow, enabled: true };
+configuration.features.revocation = { enabled: true };
+// --- end of command-line login ----------------------------------------------------------------
+
 const server = createServer();
 
 function shutdown() {
@@ -304,6 +357,7 @@ server.listen(PORT, HOST, () => {
   provider.on('backchannel.error', (ctx, err, client) => {
     console.error(`backchannel.error ${client.clientId}: ${err.message}`);
   });
-  server.on('request', provider.callback());
+  const callback = provider.callback();
+  server.on('request', (req, res) => testAdmin(req, res) || callback(req, res));
   process.stdout.write(`READY ${issuer}\n`);
 });

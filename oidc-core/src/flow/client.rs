@@ -297,7 +297,7 @@ impl OidcClient {
         clock::unix_now(self.inner.clock.as_ref())
     }
 
-    async fn metadata(&self) -> Result<Arc<ProviderMetadata>, FlowError> {
+    pub(super) async fn metadata(&self) -> Result<Arc<ProviderMetadata>, FlowError> {
         self.inner
             .provider
             .metadata()
@@ -307,6 +307,37 @@ impl OidcClient {
 
     fn endpoint(&self, url: Option<&str>, name: &'static str) -> Result<String, FlowError> {
         endpoint(&self.inner.provider, url, name)
+    }
+
+    /// The client of the token endpoint alone, authenticating as this client (the device and
+    /// revocation requests build on it).
+    pub(super) fn token_endpoint_client(
+        &self,
+        metadata: &ProviderMetadata,
+    ) -> Result<OcTokenClient, FlowError> {
+        let c = &*self.inner;
+        token_client(
+            &c.provider,
+            &c.client_id,
+            c.secret.as_ref(),
+            c.auth,
+            metadata,
+        )
+    }
+
+    /// The requested scopes, `openid` first.
+    pub(super) fn scopes(&self) -> &[String] {
+        &self.inner.scopes
+    }
+
+    /// This client with another redirect URI: the loopback redirect of a native app (RFC 8252
+    /// §7.3), whose port is known only once the listener is bound.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) fn with_redirect_uri(&self, redirect_uri: String) -> Result<Self, ConfigError> {
+        checked_url(&redirect_uri, self.inner.provider.allows_http())?;
+        let mut copy = self.clone();
+        copy.config().redirect_uri = redirect_uri;
+        Ok(copy)
     }
 
     fn oc_client(&self, metadata: &ProviderMetadata) -> Result<OcClient, FlowError> {
@@ -444,7 +475,7 @@ impl OidcClient {
             .await
     }
 
-    async fn token_set(
+    pub(super) async fn token_set(
         &self,
         response: RawTokenResponse,
         previous: Option<&TokenSet>,

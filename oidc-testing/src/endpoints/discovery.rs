@@ -15,10 +15,12 @@ use crate::provider::TestProvider;
 use crate::state::{ProviderState, ServerState};
 
 use super::authorize::AUTHORIZE_PATH;
+use super::device::DEVICE_AUTHORIZATION_PATH;
 use super::end_session::END_SESSION_PATH;
 use super::introspection::INTROSPECTION_PATH;
 use super::jwks::JWKS_PATH;
 use super::reply::to_json_bytes;
+use super::revocation::REVOCATION_PATH;
 use super::token::TOKEN_PATH;
 use super::userinfo::USERINFO_PATH;
 
@@ -62,6 +64,8 @@ fn document(provider: &ProviderState) -> Value {
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
         "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
         "introspection_endpoint": format!("{issuer}{INTROSPECTION_PATH}"),
+        "device_authorization_endpoint": format!("{issuer}{DEVICE_AUTHORIZATION_PATH}"),
+        "revocation_endpoint": format!("{issuer}{REVOCATION_PATH}"),
         "end_session_endpoint": format!("{issuer}{END_SESSION_PATH}"),
         "jwks_uri": format!("{issuer}{JWKS_PATH}"),
         "response_types_supported": ["code"],
@@ -74,7 +78,10 @@ fn document(provider: &ProviderState) -> Value {
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid",
             "email", "email_verified", "name", "preferred_username",
         ],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code", "refresh_token", "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": [
             TokenEndpointAuth::ClientSecretBasic.as_str(),

@@ -9,11 +9,13 @@
 
 mod authorize;
 mod cookie;
+pub(crate) mod device;
 mod discovery;
 mod end_session;
 pub(crate) mod introspection;
 mod jwks;
 mod reply;
+pub(crate) mod revocation;
 mod token;
 mod userinfo;
 
@@ -23,10 +25,12 @@ use axum::routing::{get, post};
 use crate::state::ServerState;
 
 use self::authorize::{AUTHORIZE_PATH, LOGIN_PATH};
+use self::device::DEVICE_AUTHORIZATION_PATH;
 use self::discovery::{OAUTH_METADATA_PATH, OPENID_CONFIGURATION_PATH};
 use self::end_session::END_SESSION_PATH;
 use self::introspection::INTROSPECTION_PATH;
 use self::jwks::JWKS_PATH;
+use self::revocation::REVOCATION_PATH;
 use self::token::TOKEN_PATH;
 use self::userinfo::USERINFO_PATH;
 
@@ -46,6 +50,11 @@ pub(crate) fn router(state: ServerState) -> Router {
         .route(LOGIN_PATH, post(authorize::login))
         .route(TOKEN_PATH, post(token::token))
         .route(INTROSPECTION_PATH, post(introspection::introspect))
+        .route(
+            DEVICE_AUTHORIZATION_PATH,
+            post(device::device_authorization),
+        )
+        .route(REVOCATION_PATH, post(revocation::revoke))
         .route(
             USERINFO_PATH,
             get(userinfo::userinfo).post(userinfo::userinfo),

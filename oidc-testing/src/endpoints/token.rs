@@ -50,7 +50,7 @@ fn alg_hash(alg: SigningAlg) -> &'static digest::Algorithm {
 
 /// An OAuth error of the token endpoint (RFC 6749 §5.2).
 #[derive(Debug)]
-struct TokenError {
+pub(super) struct TokenError {
     error: &'static str,
     description: String,
 }
@@ -63,7 +63,7 @@ fn token_error(error: &'static str, description: impl Into<String>) -> TokenErro
 }
 
 impl TokenError {
-    fn into_reply(self) -> JsonReply {
+    pub(super) fn into_reply(self) -> JsonReply {
         let mut headers = Vec::new();
         let status = if self.error == "invalid_client" {
             if let Ok(challenge) = HeaderValue::from_str(&format!("Basic realm=\"{REALM}\"")) {
@@ -82,13 +82,13 @@ impl TokenError {
 }
 
 /// The `Authorization: Basic` credentials of a request.
-enum BasicAuth {
+pub(super) enum BasicAuth {
     Absent,
     Malformed,
     Present { id: String, secret: String },
 }
 
-fn basic_auth(headers: &HeaderMap) -> BasicAuth {
+pub(super) fn basic_auth(headers: &HeaderMap) -> BasicAuth {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return BasicAuth::Absent;
     };
@@ -138,7 +138,7 @@ struct Issue {
 }
 
 impl AuthState {
-    fn authenticate(
+    pub(super) fn authenticate(
         &self,
         params: &[(String, String)],
         basic: &BasicAuth,
@@ -375,6 +375,16 @@ fn plan_token(
     match find_param(params, "grant_type") {
         Some("authorization_code") => auth.redeem_code(client, params, now),
         Some("refresh_token") => auth.redeem_refresh_token(client, params),
+        Some(super::device::DEVICE_CODE_GRANT) => {
+            let grant = auth
+                .poll_device(&client.client_id, params, now)
+                .map_err(|(error, description)| token_error(error, description))?;
+            let issue = auth.issue(client, grant, None);
+            let refresh = RefreshEntry { grant, used: false };
+            auth.refresh_tokens
+                .insert(issue.refresh_token.clone(), refresh);
+            Ok(issue)
+        }
         None => Err(token_error("invalid_request", "grant_type is missing")),
         Some(other) => Err(token_error(
             "unsupported_grant_type",
