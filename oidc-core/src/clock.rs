@@ -12,9 +12,12 @@ pub(crate) const DEFAULT_LEEWAY_SECS: i64 = 60;
 
 /// Seconds since the Unix epoch by `clock`, or by the system clock.
 pub(crate) fn unix_now(clock: Option<&Clock>) -> i64 {
-    clock
-        .map_or_else(SystemTime::now, |c| c())
-        .duration_since(UNIX_EPOCH)
+    unix_secs(clock.map_or_else(SystemTime::now, |c| c()))
+}
+
+/// `t` as seconds since the Unix epoch (0 before it, saturating after `i64::MAX`).
+pub(crate) fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 

@@ -77,6 +77,7 @@ pub mod http;
 pub mod issue;
 pub mod jwks;
 mod jws;
+mod private_file;
 mod provider;
 mod url_policy;
 pub mod verify;

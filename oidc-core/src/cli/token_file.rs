@@ -1,7 +1,7 @@
 //! The tokens of a command-line login, kept in a file only its owner can read.
 
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::error::CliError;
 use crate::error::FlowError;
 use crate::flow::{OidcClient, TokenRevoker, TokenSet};
+use crate::private_file::write_new_private;
 
 /// The version of the file format.
 const FORMAT: u32 = 1;
@@ -323,18 +324,4 @@ fn create_private_dir(dir: &Path) -> Result<(), CliError> {
     builder
         .create(dir)
         .map_err(io_error("creating the token file's directory"))
-}
-
-/// Writes `bytes` to a new file at `path` (never an existing one) with mode `0600`.
-fn write_new_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }

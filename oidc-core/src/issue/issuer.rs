@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::{BuildError, KeyError, MintError};
 use super::key::SigningKey;
-use crate::clock::{Clock, DEFAULT_LEEWAY_SECS};
+use crate::clock::{Clock, DEFAULT_LEEWAY_SECS, unix_secs};
 use crate::flow::Secret;
 use crate::url_policy::checked_url;
 
@@ -173,11 +173,6 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn unix_secs(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl TokenIssuer {

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use super::error::KeyError;
 use crate::Algorithm;
 use crate::flow::Secret;
+use crate::private_file::write_new_private;
 
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
@@ -256,21 +257,6 @@ impl SigningKey {
         let public = std::mem::take(map);
         Ok(Self { pair, kid, public })
     }
-}
-
-/// Creates `path` (it must not exist) with `bytes`, readable by the owner only on Unix.
-fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::state::{AuthState, Grant, JsonMutation, ServerState};
 use crate::token::unix_now;
 
 use super::reply::JsonReply;
-use super::token::{BasicAuth, basic_auth};
+use super::token::{basic_auth, recorded};
 
 /// Path of the device authorization endpoint.
 pub(crate) const DEVICE_AUTHORIZATION_PATH: &str = "/device/authorize";
@@ -113,16 +113,9 @@ pub(crate) async fn device_authorization(
     let provider = Arc::clone(&server.provider);
     let issuer = provider.issuer().to_owned();
     let mut auth = provider.auth();
-    let (basic_client_id, basic_client_secret) = match &basic {
-        BasicAuth::Present { id, secret } => (Some(id.clone()), Some(secret.clone())),
-        _ => (None, None),
-    };
-    auth.devices.requests.push(RecordedTokenRequest {
-        params: params.clone(),
-        basic_auth: !matches!(basic, BasicAuth::Absent),
-        basic_client_id,
-        basic_client_secret,
-    });
+    auth.devices
+        .requests
+        .push(recorded(&params, &headers, &basic));
     if let Some(name) = first_duplicate(&params) {
         return error_reply("invalid_request", &format!("{name} is repeated"));
     }

@@ -21,7 +21,7 @@ use crate::provider::TestProvider;
 use crate::state::ServerState;
 
 use super::reply::JsonReply;
-use super::token::{BasicAuth, basic_auth};
+use super::token::{basic_auth, recorded};
 
 /// Path of the revocation endpoint.
 pub(crate) const REVOCATION_PATH: &str = "/revoke";
@@ -59,16 +59,9 @@ pub(crate) async fn revoke(
     let basic = basic_auth(&headers);
     let provider = Arc::clone(&server.provider);
     let mut auth = provider.auth();
-    let (basic_client_id, basic_client_secret) = match &basic {
-        BasicAuth::Present { id, secret } => (Some(id.clone()), Some(secret.clone())),
-        _ => (None, None),
-    };
-    auth.revocation.requests.push(RecordedTokenRequest {
-        params: params.clone(),
-        basic_auth: !matches!(basic, BasicAuth::Absent),
-        basic_client_id,
-        basic_client_secret,
-    });
+    auth.revocation
+        .requests
+        .push(recorded(&params, &headers, &basic));
     if let Some(status) = auth.revocation.status {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return (status, "revocation failure").into_response();

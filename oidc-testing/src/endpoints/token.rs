@@ -112,6 +112,25 @@ pub(super) fn basic_auth(headers: &HeaderMap) -> BasicAuth {
 }
 
 /// Whether the request has an `Authorization` header with the Basic scheme.
+/// The record of a request with form `params` and client credentials `basic` from `headers`,
+/// as the token, device-authorization and revocation endpoints keep it.
+pub(super) fn recorded(
+    params: &[(String, String)],
+    headers: &HeaderMap,
+    basic: &BasicAuth,
+) -> RecordedTokenRequest {
+    let (basic_client_id, basic_client_secret) = match basic {
+        BasicAuth::Present { id, secret } => (Some(id.clone()), Some(secret.clone())),
+        _ => (None, None),
+    };
+    RecordedTokenRequest {
+        params: params.to_vec(),
+        basic_auth: uses_basic_scheme(headers),
+        basic_client_id,
+        basic_client_secret,
+    }
+}
+
 fn uses_basic_scheme(headers: &HeaderMap) -> bool {
     headers
         .get(header::AUTHORIZATION)
@@ -564,16 +583,8 @@ pub(crate) async fn token(
     let basic = basic_auth(&headers);
     let failure = {
         let mut auth = server.provider.auth();
-        let (basic_client_id, basic_client_secret) = match &basic {
-            BasicAuth::Present { id, secret } => (Some(id.clone()), Some(secret.clone())),
-            _ => (None, None),
-        };
-        auth.token_requests.push(RecordedTokenRequest {
-            params: params.clone(),
-            basic_auth: uses_basic_scheme(&headers),
-            basic_client_id,
-            basic_client_secret,
-        });
+        auth.token_requests
+            .push(recorded(&params, &headers, &basic));
         auth.token_failure.clone()
     };
     let provider = Arc::clone(&server.provider);
