@@ -16,28 +16,28 @@ use oidc_core::error::VerifyError;
 /// browser navigation; rather than the **500** they give when no authentication layer ran.
 #[derive(Debug, Clone)]
 pub struct Anonymous {
-    realm: Arc<str>,
+    realm: Challenge,
     login_path: Option<Arc<str>>,
 }
 
 impl Anonymous {
-    pub(crate) fn new(realm: Arc<str>) -> Self {
+    pub(crate) fn new(realm: impl Into<Challenge>) -> Self {
         Self {
-            realm,
+            realm: realm.into(),
             login_path: None,
         }
     }
 
-    pub(crate) fn with_login(realm: Arc<str>, login_path: Arc<str>) -> Self {
+    pub(crate) fn with_login(realm: impl Into<Challenge>, login_path: Arc<str>) -> Self {
         Self {
-            realm,
+            realm: realm.into(),
             login_path: Some(login_path),
         }
     }
 
     /// The realm of the layer that let the request through.
     pub fn realm(&self) -> &str {
-        &self.realm
+        self.realm.realm()
     }
 
     /// The error for a route that needs an identity: no credentials (401).
@@ -71,24 +71,86 @@ impl Anonymous {
 /// [`BearerAuthLayer`](crate::BearerAuthLayer)), so that a 403 decided further in (by
 /// [`RequireLayer`](crate::RequireLayer) or an extractor) names the same realm as the layer's
 /// own 401s.
+///
+/// It also carries the layer's RFC 9728 metadata URL
+/// ([`BearerAuthLayer::with_resource_metadata`](crate::BearerAuthLayer::with_resource_metadata)),
+/// so that those answers name it too.
 #[derive(Debug, Clone)]
-pub struct Realm(Arc<str>);
+pub struct Realm(Challenge);
 
 impl Realm {
-    pub(crate) fn new(realm: Arc<str>) -> Self {
-        Self(realm)
+    pub(crate) fn new(realm: impl Into<Challenge>) -> Self {
+        Self(realm.into())
     }
 
     /// The realm, as set with
     /// [`BearerAuthLayer::with_realm`](crate::BearerAuthLayer::with_realm).
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.realm()
+    }
+
+    /// The protected-resource metadata URL named in challenges (RFC 9728 §5.1), when the
+    /// layer has one.
+    pub fn resource_metadata(&self) -> Option<&str> {
+        self.0.resource_metadata()
     }
 }
 
-/// The realm named by challenges when no layer said which: `"api"`, the layers' default.
-pub(crate) fn default_realm() -> Arc<str> {
-    Arc::from("api")
+/// What every challenge of one layer names: its realm and, when set, the URL of its RFC 9728
+/// protected-resource metadata. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Challenge {
+    realm: Arc<str>,
+    resource_metadata: Option<Arc<str>>,
+}
+
+impl Challenge {
+    /// The realm.
+    pub(crate) fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The same challenge with another realm.
+    pub(crate) fn with_realm(mut self, realm: Arc<str>) -> Self {
+        self.realm = realm;
+        self
+    }
+
+    /// The metadata URL, when set.
+    pub(crate) fn resource_metadata(&self) -> Option<&str> {
+        self.resource_metadata.as_deref()
+    }
+
+    /// Names `url` as the `resource_metadata` attribute of every challenge.
+    pub(crate) fn with_resource_metadata(mut self, url: Arc<str>) -> Self {
+        self.resource_metadata = Some(url);
+        self
+    }
+
+    /// `realm="…"`, and `, resource_metadata="…"` when set: the attributes every challenge of
+    /// the layer starts with.
+    fn attributes(&self) -> String {
+        let mut out = format!("realm={}", quote(&self.realm));
+        if let Some(url) = &self.resource_metadata {
+            out.push_str(", resource_metadata=");
+            out.push_str(&quote(url));
+        }
+        out
+    }
+}
+
+impl From<Arc<str>> for Challenge {
+    fn from(realm: Arc<str>) -> Self {
+        Self {
+            realm,
+            resource_metadata: None,
+        }
+    }
+}
+
+/// The challenge named when no layer said which: realm `"api"`, the layers' default.
+pub(crate) fn default_realm() -> Challenge {
+    Challenge::from(Arc::<str>::from("api"))
 }
 
 /// The category of an [`AuthError`], for matching. It will grow: match with a wildcard arm.
@@ -121,7 +183,7 @@ pub enum AuthErrorKind {
 #[derive(Debug, Clone)]
 pub struct AuthError {
     kind: AuthErrorKind,
-    realm: Arc<str>,
+    realm: Challenge,
     description: Option<&'static str>,
     scopes: Arc<[String]>,
     source: Option<VerifyError>,
@@ -129,10 +191,10 @@ pub struct AuthError {
 }
 
 impl AuthError {
-    pub(crate) fn new(kind: AuthErrorKind, realm: Arc<str>) -> Self {
+    pub(crate) fn new(kind: AuthErrorKind, realm: impl Into<Challenge>) -> Self {
         Self {
             kind,
-            realm,
+            realm: realm.into(),
             description: None,
             scopes: Arc::from(Vec::new()),
             source: None,
@@ -179,7 +241,7 @@ impl AuthError {
 
     /// [`AuthError::insufficient_scope`] with the realm given.
     pub(crate) fn insufficient_scope_in(
-        realm: Arc<str>,
+        realm: Challenge,
         scopes: Arc<[String]>,
         description: &'static str,
     ) -> Self {
@@ -189,7 +251,7 @@ impl AuthError {
     }
 
     /// The realm of the layer that authenticated the request, or the default one.
-    pub(crate) fn realm_of(extensions: &http::Extensions) -> Arc<str> {
+    pub(crate) fn realm_of(extensions: &http::Extensions) -> Challenge {
         extensions
             .get::<Realm>()
             .map_or_else(default_realm, |r| r.0.clone())
@@ -205,7 +267,7 @@ impl AuthError {
         self
     }
 
-    pub(crate) fn from_verify(error: VerifyError, realm: Arc<str>) -> Self {
+    pub(crate) fn from_verify(error: VerifyError, realm: Challenge) -> Self {
         let kind = if error.is_unavailable() {
             AuthErrorKind::Unavailable
         } else {
@@ -269,22 +331,25 @@ impl AuthError {
 
     /// The `WWW-Authenticate` challenge for this error (RFC 6750 §3), or `None` where no
     /// challenge applies (500).
+    ///
+    /// Every challenge starts with the layer's `realm` and, when the layer has one, its RFC
+    /// 9728 `resource_metadata` URL.
     pub fn www_authenticate(&self) -> Option<HeaderValue> {
-        let realm = quote(&self.realm);
+        let realm = self.realm.attributes();
         let value = match self.kind {
             AuthErrorKind::MissingToken | AuthErrorKind::Unavailable => {
-                format!("Bearer realm={realm}")
+                format!("Bearer {realm}")
             }
             AuthErrorKind::InvalidRequest => format!(
-                "Bearer realm={realm}, error=\"invalid_request\", error_description={}",
+                "Bearer {realm}, error=\"invalid_request\", error_description={}",
                 quote(self.description.unwrap_or("the request is malformed"))
             ),
             AuthErrorKind::InvalidToken => format!(
-                "Bearer realm={realm}, error=\"invalid_token\", error_description={}",
+                "Bearer {realm}, error=\"invalid_token\", error_description={}",
                 quote(self.description.unwrap_or("the access token is invalid"))
             ),
             AuthErrorKind::InsufficientScope => {
-                let mut v = format!("Bearer realm={realm}, error=\"insufficient_scope\"");
+                let mut v = format!("Bearer {realm}, error=\"insufficient_scope\"");
                 if !self.scopes.is_empty() {
                     v.push_str(", scope=");
                     v.push_str(&quote(&self.scopes.join(" ")));

@@ -16,6 +16,9 @@
 //! - [`issue::IssuerDocuments`] serves the discovery document and JWKS of the application's
 //!   own token issuer ([`oidc_core::issue`]), so other services verify its tokens with
 //!   [`BearerAuthLayer`]. See [`issue`].
+//! - [`resource_metadata::ProtectedResource`] serves an API's RFC 9728 metadata, which the
+//!   bearer layer's challenges name, so that clients (MCP clients, say) find the
+//!   authorization server. See [`resource_metadata`].
 //! - Refusals are responses, never service errors, so the layers fit axum's infallible stacks;
 //!   [`OnRejection`] replaces the RFC 6750 [`DefaultRejection`].
 //!
@@ -76,9 +79,10 @@ pub mod login;
 mod metrics;
 pub mod outbound;
 pub mod require;
+pub mod resource_metadata;
 mod response;
 
-pub use crate::bearer::{BearerAuth, BearerAuthLayer};
+pub use crate::bearer::{BearerAuth, BearerAuthLayer, PresentedToken};
 pub use crate::error::{Anonymous, AuthError, AuthErrorKind, Realm};
 pub use crate::future::{BoxResponseFuture, ResponseFuture};
 pub use crate::outbound::{OutboundAuth, OutboundAuthLayer};

@@ -36,7 +36,7 @@ use oidc_core::Identity;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::{Anonymous, AuthError, AuthErrorKind};
+use crate::error::{Anonymous, AuthError, AuthErrorKind, Challenge};
 use crate::future::ResponseFuture;
 use crate::response::{DefaultRejection, OnRejection, log};
 
@@ -184,10 +184,14 @@ impl<R> RequireLayer<R> {
 
 impl<R> RequireLayer<R> {
     /// The realm of the challenge for `req`.
-    fn realm<B>(&self, req: &Request<B>) -> Arc<str> {
-        self.realm
-            .clone()
-            .unwrap_or_else(|| AuthError::realm_of(req.extensions()))
+    ///
+    /// The metadata URL comes from the authenticating layer in every case.
+    fn realm<B>(&self, req: &Request<B>) -> Challenge {
+        let challenge = AuthError::realm_of(req.extensions());
+        match &self.realm {
+            Some(realm) => challenge.with_realm(Arc::clone(realm)),
+            None => challenge,
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use oidc_core::{AccessTokenVerifier, AdditionalClaims};
 use tower_layer::Layer;
 
 use super::BearerAuth;
+use crate::error::Challenge;
 use crate::response::DefaultRejection;
 
 /// Protects a service with bearer tokens. The layer is its own builder.
@@ -16,9 +17,10 @@ use crate::response::DefaultRejection;
 #[must_use]
 pub struct BearerAuthLayer<C = AdditionalClaims, R = DefaultRejection> {
     pub(crate) verifier: AccessTokenVerifier,
-    pub(crate) realm: Arc<str>,
+    pub(crate) realm: Challenge,
     pub(crate) rejection: R,
     pub(crate) allow_anonymous: bool,
+    pub(crate) keep_token: bool,
     pub(crate) claims: PhantomData<fn() -> C>,
 }
 
@@ -48,9 +50,10 @@ impl BearerAuthLayer {
     pub fn new(verifier: AccessTokenVerifier) -> Self {
         Self {
             verifier,
-            realm: Arc::from("api"),
+            realm: crate::error::default_realm(),
             rejection: DefaultRejection,
             allow_anonymous: false,
+            keep_token: false,
             claims: PhantomData,
         }
     }
@@ -67,7 +70,53 @@ impl<C, R> BearerAuthLayer<C, R> {
     /// let layer = oidc_tower::BearerAuthLayer::new(verifier).with_realm("orders");
     /// ```
     pub fn with_realm(mut self, realm: impl AsRef<str>) -> Self {
-        self.realm = Arc::from(realm.as_ref());
+        self.realm = self.realm.with_realm(Arc::from(realm.as_ref()));
+        self
+    }
+
+    /// Names the resource's RFC 9728 metadata document in every `WWW-Authenticate` challenge
+    /// of this layer (`resource_metadata="…"`, RFC 9728 §5.1), and in the 403s of the
+    /// [`RequireLayer`](crate::RequireLayer)s behind it, so that a client that knows only the
+    /// API's URL (an MCP client, say) finds the authorization server. Serve the document with
+    /// [`ProtectedResource`](crate::resource_metadata::ProtectedResource). No attribute by
+    /// default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oidc_tower::resource_metadata::ProtectedResource;
+    /// # let p = oidc_core::Provider::builder("https://id.example.com").build().unwrap();
+    /// # let verifier = oidc_core::AccessTokenVerifier::new(p, "https://api.example.com");
+    /// let metadata = ProtectedResource::new("https://api.example.com")?
+    ///     .with_authorization_server("https://id.example.com")?;
+    /// let layer = oidc_tower::BearerAuthLayer::new(verifier).with_resource_metadata(&metadata);
+    /// # Ok::<_, oidc_tower::resource_metadata::MetadataError>(())
+    /// ```
+    pub fn with_resource_metadata(
+        mut self,
+        metadata: &crate::resource_metadata::ProtectedResource,
+    ) -> Self {
+        self.realm = self
+            .realm
+            .with_resource_metadata(Arc::from(metadata.metadata_url()));
+        self
+    }
+
+    /// Puts the verified token itself into the request extensions as a
+    /// [`PresentedToken`](super::PresentedToken), for a handler that calls another API on the
+    /// caller's behalf (token exchange, RFC 8693, or forwarding). Off by
+    /// default: without it, the token is dropped once verified and nothing further in can
+    /// leak it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let p = oidc_core::Provider::builder("https://id.example.com").build().unwrap();
+    /// # let verifier = oidc_core::AccessTokenVerifier::new(p, "api");
+    /// let layer = oidc_tower::BearerAuthLayer::new(verifier).keep_presented_token(true);
+    /// ```
+    pub fn keep_presented_token(mut self, keep: bool) -> Self {
+        self.keep_token = keep;
         self
     }
 
@@ -89,6 +138,7 @@ impl<C, R> BearerAuthLayer<C, R> {
             realm: self.realm,
             rejection: self.rejection,
             allow_anonymous: self.allow_anonymous,
+            keep_token: self.keep_token,
             claims: PhantomData,
         }
     }
@@ -101,6 +151,7 @@ impl<C, R> BearerAuthLayer<C, R> {
             realm: self.realm,
             rejection,
             allow_anonymous: self.allow_anonymous,
+            keep_token: self.keep_token,
             claims: PhantomData,
         }
     }
@@ -135,6 +186,7 @@ impl<C, R: Clone> Clone for BearerAuthLayer<C, R> {
             realm: self.realm.clone(),
             rejection: self.rejection.clone(),
             allow_anonymous: self.allow_anonymous,
+            keep_token: self.keep_token,
             claims: PhantomData,
         }
     }
@@ -147,6 +199,7 @@ impl<C, R: std::fmt::Debug> std::fmt::Debug for BearerAuthLayer<C, R> {
             .field("realm", &self.realm)
             .field("rejection", &self.rejection)
             .field("allow_anonymous", &self.allow_anonymous)
+            .field("keep_presented_token", &self.keep_token)
             .field("claims", &std::any::type_name::<C>())
             .finish()
     }

@@ -21,6 +21,14 @@
 //! [`Identity::issuer`](oidc_core::Identity::issuer) (see
 //! [Several issuers](oidc_core::verify#several-issuers)).
 //!
+//! With [`BearerAuthLayer::keep_presented_token`] the verified token itself is put in the
+//! extensions too, as a [`PresentedToken`], for handlers that call another API on the
+//! caller's behalf; it is off by default.
+//!
+//! With [`BearerAuthLayer::with_resource_metadata`] every challenge also names the API's RFC
+//! 9728 metadata document (`resource_metadata="…"`), which
+//! [`ProtectedResource`](crate::resource_metadata::ProtectedResource) serves.
+//!
 //! Tokens are never accepted from the URL query or a form body (RFC 6750 §2.2–2.3 allow it,
 //! RFC 9700 §2.5 advises against it): a query `access_token` is refused so that tokens do not
 //! end up in logs and browser history.
@@ -64,6 +72,35 @@ mod service;
 pub use self::layer::BearerAuthLayer;
 pub use self::service::BearerAuth;
 pub(crate) use self::service::BearerPath;
+
+/// The bearer token of a verified request, in the request extensions when the layer was built
+/// with [`BearerAuthLayer::keep_presented_token`]: for calling another API on the caller's
+/// behalf (token exchange, RFC 8693, or forwarding). It is only there after
+/// the token was verified. `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PresentedToken(oidc_core::flow::Secret);
+
+impl PresentedToken {
+    pub(crate) fn new(token: &str) -> Self {
+        Self(oidc_core::flow::Secret::new(token))
+    }
+
+    /// The token as the caller presented it. Never log it.
+    pub fn secret(&self) -> &oidc_core::flow::Secret {
+        &self.0
+    }
+
+    /// The token, consuming the extension.
+    pub fn into_secret(self) -> oidc_core::flow::Secret {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for PresentedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PresentedToken(..)")
+    }
+}
 
 use http::{HeaderMap, header};
 

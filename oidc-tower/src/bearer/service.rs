@@ -1,6 +1,5 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, Request, Response};
@@ -8,8 +7,8 @@ use oidc_core::AdditionalClaims;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use super::{BearerAuthLayer, bearer_token};
-use crate::error::{Anonymous, AuthError, AuthErrorKind, Realm};
+use super::{BearerAuthLayer, PresentedToken, bearer_token};
+use crate::error::{Anonymous, AuthError, AuthErrorKind, Challenge, Realm};
 use crate::future::ResponseFuture;
 use crate::response::{DefaultRejection, OnRejection, log};
 
@@ -66,9 +65,10 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let token = match self.layer.check::<C>(req.headers(), req.uri().query()) {
-            Ok(Checked::Verified(claims)) => {
+            Ok(Checked::Verified(claims, token)) => {
                 let in_flight = crate::metrics::InFlight::new("bearer");
-                authenticated(req.extensions_mut(), claims, &self.layer.realm);
+                let presented = self.layer.keep_token.then(|| PresentedToken::new(token));
+                authenticated(req.extensions_mut(), claims, &self.layer.realm, presented);
                 return ResponseFuture::inner_in_flight(self.inner.call(req), in_flight);
             }
             Ok(Checked::Pending(token)) => token,
@@ -82,6 +82,7 @@ where
             Err(error) => return self.reject(error),
         };
         let token = token.to_owned();
+        let keep_token = self.layer.keep_token;
         let realm = self.realm();
         let rejection = self.layer.rejection.clone();
         let verifier = self.layer.verifier.clone();
@@ -89,14 +90,15 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let in_flight = crate::metrics::InFlight::new("bearer");
-        let span = tracing::debug_span!("oidc.bearer", realm = %realm);
+        let span = tracing::debug_span!("oidc.bearer", realm = %realm.realm());
         ResponseFuture::boxed(tracing::Instrument::instrument(
             async move {
                 let _in_flight = in_flight;
                 match verify::<C>(&verifier, &token, &realm).await {
                     Ok(claims) => {
+                        let presented = keep_token.then(|| PresentedToken::new(&token));
                         drop(token);
-                        authenticated(req.extensions_mut(), claims, &realm);
+                        authenticated(req.extensions_mut(), claims, &realm, presented);
                         inner.call(req).await
                     }
                     Err(error) => {
@@ -111,7 +113,7 @@ where
 }
 
 impl<S, C, R> BearerAuth<S, C, R> {
-    fn realm(&self) -> Arc<str> {
+    fn realm(&self) -> Challenge {
         self.layer.realm.clone()
     }
 
@@ -130,8 +132,9 @@ impl<S, C, R> BearerAuth<S, C, R> {
 pub(crate) enum Checked<'a, C> {
     /// The request has no bearer credentials.
     NoCredentials,
-    /// A token the cache answered: no copy of it, no span, no waiting.
-    Verified(oidc_core::Claims<C>),
+    /// A token the cache answered (its claims, and the token as presented): no copy of it,
+    /// no span, no waiting.
+    Verified(oidc_core::Claims<C>, &'a str),
     /// A token that must be verified ([`verify`]).
     Pending(&'a str),
 }
@@ -153,8 +156,8 @@ impl<C, R> BearerAuthLayer<C, R> {
             return Ok(Checked::NoCredentials);
         };
         match self.verifier.verify_cached::<T>(token) {
-            Some(Ok(claims)) => Ok(Checked::Verified(claims)),
-            Some(Err(error)) => Err(AuthError::from_verify(error, Arc::clone(&self.realm))),
+            Some(Ok(claims)) => Ok(Checked::Verified(claims, token)),
+            Some(Err(error)) => Err(AuthError::from_verify(error, self.realm.clone())),
             None => Ok(Checked::Pending(token)),
         }
     }
@@ -164,7 +167,7 @@ impl<C, R> BearerAuthLayer<C, R> {
 async fn verify<C>(
     verifier: &oidc_core::AccessTokenVerifier,
     token: &str,
-    realm: &Arc<str>,
+    realm: &Challenge,
 ) -> Result<oidc_core::Claims<C>, AuthError>
 where
     C: DeserializeOwned + Clone + Send + Sync + 'static,
@@ -172,12 +175,12 @@ where
     verifier
         .verify::<C>(token)
         .await
-        .map_err(|error| AuthError::from_verify(error, Arc::clone(realm)))
+        .map_err(|error| AuthError::from_verify(error, realm.clone()))
 }
 
 /// The 401 of a request without credentials.
-fn missing_token(realm: &Arc<str>) -> AuthError {
-    AuthError::new(AuthErrorKind::MissingToken, Arc::clone(realm))
+fn missing_token(realm: &Challenge) -> AuthError {
+    AuthError::new(AuthErrorKind::MissingToken, realm.clone())
 }
 
 /// The bearer credentials of a request: `Ok(None)` when it has none, the 400
@@ -186,25 +189,28 @@ fn missing_token(realm: &Arc<str>) -> AuthError {
 fn credentials<'a>(
     headers: &'a HeaderMap,
     query: Option<&str>,
-    realm: &Arc<str>,
+    realm: &Challenge,
 ) -> Result<Option<&'a str>, AuthError> {
     bearer_token(headers, query).map_err(|description| {
-        AuthError::new(AuthErrorKind::InvalidRequest, Arc::clone(realm))
-            .with_description(description)
+        AuthError::new(AuthErrorKind::InvalidRequest, realm.clone()).with_description(description)
     })
 }
 
 /// Puts what handlers and the layers further in need into the request: the identity, the
-/// claims and the [`Realm`] of this layer.
+/// claims, the [`Realm`] of this layer and, when the layer keeps it, the token.
 pub(crate) fn authenticated<C: Send + Sync + 'static>(
     extensions: &mut http::Extensions,
     claims: oidc_core::Claims<C>,
-    realm: &Arc<str>,
+    realm: &Challenge,
+    presented: Option<PresentedToken>,
 ) {
     crate::metrics::outcome("authenticated", "bearer");
     extensions.insert(claims.identity().clone());
     extensions.insert(claims);
-    extensions.insert(Realm::new(Arc::clone(realm)));
+    extensions.insert(Realm::new(realm.clone()));
+    if let Some(token) = presented {
+        extensions.insert(token);
+    }
 }
 
 /// The bearer path of a [`BearerAuthLayer`] with its claim type erased, for the login layer's
@@ -212,8 +218,8 @@ pub(crate) fn authenticated<C: Send + Sync + 'static>(
 /// cache, verification and extensions as [`BearerAuth`], answered with the
 /// [`DefaultRejection`].
 pub(crate) trait BearerPath: Send + Sync {
-    /// The realm of the layer's challenges.
-    fn realm(&self) -> &Arc<str>;
+    /// The realm (and metadata URL) of the layer's challenges.
+    fn realm(&self) -> &Challenge;
 
     /// Whether a request without credentials may pass without an identity.
     fn allows_anonymous(&self) -> bool;
@@ -230,7 +236,7 @@ impl<C> BearerPath for BearerAuthLayer<C, DefaultRejection>
 where
     C: DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    fn realm(&self) -> &Arc<str> {
+    fn realm(&self) -> &Challenge {
         &self.realm
     }
 
@@ -243,12 +249,16 @@ where
         parts: &'a mut http::request::Parts,
     ) -> Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send + 'a>> {
         Box::pin(async move {
-            let claims = match self.check::<C>(&parts.headers, parts.uri.query())? {
-                Checked::Verified(claims) => claims,
-                Checked::Pending(token) => verify::<C>(&self.verifier, token, &self.realm).await?,
+            let (claims, token) = match self.check::<C>(&parts.headers, parts.uri.query())? {
+                Checked::Verified(claims, token) => (claims, token),
+                Checked::Pending(token) => (
+                    verify::<C>(&self.verifier, token, &self.realm).await?,
+                    token,
+                ),
                 Checked::NoCredentials => return Err(missing_token(&self.realm)),
             };
-            authenticated(&mut parts.extensions, claims, &self.realm);
+            let presented = self.keep_token.then(|| PresentedToken::new(token));
+            authenticated(&mut parts.extensions, claims, &self.realm, presented);
             Ok(())
         })
     }
@@ -259,6 +269,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use std::convert::Infallible;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
     use std::time::{Duration, UNIX_EPOCH};
 

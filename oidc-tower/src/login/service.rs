@@ -225,8 +225,8 @@ where
     if !redirect && anonymous {
         crate::metrics::outcome("anonymous", "");
         let realm = config.bearer.as_ref().map_or_else(
-            || Arc::clone(&config.login_realm),
-            |b| Arc::clone(b.realm()),
+            || crate::error::Challenge::from(Arc::clone(&config.login_realm)),
+            |b| b.realm().clone(),
         );
         parts
             .extensions
@@ -239,7 +239,7 @@ where
             // An API that takes bearer tokens: the RFC 6750 challenge of its realm.
             Some(bearer) => reject(&AuthError::new(
                 AuthErrorKind::MissingToken,
-                Arc::clone(bearer.realm()),
+                bearer.realm().clone(),
             )),
             None => {
                 crate::metrics::outcome("rejected", "unauthenticated");
