@@ -3,6 +3,10 @@
 //! the same call without the layer, in the same run. The upstream is an in-process service
 //! that answers at once, so the difference is the layer's overhead alone.
 //!
+//! The same for a cached token exchange (`OnBehalfOfLayer::exchange`: the user token taken
+//! from the extensions, its keyed hash for the cache key, the lookup, the header, the retry
+//! clone), and for forwarding the user's token (`OnBehalfOfLayer::forward`).
+//!
 //! `cargo bench -p benches --bench outbound`
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -13,9 +17,12 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use oidc_core::Provider;
-use oidc_core::flow::{ServiceClient, ServiceTokenRequest};
+use oidc_core::flow::{
+    ExchangeRequest, Secret, ServiceClient, ServiceTokenRequest, TokenExchanger,
+};
 use oidc_testing::{ClientRegistration, TestProvider};
 use oidc_tower::OutboundAuthLayer;
+use oidc_tower::outbound::{OnBehalfOfLayer, UserToken};
 use tower::{Layer, ServiceExt, service_fn};
 
 fn request() -> Request<String> {
@@ -30,7 +37,7 @@ fn outbound(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (_tp, layer) = rt.block_on(async {
+    let (tp, layer) = rt.block_on(async {
         let tp = TestProvider::start().await;
         tp.register_client(ClientRegistration::confidential(
             "svc",
@@ -57,12 +64,46 @@ fn outbound(c: &mut Criterion) {
         2
     );
 
+    // Token exchange: a user's token, its exchanged token cached before measuring.
+    let user = Secret::new(tp.issue_access_token("svc", "ada"));
+    let exchange = rt.block_on(async {
+        let provider = Provider::builder(tp.issuer()).build().unwrap();
+        let exchanger = TokenExchanger::new(provider, "svc", "secret");
+        let wanted = ExchangeRequest::new().with_audience("https://orders.example.test");
+        exchanger.exchange(&user, &wanted).await.unwrap();
+        OnBehalfOfLayer::exchange(exchanger, wanted)
+    });
+    let on_behalf = exchange.layer(upstream);
+    let forwarding = OnBehalfOfLayer::forward().layer(upstream);
+    let as_user = || {
+        let mut req = request();
+        req.extensions_mut().insert(UserToken::from(user.clone()));
+        req
+    };
+    let before = tp.token_requests().len();
+    assert_eq!(
+        rt.block_on(on_behalf.clone().oneshot(as_user()))
+            .unwrap()
+            .into_body(),
+        2
+    );
+    assert_eq!(tp.token_requests().len(), before, "served from the cache");
+
     let mut group = c.benchmark_group("outbound");
     group.bench_function("plain_call", |b| {
         b.iter(|| rt.block_on(upstream.oneshot(black_box(request()))))
     });
     group.bench_function("cached_service_token", |b| {
         b.iter(|| rt.block_on(with_token.clone().oneshot(black_box(request()))))
+    });
+    group.bench_function("plain_call_with_user_token", |b| {
+        b.iter(|| rt.block_on(upstream.oneshot(black_box(as_user()))))
+    });
+    group.bench_function("cached_token_exchange", |b| {
+        b.iter(|| rt.block_on(on_behalf.clone().oneshot(black_box(as_user()))))
+    });
+    group.bench_function("forwarded_user_token", |b| {
+        b.iter(|| rt.block_on(forwarding.clone().oneshot(black_box(as_user()))))
     });
     group.finish();
 }

@@ -61,6 +61,16 @@ pub enum ConfigError {
         /// The issuer given twice.
         issuer: String,
     },
+    /// A grant (or response type) this library does not implement, or refuses: the implicit
+    /// flow and the password grant, with the alternative to use (see
+    /// [`flow::grants`](crate::flow::grants#refused-grants)).
+    #[error("grant {grant:?} is not supported: {advice}")]
+    UnsupportedGrant {
+        /// The name as given (at most 64 characters of it).
+        grant: String,
+        /// What to use instead.
+        advice: &'static str,
+    },
 }
 
 /// A failed HTTP exchange with the provider.
@@ -353,6 +363,25 @@ pub enum FlowError {
         /// The `error` code.
         error: String,
     },
+    /// Token exchange (RFC 8693) was not attempted: the subject token (the user's access
+    /// token) has expired by its `exp` or the expiry the caller gave. Get the user a fresh
+    /// token (refresh, or a new login).
+    #[error("the subject token of the token exchange has expired")]
+    SubjectTokenExpired,
+    /// The authorization response carries tokens (`access_token`, `id_token`, `token_type`
+    /// or `refresh_token`): an implicit or hybrid response, which this library never asks
+    /// for. Refused before the transaction is looked up and before any token request; the
+    /// tokens are not kept (see [`flow::grants`](crate::flow::grants#refused-grants)).
+    #[error(
+        "implicit responses are not accepted: the authorization response carries tokens; \
+         use the authorization code flow (response type code, with PKCE)"
+    )]
+    ImplicitResponse,
+    /// The authorization request was built with a parameter that asks for a refused grant
+    /// (`response_type` other than `code`, `response_mode` other than `query`, a
+    /// `grant_type`): nothing was sent. An error of the application's configuration.
+    #[error(transparent)]
+    UnsupportedGrant(ConfigError),
 }
 
 /// How an HTTP layer should answer a [`FlowError`].
@@ -367,13 +396,17 @@ pub enum FlowErrorKind {
     ProviderFailure,
     /// The provider did not answer in time: 504.
     Timeout,
+    /// The application asked for something this library refuses (a refused grant): 500,
+    /// nothing sent to the provider.
+    Misconfigured,
 }
 
 impl FlowError {
     /// The category, for choosing a status code.
     pub fn kind(&self) -> FlowErrorKind {
         match self {
-            Self::Unbound(_) => FlowErrorKind::Unbound,
+            Self::Unbound(_) | Self::ImplicitResponse => FlowErrorKind::Unbound,
+            Self::UnsupportedGrant(_) => FlowErrorKind::Misconfigured,
             Self::AuthorizationDenied { .. }
             | Self::TokenEndpoint { .. }
             | Self::UserInfoSubjectMismatch
@@ -381,7 +414,8 @@ impl FlowError {
             | Self::UserInfoRefused { .. }
             | Self::RefreshMismatch
             | Self::DeviceCodeExpired
-            | Self::RevocationRefused { .. } => FlowErrorKind::Rejected,
+            | Self::RevocationRefused { .. }
+            | Self::SubjectTokenExpired => FlowErrorKind::Rejected,
             Self::IdToken(VerifyError::KeysUnavailable(e))
             | Self::LogoutToken(VerifyError::KeysUnavailable(e)) => match e {
                 JwksError::Http(h) | JwksError::Discovery(DiscoveryError::Http(h))

@@ -135,3 +135,31 @@ impl BackchannelDelivery {
             .map(|(_, value)| value.as_str())
     }
 }
+
+/// How the token endpoint answers a token exchange (RFC 8693) it accepted; set with
+/// [`TestProvider::set_token_exchange_answer`](crate::TestProvider::set_token_exchange_answer).
+///
+/// Every variant except [`Normal`](TokenExchangeAnswer::Normal) is a hostile or broken
+/// provider, for the client's rejection paths. The subject token and the client are checked
+/// first in every case: an invalid subject token is refused with `invalid_grant` whatever the
+/// knob says.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TokenExchangeAnswer {
+    /// A new access token for the requested audience (the default).
+    #[default]
+    Normal,
+    /// `400` with this OAuth `error` code (`invalid_target`, `unauthorized_client`…; with
+    /// `invalid_client`, `401`) and an `error_description`.
+    Error(String),
+    /// A normal answer whose `issued_token_type` is this value.
+    IssuedTokenType(String),
+    /// A normal answer whose `token_type` is this value.
+    TokenType(String),
+    /// A normal answer whose `access_token` is this many bytes of `A`.
+    HugeToken(usize),
+    /// A normal answer whose `access_token` is the subject token itself.
+    EchoSubjectToken,
+    /// A normal answer whose `expires_in` is this JSON value.
+    ExpiresIn(serde_json::Value),
+}

@@ -176,6 +176,7 @@ pub use client::{ClientRegistration, TokenEndpointAuth};
 pub use endpoints::introspection::IntrospectionRequest;
 pub use failure::Failure;
 pub use keys::{SigningAlg, UnknownSigningAlg};
+pub use knobs::TokenExchangeAnswer;
 pub use knobs::{
     BackchannelDelivery, CallbackIss, IdTokenSigning, LogoutState, RecordedTokenRequest,
 };

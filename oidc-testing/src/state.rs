@@ -215,6 +215,8 @@ pub(crate) struct AuthState {
     pub(crate) devices: crate::endpoints::device::DeviceState,
     /// The revocation endpoint's knobs and recordings.
     pub(crate) revocation: crate::endpoints::revocation::RevocationState,
+    /// How accepted token exchanges (RFC 8693) are answered.
+    pub(crate) token_exchange_answer: crate::knobs::TokenExchangeAnswer,
 }
 
 impl fmt::Debug for AuthState {
@@ -262,6 +264,7 @@ impl AuthState {
             access_tokens: HashMap::new(),
             devices: Default::default(),
             revocation: Default::default(),
+            token_exchange_answer: Default::default(),
         }
     }
 

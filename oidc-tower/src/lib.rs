@@ -85,6 +85,6 @@ mod response;
 pub use crate::bearer::{BearerAuth, BearerAuthLayer, PresentedToken};
 pub use crate::error::{Anonymous, AuthError, AuthErrorKind, Realm};
 pub use crate::future::{BoxResponseFuture, ResponseFuture};
-pub use crate::outbound::{OutboundAuth, OutboundAuthLayer};
+pub use crate::outbound::{OnBehalfOf, OnBehalfOfLayer, OutboundAuth, OutboundAuthLayer};
 pub use crate::require::{Require, RequireLayer};
 pub use crate::response::{DefaultRejection, OnRejection};

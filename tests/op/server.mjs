@@ -321,6 +321,93 @@ configuration.features.deviceFlow = { ...configuration.features.deviceFlow, enab
 configuration.features.revocation = { enabled: true };
 // --- end of command-line login ----------------------------------------------------------------
 
+// --- Token exchange (tests/tests/token_exchange.rs) -------------------------------------------
+// RFC 8693, which oidc-provider does not implement: registered below with
+// provider.registerGrantType. `obo-app` is a confidential code-flow client whose users get
+// opaque access tokens (it has no default resource, so they are AccessTokens stored by the
+// provider); it exchanges such a token for an RFC 9068 JWT access token of one of the
+// resource servers above (API_RESOURCE…), for the same user. The handler looks the subject
+// token up as an AccessToken (unknown, expired or revoked: invalid_grant), requires it to be
+// a user's token issued to a client on EXCHANGE_SUBJECT_CLIENTS (an allow-list) whose account
+// still exists, and issues a token that lives at most as long as the subject token.
+const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const OBO_CLIENT = 'obo-app';
+const EXCHANGE_SUBJECT_CLIENTS = new Set([OBO_CLIENT]);
+configuration.clients.push({
+  client_id: OBO_CLIENT,
+  client_secret: 'obo-secret',
+  redirect_uris: ['http://127.0.0.1:8977/callback'],
+  grant_types: ['authorization_code', 'refresh_token', TOKEN_EXCHANGE_GRANT],
+  response_types: ['code'],
+  scope: 'openid profile api:read',
+});
+{
+  const { defaultResource } = configuration.features.resourceIndicators;
+  configuration.features.resourceIndicators.defaultResource = (ctx, client, oneOf) => (
+    client?.clientId === OBO_CLIENT ? oneOf : defaultResource(ctx, client, oneOf)
+  );
+}
+// The acting client of an exchanged token, as the RFC 8693 §4.1 `act` claim.
+{
+  const { extraTokenClaims } = configuration;
+  configuration.extraTokenClaims = async (ctx, token) => {
+    const extra = await extraTokenClaims?.(ctx, token);
+    return token.gty === 'token_exchange' ? { ...extra, act: { sub: token.clientId } } : extra;
+  };
+}
+async function tokenExchange(ctx) {
+  const { provider, client, params } = ctx.oidc;
+  if (!params.subject_token) throw new errors.InvalidRequest('missing required parameter subject_token');
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest('subject_token_type must be the access token type');
+  }
+  if (params.requested_token_type !== undefined && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest('only access tokens are issued');
+  }
+  const subject = await provider.AccessToken.find(params.subject_token);
+  if (!subject || subject.isExpired) throw new errors.InvalidGrant('subject token is invalid, expired or revoked');
+  if (!EXCHANGE_SUBJECT_CLIENTS.has(subject.clientId) || !subject.accountId) {
+    throw new errors.InvalidGrant('subject token is not a user token of a client whose tokens may be exchanged');
+  }
+  const account = await configuration.findAccount(ctx, subject.accountId, subject);
+  if (!account) throw new errors.InvalidGrant('the subject token\'s user is gone');
+  const targets = [params.resource, params.audience].filter(Boolean);
+  if (targets.length !== 1) throw new errors.InvalidTarget('exactly one resource or audience is required');
+  const rs = await configuration.features.resourceIndicators.getResourceServerInfo(ctx, targets[0], client);
+  const allowed = new Set(rs.scope.split(' ').filter((s) => client.scope?.split(' ').includes(s)));
+  const requested = (params.scope ?? '').split(' ').filter(Boolean);
+  if (requested.some((s) => !allowed.has(s))) throw new errors.InvalidScope('requested scope is not allowed');
+  const token = new provider.AccessToken({
+    accountId: subject.accountId,
+    client,
+    grantId: subject.grantId,
+    gty: 'token_exchange',
+    scope: requested.join(' ') || undefined,
+    expiresIn: Math.min(rs.accessTokenTTL ?? 3600, subject.remainingTTL),
+  });
+  token.resourceServer = {
+    ...rs,
+    identifier: () => targets[0],
+  };
+  ctx.oidc.entity('Account', account);
+  ctx.oidc.entity('AccessToken', token);
+  const value = await token.save();
+  ctx.body = {
+    access_token: value,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    token_type: 'Bearer',
+    expires_in: token.expiration,
+    scope: token.scope,
+  };
+}
+function registerTokenExchange(provider) {
+  provider.registerGrantType(TOKEN_EXCHANGE_GRANT, tokenExchange, [
+    'subject_token', 'subject_token_type', 'requested_token_type', 'resource', 'audience', 'scope',
+  ]);
+}
+// --- end of token exchange --------------------------------------------------------------------
+
 const server = createServer();
 
 function shutdown() {
@@ -345,6 +432,7 @@ server.listen(PORT, HOST, () => {
   const { port } = server.address();
   const issuer = `http://localhost:${port}`;
   const provider = new Provider(issuer, configuration);
+  registerTokenExchange(provider);
   provider.on('server_error', (ctx, err) => console.error('server_error', err));
   provider.on('grant.success', (ctx) => {
     const { oidc } = ctx;

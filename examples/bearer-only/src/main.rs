@@ -25,6 +25,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let verifier = AccessTokenVerifier::new(provider, env("OIDC_AUDIENCE")?);
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("listening on http://{listen}");
-    axum::serve(listener, bearer_only::app(verifier)).await?;
+    // Header-read timeout, body-read deadline, connection cap (see server-limits).
+    server_limits::serve(
+        listener,
+        bearer_only::app(verifier),
+        server_limits::Limits::default(),
+        std::future::pending(),
+    )
+    .await?;
     Ok(())
 }

@@ -36,6 +36,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("open {app_url}/api/me");
-    axum::serve(listener, login_and_bearer::app(client, app_url, verifier)?).await?;
+    // Header-read timeout, body-read deadline, connection cap (see server-limits).
+    server_limits::serve(
+        listener,
+        login_and_bearer::app(client, app_url, verifier)?,
+        server_limits::Limits::default(),
+        std::future::pending(),
+    )
+    .await?;
     Ok(())
 }

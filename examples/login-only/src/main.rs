@@ -30,6 +30,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("open {app_url}/");
-    axum::serve(listener, login_only::app(client, app_url)?).await?;
+    // Header-read timeout, body-read deadline, connection cap (see server-limits).
+    server_limits::serve(
+        listener,
+        login_only::app(client, app_url)?,
+        server_limits::Limits::default(),
+        std::future::pending(),
+    )
+    .await?;
     Ok(())
 }

@@ -52,6 +52,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("open {app_url}/");
-    axum::serve(listener, app(&app_url, corp, google)?).await?;
+    // Header-read timeout, body-read deadline, connection cap (see server-limits).
+    server_limits::serve(
+        listener,
+        app(&app_url, corp, google)?,
+        server_limits::Limits::default(),
+        std::future::pending(),
+    )
+    .await?;
     Ok(())
 }

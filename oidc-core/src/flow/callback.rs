@@ -4,6 +4,10 @@ use super::transaction::Transaction;
 use crate::error::FlowError;
 use crate::flow::secret::ct_eq;
 
+/// The parameters only a response that returns tokens from the authorization endpoint has
+/// (the implicit flow, `response_type=token` or `id_token token`, and the hybrid flows).
+const TOKEN_PARAMS: [&str; 4] = ["access_token", "id_token", "token_type", "refresh_token"];
+
 /// The parameters of an authorization response, parsed strictly: every parameter at most once.
 #[derive(Debug, Clone, Default)]
 pub struct AuthorizationResponse {
@@ -19,10 +23,21 @@ impl AuthorizationResponse {
     ///
     /// # Errors
     ///
+    /// [`FlowError::ImplicitResponse`] when the response carries a token (`access_token`,
+    /// `id_token`, `token_type`, `refresh_token`), with or without a `code`: an implicit or
+    /// hybrid response, never asked for (see
+    /// [refused grants](crate::flow::grants#refused-grants)); the token is not kept.
     /// [`FlowError::Unbound`] when a parameter appears twice (CB-02).
     pub fn from_query(query: &str) -> Result<Self, FlowError> {
         let mut out = Self::default();
-        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let pairs = url::form_urlencoded::parse(query.as_bytes());
+        if pairs
+            .clone()
+            .any(|(name, _)| TOKEN_PARAMS.contains(&&*name))
+        {
+            return Err(FlowError::ImplicitResponse);
+        }
+        for (name, value) in pairs {
             let slot = match &*name {
                 "code" => &mut out.code,
                 "state" => &mut out.state,

@@ -360,11 +360,19 @@ impl OidcClient {
     ///
     /// # Errors
     ///
-    /// [`FlowError`] when the provider's metadata is unavailable or lacks an endpoint.
+    /// [`FlowError::UnsupportedGrant`] when an extra parameter asks for a refused grant (a
+    /// `response_type` other than `code`, a `response_mode` other than `query`, a
+    /// `grant_type`; see [refused grants](crate::flow::grants#refused-grants)), before any
+    /// request; [`FlowError`] when the provider's metadata is unavailable or lacks an
+    /// endpoint.
     pub async fn authorize(
         &self,
         options: &AuthorizeOptions,
     ) -> Result<(String, Transaction), FlowError> {
+        for (name, value) in &options.extra {
+            super::grants::check_authorize_param(name, value)
+                .map_err(FlowError::UnsupportedGrant)?;
+        }
         let metadata = self.metadata().await?;
         let client = self.oc_client(&metadata)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();

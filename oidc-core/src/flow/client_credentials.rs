@@ -65,11 +65,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
-use moka::ops::compute::{CompResult, Op};
 use openidconnect::{OAuth2TokenResponse, Scope};
-use tokio::time::Instant;
 
-use super::client::{checked_access_token, provider_http, token_client, token_error};
+use super::client::{
+    OcTokenClient, checked_access_token, provider_http, token_client, token_error,
+};
+use super::token_cache::{self, Slot};
 use super::{ClientAuth, Secret};
 use crate::clock::{self, Clock};
 use crate::error::FlowError;
@@ -193,13 +194,6 @@ impl ServiceToken {
     }
 }
 
-/// A cache entry: a token, or a failure remembered for the cooldown.
-#[derive(Debug, Clone)]
-enum Slot {
-    Token(ServiceToken),
-    Failed { error: FlowError, until: Instant },
-}
-
 /// A confidential client that obtains service tokens with the client credentials grant,
 /// caches them per [`ServiceTokenRequest`] and renews them before they expire.
 ///
@@ -219,7 +213,7 @@ struct Inner {
     margin: i64,
     failure_cooldown: Duration,
     clock: Option<Clock>,
-    cache: Cache<ServiceTokenRequest, Slot>,
+    cache: Cache<ServiceTokenRequest, Slot<ServiceToken>>,
 }
 
 impl std::fmt::Debug for ServiceClient {
@@ -344,89 +338,30 @@ impl ServiceClient {
         self.inner.cache.invalidate(request).await;
     }
 
-    /// The cached result of `slot`, when it may still be used.
-    fn reuse(
-        &self,
-        slot: &Slot,
-        rejected: Option<&ServiceToken>,
-    ) -> Option<Result<ServiceToken, FlowError>> {
-        match slot {
-            Slot::Token(token)
-                if token.is_fresh(self.now())
-                    && rejected.is_none_or(|r| r.access_token != token.access_token) =>
-            {
-                Some(Ok(token.clone()))
-            }
-            Slot::Token(_) => None,
-            Slot::Failed { error, until } if Instant::now() < *until => Some(Err(error.clone())),
-            Slot::Failed { .. } => None,
-        }
-    }
-
     async fn obtain(
         &self,
         request: &ServiceTokenRequest,
         rejected: Option<&ServiceToken>,
     ) -> Result<ServiceToken, FlowError> {
-        if let Some(result) = self
-            .inner
-            .cache
-            .get(request)
-            .await
-            .and_then(|slot| self.reuse(&slot, rejected))
-        {
-            return result;
-        }
-        // Calls on one key run one after the other: the first sends the request, the others
-        // find its result.
-        let mut reused = None;
-        let outcome = self
-            .inner
-            .cache
-            .entry_by_ref(request)
-            .and_compute_with(|current| {
-                reused = current.and_then(|entry| self.reuse(entry.value(), rejected));
-                let fetch = reused.is_none();
-                async move {
-                    if !fetch {
-                        return Op::Nop;
-                    }
-                    match self.fetch(request).await {
-                        Ok(token) => Op::Put(Slot::Token(token)),
-                        Err(error) => Op::Put(Slot::Failed {
-                            error,
-                            until: Instant::now() + self.inner.failure_cooldown,
-                        }),
-                    }
-                }
-            })
-            .await;
-        if let Some(result) = reused {
-            return result;
-        }
-        match outcome {
-            CompResult::Inserted(entry) | CompResult::ReplacedWith(entry) => {
-                match entry.into_value() {
-                    Slot::Token(token) => Ok(token),
-                    Slot::Failed { error, .. } => Err(error),
-                }
-            }
-            _ => Err(FlowError::InvalidResponse("no token was obtained")),
-        }
+        let usable = |token: &ServiceToken| {
+            token.is_fresh(self.now())
+                && rejected.is_none_or(|r| r.access_token != token.access_token)
+        };
+        token_cache::obtain(
+            &self.inner.cache,
+            request,
+            usable,
+            self.inner.failure_cooldown,
+            || self.fetch(request),
+        )
+        .await
     }
 
     /// One token request to the provider.
     async fn fetch(&self, request: &ServiceTokenRequest) -> Result<ServiceToken, FlowError> {
         let c = &*self.inner;
         let metadata = c.provider.metadata().await.map_err(FlowError::Discovery)?;
-        let auth = match c.auth {
-            Some(auth) => auth,
-            None => negotiate(metadata.token_endpoint_auth_methods_supported())?,
-        };
-        if auth == ClientAuth::None {
-            return Err(FlowError::UnsupportedClientAuth);
-        }
-        let client = token_client(&c.provider, &c.client_id, Some(&c.secret), auth, &metadata)?;
+        let client = secret_client(&c.provider, &c.client_id, &c.secret, c.auth, &metadata)?;
         let mut token_request = client
             .exchange_client_credentials()
             .add_scopes(request.scopes.iter().cloned().map(Scope::new));
@@ -474,8 +409,29 @@ impl ServiceClient {
     }
 }
 
-fn new_cache() -> Cache<ServiceTokenRequest, Slot> {
+fn new_cache() -> Cache<ServiceTokenRequest, Slot<ServiceToken>> {
     Cache::builder().max_capacity(MAX_CACHED_REQUESTS).build()
+}
+
+/// The token endpoint client of a confidential client that authenticates with `secret` by
+/// `auth`, or by the method [`negotiate`]d from the provider's metadata: the client
+/// credentials grant and token exchange share it. [`ClientAuth::None`] is refused: these
+/// grants need a secret.
+pub(crate) fn secret_client(
+    provider: &Provider,
+    client_id: &str,
+    secret: &Secret,
+    auth: Option<ClientAuth>,
+    metadata: &crate::discovery::ProviderMetadata,
+) -> Result<OcTokenClient, FlowError> {
+    let auth = match auth {
+        Some(auth) => auth,
+        None => negotiate(metadata.token_endpoint_auth_methods_supported())?,
+    };
+    if auth == ClientAuth::None {
+        return Err(FlowError::UnsupportedClientAuth);
+    }
+    token_client(provider, client_id, Some(secret), auth, metadata)
 }
 
 /// The method to use when none was configured: `client_secret_basic` when the provider lists

@@ -10,6 +10,10 @@
 //! with the client credentials grant (see [`client_credentials`]); it shares the token
 //! request and client authentication code of [`OidcClient`].
 //!
+//! [`TokenExchanger`] calls a downstream API on behalf of the signed-in user: it exchanges the
+//! user's access token for a token of that API (RFC 8693, see [`token_exchange`]), with the
+//! client authentication and cache rules of [`ServiceClient`].
+//!
 //! # The flow
 //!
 //! 1. [`OidcClient::authorize`] gives the provider URL and a [`Transaction`] (state, nonce,
@@ -94,10 +98,13 @@ mod callback;
 pub(crate) mod client;
 pub mod client_credentials;
 pub mod device;
+pub mod grants;
 mod id_token;
 mod logout_token;
 pub mod revocation;
 mod secret;
+mod token_cache;
+pub mod token_exchange;
 mod tokens;
 mod transaction;
 
@@ -105,8 +112,12 @@ pub use self::callback::AuthorizationResponse;
 pub use self::client::{ClientAuth, OidcClient};
 pub use self::client_credentials::{ServiceClient, ServiceToken, ServiceTokenRequest};
 pub use self::device::{DeviceAuthorization, DeviceFlow, DevicePoll};
+pub use self::grants::Grant;
 pub use self::logout_token::LogoutToken;
 pub use self::revocation::{TokenRevoker, TokenTypeHint};
 pub use self::secret::Secret;
+pub use self::token_exchange::{
+    ExchangeRequest, ExchangeTokenType, ExchangedToken, TokenExchanger,
+};
 pub use self::tokens::TokenSet;
 pub use self::transaction::{AuthorizeOptions, Transaction, sanitize_return_to};

@@ -67,6 +67,12 @@ impl AuthorizeOptions {
 
     /// Adds an extra authorization request parameter. Parameters the flow sets itself
     /// (`state`, `nonce`, `code_challenge`, `redirect_uri`, …) cannot be overridden.
+    ///
+    /// A `response_type` other than `code`, a `response_mode` other than `query` or any
+    /// `grant_type` asks for a grant this library refuses: then
+    /// [`OidcClient::authorize`](crate::flow::OidcClient::authorize) fails with
+    /// [`FlowError::UnsupportedGrant`](crate::error::FlowError::UnsupportedGrant) (see
+    /// [refused grants](crate::flow::grants#refused-grants)).
     pub fn add_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra.push((name.into(), value.into()));
         self

@@ -16,7 +16,7 @@ use crate::client::{ClientRegistration, TokenEndpointAuth};
 use crate::crypto::{is_pkce_string, random_token, s256};
 use crate::failure::Failure;
 use crate::keys::SigningAlg;
-use crate::knobs::{IdTokenSigning, RecordedTokenRequest};
+use crate::knobs::{IdTokenSigning, RecordedTokenRequest, TokenExchangeAnswer};
 use crate::params::{find_param, first_duplicate, form_decode, parse_params};
 use crate::provider::TestProvider;
 use crate::state::{
@@ -487,6 +487,9 @@ fn token_reply(
     if find_param(params, "grant_type") == Some("client_credentials") {
         return client_credentials_reply(provider, params, basic);
     }
+    if find_param(params, "grant_type") == Some(TOKEN_EXCHANGE_GRANT) {
+        return token_exchange_reply(provider, params, basic);
+    }
     let now = unix_now();
     let issue = match plan_token(&mut provider.auth(), params, basic, now) {
         Ok(issue) => issue,
@@ -567,6 +570,166 @@ fn client_credentials_reply(
     body.insert("expires_in".to_owned(), Value::from(lifetime));
     if !scope.is_empty() {
         body.insert("scope".to_owned(), Value::from(scope));
+    }
+    for mutation in &mutations {
+        mutation(&mut body);
+    }
+    JsonReply::ok(body)
+}
+
+/// The `grant_type` of token exchange (RFC 8693 §2.1).
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693 §3 token type URIs.
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// Token exchange (RFC 8693) for confidential clients: the `subject_token` must be an access
+/// token this provider issued (`subject_token_type` access token), not expired, of a grant
+/// not revoked. The new access token keeps the subject's `sub`, names the exchanging client in
+/// `client_id` and `act` (RFC 8693 §4.1), is for the `audience` and `resource` values sent
+/// (else the client's access token audience), with the requested `scope` (else the grant's),
+/// and lives at most as long as the subject token. It is an access token of the subject's
+/// grant: revoking the user revokes it too. `requested_token_type` may be the access token or
+/// JWT type (the latter answered with `token_type` `N_A`).
+fn token_exchange_reply(
+    provider: &Arc<ProviderState>,
+    params: &[(String, String)],
+    basic: &BasicAuth,
+) -> JsonReply {
+    let now = unix_now();
+    let mut auth = provider.auth();
+    // `audience` and `resource` may be repeated (RFC 8693 §2.1); nothing else.
+    let single: Vec<(String, String)> = params
+        .iter()
+        .filter(|(name, _)| name != "audience" && name != "resource")
+        .cloned()
+        .collect();
+    if let Some(name) = first_duplicate(&single) {
+        return token_error(
+            "invalid_request",
+            format!("the parameter {name} is repeated"),
+        )
+        .into_reply();
+    }
+    let client = match auth.authenticate(params, basic) {
+        Ok(client) => client,
+        Err(error) => return error.into_reply(),
+    };
+    if client.auth_method == TokenEndpointAuth::None {
+        return token_error(
+            "unauthorized_client",
+            "public clients cannot exchange tokens",
+        )
+        .into_reply();
+    }
+    if find_param(params, "subject_token_type") != Some(ACCESS_TOKEN_TYPE) {
+        return token_error(
+            "invalid_request",
+            "subject_token_type must be the access token type",
+        )
+        .into_reply();
+    }
+    let Some(subject) = find_param(params, "subject_token") else {
+        return token_error("invalid_request", "subject_token is missing").into_reply();
+    };
+    let Some(entry) = auth.access_tokens.get(subject).copied() else {
+        return token_error("invalid_grant", "the subject token is unknown").into_reply();
+    };
+    if entry.exp <= now {
+        return token_error("invalid_grant", "the subject token has expired").into_reply();
+    }
+    if !auth.grant_is_active(entry.grant) {
+        return token_error("invalid_grant", "the subject token is revoked").into_reply();
+    }
+    let (issued_type, token_type) = match find_param(params, "requested_token_type") {
+        None | Some(ACCESS_TOKEN_TYPE) => (ACCESS_TOKEN_TYPE, "Bearer"),
+        Some(JWT_TOKEN_TYPE) => (JWT_TOKEN_TYPE, "N_A"),
+        Some(_) => {
+            return token_error("invalid_request", "requested_token_type is not supported")
+                .into_reply();
+        }
+    };
+    let answer = auth.token_exchange_answer.clone();
+    if let TokenExchangeAnswer::Error(code) = &answer {
+        let status = if code == "invalid_client" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        return JsonReply {
+            status,
+            headers: Vec::new(),
+            body: json!({ "error": code, "error_description": "refused by the test knob" }),
+        };
+    }
+    let (sub, grant_scope) = auth
+        .grants
+        .get(entry.grant)
+        .map(|g| (g.sub.clone(), g.scope.clone()))
+        .unwrap_or_default();
+    let audiences: Vec<&str> = params
+        .iter()
+        .filter(|(name, _)| name == "audience" || name == "resource")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    let audience = match audiences.as_slice() {
+        [] => Value::from(client.access_token_audience.as_str()),
+        [one] => Value::from(*one),
+        many => Value::from(many.to_vec()),
+    };
+    let scope = find_param(params, "scope")
+        .unwrap_or(&grant_scope)
+        .to_owned();
+    let lifetime = auth
+        .access_token_lifetime
+        .min(entry.exp.saturating_sub(now));
+    let builder = TokenBuilder::new(Arc::clone(provider))
+        .claim("sub", sub.as_str())
+        .audience(audience)
+        .claim("client_id", client.client_id.as_str())
+        .claim("act", json!({ "sub": client.client_id }))
+        .scope(&scope)
+        .expires_in(lifetime);
+    let exp = builder
+        .claims_json()
+        .get("exp")
+        .and_then(Value::as_i64)
+        .unwrap_or_default();
+    let access_token = builder.sign();
+    auth.access_tokens.insert(
+        access_token.clone(),
+        AccessEntry {
+            grant: entry.grant,
+            exp,
+        },
+    );
+    let mutations = auth.token_response_mutations.clone();
+    drop(auth);
+    let mut body = Map::new();
+    body.insert("access_token".to_owned(), Value::from(access_token));
+    body.insert("issued_token_type".to_owned(), Value::from(issued_type));
+    body.insert("token_type".to_owned(), Value::from(token_type));
+    body.insert("expires_in".to_owned(), Value::from(lifetime));
+    if !scope.is_empty() {
+        body.insert("scope".to_owned(), Value::from(scope));
+    }
+    match answer {
+        TokenExchangeAnswer::Normal | TokenExchangeAnswer::Error(_) => {}
+        TokenExchangeAnswer::IssuedTokenType(value) => {
+            body.insert("issued_token_type".to_owned(), Value::from(value));
+        }
+        TokenExchangeAnswer::TokenType(value) => {
+            body.insert("token_type".to_owned(), Value::from(value));
+        }
+        TokenExchangeAnswer::HugeToken(bytes) => {
+            body.insert("access_token".to_owned(), Value::from("A".repeat(bytes)));
+        }
+        TokenExchangeAnswer::EchoSubjectToken => {
+            body.insert("access_token".to_owned(), Value::from(subject));
+        }
+        TokenExchangeAnswer::ExpiresIn(value) => {
+            body.insert("expires_in".to_owned(), value);
+        }
     }
     for mutation in &mutations {
         mutation(&mut body);
@@ -703,6 +866,50 @@ impl TestProvider {
     /// nonce; IDT-10). `None` restores. Refresh ID tokens carry no nonce.
     pub fn set_nonce_override(&self, nonce: Option<String>) {
         self.state().auth().nonce_override = nonce;
+    }
+
+    /// Sets how accepted token exchanges (RFC 8693) are answered from now on; see
+    /// [`TokenExchangeAnswer`]. [`TokenExchangeAnswer::Normal`] restores.
+    pub fn set_token_exchange_answer(&self, answer: TokenExchangeAnswer) {
+        self.state().auth().token_exchange_answer = answer;
+    }
+
+    /// Issues an access token of `client_id` for `user` without a browser, as the code grant
+    /// would (a new grant with the scope `"openid profile email"`, the provider's access token
+    /// lifetime, the client's access token audience when it is registered, else its id). The
+    /// token endpoint accepts it as a token exchange `subject_token`;
+    /// [`revoke_user`](TestProvider::revoke_user) revokes it.
+    pub fn issue_access_token(&self, client_id: &str, user: &str) -> String {
+        let provider = self.state();
+        let mut auth = provider.auth();
+        let audience = auth
+            .client(client_id)
+            .map_or_else(|| client_id.to_owned(), |c| c.access_token_audience.clone());
+        let grant = auth.grants.len();
+        let scope = "openid profile email";
+        auth.grants.push(Grant {
+            client_id: client_id.to_owned(),
+            sub: user.to_owned(),
+            scope: scope.to_owned(),
+            auth_time: unix_now(),
+            sid: None,
+            revoked: false,
+        });
+        let builder = TokenBuilder::new(Arc::clone(provider))
+            .claim("sub", user)
+            .audience(audience.as_str())
+            .claim("client_id", client_id)
+            .scope(scope)
+            .expires_in(auth.access_token_lifetime);
+        let exp = builder
+            .claims_json()
+            .get("exp")
+            .and_then(Value::as_i64)
+            .unwrap_or_default();
+        let token = builder.sign();
+        auth.access_tokens
+            .insert(token.clone(), AccessEntry { grant, exp });
+        token
     }
 
     /// Every request to the token endpoint, in order, whatever its outcome

@@ -24,6 +24,15 @@ use super::providers::LoginProvider;
 use super::session::{LoginState, session_of};
 use super::start::login_link;
 
+/// The page of an implicit or hybrid response (tokens in the callback URL).
+const IMPLICIT_REFUSED: &str = "Implicit responses are not accepted: this sign-in response carries tokens in its URL. \
+     This app signs in with the authorization code flow (response type code) only; \
+     turn the implicit flow off for this client at the identity provider.";
+
+/// The page of a callback without any parameter.
+const EMPTY_RESPONSE: &str = "This sign-in response has no parameters. If the identity provider sent tokens in the URL \
+     fragment (the implicit flow), they are not accepted: this app signs in with the authorization code flow only.";
+
 /// The redirect back from the provider.
 pub(super) async fn callback<B: Default + From<String>>(
     config: &LoginConfig,
@@ -36,10 +45,17 @@ pub(super) async fn callback<B: Default + From<String>>(
     let Some(session) = session_of(req) else {
         return missing_session_layer();
     };
-    let Ok(response) = AuthorizationResponse::from_query(req.uri.query().unwrap_or_default())
-    else {
-        return unbound("This sign-in response is malformed.", &again);
+    let query = req.uri.query().unwrap_or_default();
+    let response = match AuthorizationResponse::from_query(query) {
+        Ok(response) => response,
+        // Tokens in the callback URL: never looked at, the pending login left as it is.
+        Err(FlowError::ImplicitResponse) => return unbound(IMPLICIT_REFUSED, &again),
+        Err(_) => return unbound("This sign-in response is malformed.", &again),
     };
+    if query.is_empty() {
+        // The implicit flow answers in the URL fragment, which never reaches the server.
+        return unbound(EMPTY_RESPONSE, &again);
+    }
     let now = config.now();
     let sessions = &config.sessions;
     let tx = match sessions

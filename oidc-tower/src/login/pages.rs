@@ -62,6 +62,14 @@ pub(crate) fn flow_error_page<B: From<String>>(error: &FlowError, again: &str) -
             tracing::info!(target: "oidc::rejection", %error, "authentication failed");
             error_page(StatusCode::UNAUTHORIZED, "Sign-in failed.", Some(again))
         }
+        FlowErrorKind::Misconfigured => {
+            tracing::error!(target: "oidc::rejection", %error, "login misconfigured");
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server is misconfigured.",
+                None,
+            )
+        }
         FlowErrorKind::Timeout => {
             tracing::error!(target: "oidc::rejection", %error, "identity provider timed out");
             error_page(

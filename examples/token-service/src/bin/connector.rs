@@ -19,6 +19,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let verifier = token_service::connector::verifier(&env("TOKEN_SERVER")?, &audience)?;
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("connector on http://{listen}, audience {audience}");
-    axum::serve(listener, token_service::connector::app(verifier)).await?;
+    // Header-read timeout, body-read deadline, connection cap (see server-limits).
+    server_limits::serve(
+        listener,
+        token_service::connector::app(verifier),
+        server_limits::Limits::default(),
+        std::future::pending(),
+    )
+    .await?;
     Ok(())
 }

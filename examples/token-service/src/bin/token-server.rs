@@ -57,9 +57,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "token server on {app_url}, signing with kid {}",
         issuer.signing_kid()
     );
-    axum::serve(
+    // Header-read timeout, body-read deadline, connection cap (see server-limits).
+    server_limits::serve(
         listener,
         token_service::server::app(client, issuer, revalidator),
+        server_limits::Limits::default(),
+        std::future::pending(),
     )
     .await?;
     Ok(())
