@@ -47,24 +47,40 @@ pub struct ProviderMetadata {
     revocation_endpoint: Option<String>,
 }
 
+/// The endpoints of a provider configured by hand (see
+/// [`ProviderBuilder`](crate::ProviderBuilder)), each already checked by the URL policy.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ManualEndpoints {
+    pub(crate) authorization: Option<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) userinfo: Option<String>,
+    pub(crate) end_session: Option<String>,
+    pub(crate) revocation: Option<String>,
+    pub(crate) introspection: Option<String>,
+    pub(crate) device_authorization: Option<String>,
+    /// Whether the provider sends the RFC 9207 `iss` authorization response parameter.
+    pub(crate) iss_parameter: bool,
+}
+
 impl ProviderMetadata {
-    /// Metadata for a provider configured by hand: only an issuer and a JWKS location.
-    pub(crate) fn manual(issuer: String, jwks_uri: String) -> Self {
+    /// Metadata for a provider configured by hand: an issuer, a JWKS location and the
+    /// endpoints given; nothing else is published.
+    pub(crate) fn manual(issuer: String, jwks_uri: String, endpoints: ManualEndpoints) -> Self {
         Self {
             issuer,
             jwks_uri,
-            authorization_endpoint: None,
-            token_endpoint: None,
-            userinfo_endpoint: None,
-            end_session_endpoint: None,
+            authorization_endpoint: endpoints.authorization,
+            token_endpoint: endpoints.token,
+            userinfo_endpoint: endpoints.userinfo,
+            end_session_endpoint: endpoints.end_session,
             id_token_signing_alg_values_supported: None,
             code_challenge_methods_supported: None,
-            authorization_response_iss_parameter_supported: false,
+            authorization_response_iss_parameter_supported: endpoints.iss_parameter,
             token_endpoint_auth_methods_supported: None,
-            introspection_endpoint: None,
+            introspection_endpoint: endpoints.introspection,
             introspection_endpoint_auth_methods_supported: None,
-            device_authorization_endpoint: None,
-            revocation_endpoint: None,
+            device_authorization_endpoint: endpoints.device_authorization,
+            revocation_endpoint: endpoints.revocation,
         }
     }
 

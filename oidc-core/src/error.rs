@@ -71,6 +71,15 @@ pub enum ConfigError {
         /// What to use instead.
         advice: &'static str,
     },
+    /// A provider configured by hand (no discovery) lacks an endpoint that a configured flow
+    /// needs, for example the authorization endpoint for browser login.
+    #[error("the provider configured by hand has no {endpoint}, which {needed_for} needs")]
+    MissingEndpoint {
+        /// The metadata name of the missing endpoint (`authorization_endpoint`, `jwks_uri`…).
+        endpoint: &'static str,
+        /// The flow that needs it (`browser login`…).
+        needed_for: &'static str,
+    },
 }
 
 /// A failed HTTP exchange with the provider.

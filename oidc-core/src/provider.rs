@@ -5,6 +5,22 @@
 //! can be queried with [`Provider::readiness`] (for a readiness probe) or forced with
 //! [`Provider::warm_up`].
 //!
+//! # Configured by hand
+//!
+//! A provider that publishes no discovery document (or one that should not be trusted) is
+//! configured by hand, as openid-client's `new Issuer(…)`: give its JWKS location
+//! ([`ProviderBuilder::with_jwks_uri`]) and the endpoints the flows need
+//! ([`with_authorization_endpoint`](ProviderBuilder::with_authorization_endpoint),
+//! [`with_token_endpoint`](ProviderBuilder::with_token_endpoint), …). Setting any of them
+//! makes the provider manual: discovery is then never fetched, and an endpoint not given is
+//! not published (a flow that needs it fails with
+//! [`FlowError::MissingEndpoint`](crate::error::FlowError::MissingEndpoint), or at startup
+//! with [`ConfigError::MissingEndpoint`] where the flow is configured, for example
+//! `LoginLayer` for browser login, see [`Provider::check_login_endpoints`]). The two are not
+//! mixed: a hand-set endpoint does not complete a discovered document. Every URL passes the
+//! same checks as discovered ones (`https`, or `http` on loopback or with
+//! [`insecure_allow_http`](ProviderBuilder::insecure_allow_http); no user info, no fragment).
+//!
 //! This file does discovery and knows the endpoints; the keys belong to the
 //! [JWKS cache](crate::jwks), which fetches them with the provider's HTTP client from the
 //! `jwks_uri` the provider hands it ([`KeySetLocation`]).
@@ -15,7 +31,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::discovery::{self, ProviderMetadata};
+use crate::discovery::{self, ManualEndpoints, ProviderMetadata};
 use crate::error::{ConfigError, DiscoveryError, JwksError};
 use crate::http::HttpClient;
 use crate::jwks::{JwksCache, JwksTimings, KeyLookup, KeySetLocation};
@@ -35,7 +51,10 @@ use crate::url_policy::checked_url;
 /// // A provider configured by hand: no discovery at all.
 /// let manual = Provider::builder("https://id.example.com")
 ///     .with_jwks_uri("https://id.example.com/keys")
+///     .with_authorization_endpoint("https://id.example.com/authorize")
+///     .with_token_endpoint("https://id.example.com/token")
 ///     .build()?;
+/// manual.check_login_endpoints()?;
 /// # Ok::<_, oidc_core::error::ConfigError>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -60,6 +79,9 @@ struct Inner {
 pub struct ProviderBuilder {
     issuer: String,
     jwks_uri: Option<String>,
+    endpoints: ManualEndpoints,
+    /// Whether any endpoint (other than the JWKS location) was set by hand.
+    any_endpoint: bool,
     allow_http: bool,
     http: Option<Arc<dyn HttpClient>>,
     timings: JwksTimings,
@@ -91,6 +113,8 @@ impl Provider {
         ProviderBuilder {
             issuer: issuer.into(),
             jwks_uri: None,
+            endpoints: ManualEndpoints::default(),
+            any_endpoint: false,
             allow_http: false,
             http: None,
             timings: JwksTimings::default(),
@@ -110,6 +134,37 @@ impl Provider {
     /// The HTTP client used for this provider.
     pub(crate) fn http_client(&self) -> Arc<dyn HttpClient> {
         self.inner.http.clone()
+    }
+
+    /// The metadata of a provider configured by hand, `None` for one that is discovered.
+    /// Does no I/O.
+    pub fn manual_metadata(&self) -> Option<&ProviderMetadata> {
+        self.inner.manual.as_deref()
+    }
+
+    /// Checks, without I/O, that a provider configured by hand has the endpoints browser
+    /// login (the authorization code flow) needs: the authorization and token endpoints (the
+    /// JWKS location is required by [`ProviderBuilder::build`]). A discovered provider
+    /// passes: its document is checked when it is fetched.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MissingEndpoint`] naming the first missing endpoint.
+    pub fn check_login_endpoints(&self) -> Result<(), ConfigError> {
+        let Some(m) = self.manual_metadata() else {
+            return Ok(());
+        };
+        let missing = |endpoint| ConfigError::MissingEndpoint {
+            endpoint,
+            needed_for: "browser login",
+        };
+        if m.authorization_endpoint().is_none() {
+            return Err(missing("authorization_endpoint"));
+        }
+        if m.token_endpoint().is_none() {
+            return Err(missing("token_endpoint"));
+        }
+        Ok(())
     }
 
     /// What has been loaded so far. Does no I/O.
@@ -202,10 +257,78 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl ProviderBuilder {
     /// Configures the provider by hand: keys come from `jwks_uri` and no discovery is done.
+    /// Required whenever the provider is configured by hand (see the
+    /// [module docs](crate::provider#configured-by-hand)).
     ///
     /// The default is to discover the provider's metadata.
     pub fn with_jwks_uri(mut self, jwks_uri: impl Into<String>) -> Self {
         self.jwks_uri = Some(jwks_uri.into());
+        self
+    }
+
+    fn endpoint(mut self, set: impl FnOnce(&mut ManualEndpoints)) -> Self {
+        set(&mut self.endpoints);
+        self.any_endpoint = true;
+        self
+    }
+
+    /// Sets the authorization endpoint (browser login) and configures the provider by hand:
+    /// no discovery is done. The default is the discovered `authorization_endpoint`.
+    pub fn with_authorization_endpoint(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.endpoint(|e| e.authorization = Some(url))
+    }
+
+    /// Sets the token endpoint (code redemption, refresh, client credentials, device flow)
+    /// and configures the provider by hand. The default is the discovered `token_endpoint`.
+    pub fn with_token_endpoint(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.endpoint(|e| e.token = Some(url))
+    }
+
+    /// Sets the UserInfo endpoint and configures the provider by hand. The default is the
+    /// discovered `userinfo_endpoint`; without one, login takes the claims of the ID token
+    /// alone.
+    pub fn with_userinfo_endpoint(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.endpoint(|e| e.userinfo = Some(url))
+    }
+
+    /// Sets the RP-initiated logout endpoint and configures the provider by hand. The
+    /// default is the discovered `end_session_endpoint`; without one, logout is local only.
+    pub fn with_end_session_endpoint(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.endpoint(|e| e.end_session = Some(url))
+    }
+
+    /// Sets the RFC 7009 revocation endpoint and configures the provider by hand. The
+    /// default is the discovered `revocation_endpoint`; without one, nothing is revoked at
+    /// logout.
+    pub fn with_revocation_endpoint(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.endpoint(|e| e.revocation = Some(url))
+    }
+
+    /// Sets the RFC 7662 introspection endpoint and configures the provider by hand. The
+    /// default is the discovered `introspection_endpoint`.
+    pub fn with_introspection_endpoint(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.endpoint(|e| e.introspection = Some(url))
+    }
+
+    /// Sets the RFC 8628 device authorization endpoint and configures the provider by hand.
+    /// The default is the discovered `device_authorization_endpoint`.
+    pub fn with_device_authorization_endpoint(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.endpoint(|e| e.device_authorization = Some(url))
+    }
+
+    /// For a provider configured by hand: whether it sends the RFC 9207 `iss` parameter in
+    /// authorization responses, so that a response without it is refused (mix-up defence).
+    /// The default value is `false` (an `iss` that is present is checked all the same); a
+    /// discovered provider says so itself (`authorization_response_iss_parameter_supported`).
+    pub fn require_authorization_response_iss(mut self, required: bool) -> Self {
+        self.endpoints.iss_parameter = required;
         self
     }
 
@@ -262,14 +385,40 @@ impl ProviderBuilder {
     ///
     /// # Errors
     ///
-    /// Returns a [`ConfigError`] when the issuer or JWKS URL is not acceptable, or when the
-    /// default HTTP client cannot be built.
+    /// Returns a [`ConfigError`] when the issuer or an endpoint URL is not acceptable,
+    /// [`ConfigError::MissingEndpoint`] for a provider configured by hand without a JWKS
+    /// location, or a [`ConfigError`] when the default HTTP client cannot be built.
     pub fn build(self) -> Result<Provider, ConfigError> {
         checked_url(&self.issuer, self.allow_http)?;
+        let e = &self.endpoints;
+        for url in [
+            &e.authorization,
+            &e.token,
+            &e.userinfo,
+            &e.end_session,
+            &e.revocation,
+            &e.introspection,
+            &e.device_authorization,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            checked_url(url, self.allow_http)?;
+        }
         let manual = match self.jwks_uri {
             Some(uri) => {
                 checked_url(&uri, self.allow_http)?;
-                Some(Arc::new(ProviderMetadata::manual(self.issuer.clone(), uri)))
+                Some(Arc::new(ProviderMetadata::manual(
+                    self.issuer.clone(),
+                    uri,
+                    self.endpoints,
+                )))
+            }
+            None if self.any_endpoint => {
+                return Err(ConfigError::MissingEndpoint {
+                    endpoint: "jwks_uri",
+                    needed_for: "checking token signatures",
+                });
             }
             None => None,
         };
