@@ -61,6 +61,16 @@ pub enum ConfigError {
         /// The issuer given twice.
         issuer: String,
     },
+    /// A setting from the environment or a table ([`settings`](crate::settings)) is missing
+    /// or wrong. The key is named as the user wrote it (`OIDC_CLIENT_ID`, `client_id`); the
+    /// value is never shown.
+    #[error("setting {key}: {problem}")]
+    Setting {
+        /// The key, as in the environment or the table.
+        key: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// A grant (or response type) this library does not implement, or refuses: the implicit
     /// flow and the password grant, with the alternative to use (see
     /// [`flow::grants`](crate::flow::grants#refused-grants)).

@@ -79,6 +79,7 @@ pub mod jwks;
 mod jws;
 mod private_file;
 mod provider;
+pub mod settings;
 mod url_policy;
 pub mod verify;
 
