@@ -72,6 +72,7 @@
 mod macros;
 
 pub mod bearer;
+mod document;
 mod error;
 mod future;
 pub mod issue;

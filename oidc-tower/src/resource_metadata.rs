@@ -77,6 +77,8 @@ use std::task::{Context, Poll};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use tower_service::Service;
+
+use crate::document;
 use url::{Host, Url};
 
 /// Why a [`ProtectedResource`] could not be built. It will grow: match with a wildcard arm.
@@ -269,33 +271,20 @@ impl ProtectedResource {
 
     fn respond(&self, method: &Method, path_and_query: &str) -> Response<String> {
         if path_and_query != self.inner.path {
-            return status(StatusCode::NOT_FOUND);
+            return document::status(StatusCode::NOT_FOUND);
         }
-        if method != Method::GET && method != Method::HEAD {
-            let mut res = status(StatusCode::METHOD_NOT_ALLOWED);
-            res.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return res;
-        }
-        let body = if method == Method::HEAD {
-            String::new()
-        } else {
-            self.inner.body.clone()
-        };
-        let mut res = Response::new(body);
-        let headers = res.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(
-            header::CACHE_CONTROL,
+        let mut res = document::respond(
+            method,
+            "application/json",
             HeaderValue::from_static("public, max-age=3600"),
+            || self.inner.body.clone(),
         );
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
+        if res.status() == StatusCode::OK {
+            res.headers_mut().insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+        }
         res
     }
 }
@@ -323,12 +312,6 @@ fn document(inner: &Inner) -> serde_json::Value {
         doc.insert("resource_documentation".into(), url.clone().into());
     }
     serde_json::Value::Object(doc)
-}
-
-fn status(code: StatusCode) -> Response<String> {
-    let mut res = Response::new(String::new());
-    *res.status_mut() = code;
-    res
 }
 
 impl<B> Service<Request<B>> for ProtectedResource {

@@ -53,9 +53,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use oidc_core::issue::TokenIssuer;
 use tower_service::Service;
+
+use crate::document;
 
 /// Serves the discovery document and the JWKS of a [`TokenIssuer`]. Cheap to clone. See the
 /// [module docs](crate::issue).
@@ -126,36 +128,21 @@ impl IssuerDocuments {
     }
 
     fn respond(&self, method: &Method, path: &str) -> Response<String> {
-        let (document, content_type) = if path == self.paths.discovery {
-            (self.issuer.discovery_document(), "application/json")
+        if path == self.paths.discovery {
+            document::respond(method, "application/json", self.cache_control.clone(), || {
+                self.issuer.discovery_document().to_string()
+            })
         } else if path == self.paths.jwks {
-            (self.issuer.jwks(), "application/jwk-set+json")
+            document::respond(
+                method,
+                "application/jwk-set+json",
+                self.cache_control.clone(),
+                || self.issuer.jwks().to_string(),
+            )
         } else {
-            return status(StatusCode::NOT_FOUND);
-        };
-        if method != Method::GET && method != Method::HEAD {
-            let mut res = status(StatusCode::METHOD_NOT_ALLOWED);
-            res.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return res;
+            document::status(StatusCode::NOT_FOUND)
         }
-        let body = if method == Method::HEAD {
-            String::new()
-        } else {
-            document.to_string()
-        };
-        let mut res = Response::new(body);
-        let headers = res.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        headers.insert(header::CACHE_CONTROL, self.cache_control.clone());
-        res
     }
-}
-
-fn status(code: StatusCode) -> Response<String> {
-    let mut res = Response::new(String::new());
-    *res.status_mut() = code;
-    res
 }
 
 impl<B> Service<Request<B>> for IssuerDocuments {
