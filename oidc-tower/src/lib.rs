@@ -83,9 +83,15 @@ pub mod require;
 pub mod resource_metadata;
 mod response;
 
+// The provider guides: every Rust snippet in them is compiled (and the last one run) by
+// `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/providers.md")]
+mod provider_guides {}
+
 pub use crate::bearer::{BearerAuth, BearerAuthLayer, PresentedToken};
 pub use crate::error::{Anonymous, AuthError, AuthErrorKind, Realm};
 pub use crate::future::{BoxResponseFuture, ResponseFuture};
 pub use crate::outbound::{OnBehalfOf, OnBehalfOfLayer, OutboundAuth, OutboundAuthLayer};
 pub use crate::require::{Require, RequireLayer};
-pub use crate::response::{DefaultRejection, OnRejection};
+pub use crate::response::{DefaultRejection, GrpcRejection, OnRejection};

@@ -65,6 +65,60 @@ impl<B: Default> OnRejection<B> for DefaultRejection {
     }
 }
 
+/// The rejection for gRPC services (tonic and others): a *trailers-only* gRPC answer, HTTP
+/// 200 with `content-type: application/grpc`, a `grpc-status` and a fixed `grpc-message`, so
+/// that a gRPC client reports the status code rather than a transport error. The
+/// `WWW-Authenticate` challenge of [`DefaultRejection`] is kept as response metadata (gRPC
+/// clients read it like any header), and so is `Retry-After`.
+///
+/// | refusal | `grpc-status` |
+/// |---|---|
+/// | no token, invalid token, malformed credentials (401, 400), a login needed (303) | 16 `UNAUTHENTICATED` |
+/// | missing scope or role (403) | 7 `PERMISSION_DENIED` |
+/// | keys unavailable (503) | 14 `UNAVAILABLE` |
+/// | authentication layer missing (500), and anything else | 13 `INTERNAL` |
+///
+/// # Examples
+///
+/// ```
+/// use oidc_tower::{BearerAuthLayer, GrpcRejection, RequireLayer};
+/// # fn verifier() -> oidc_core::AccessTokenVerifier {
+/// #     let p = oidc_core::Provider::builder("https://id.example.com").build().unwrap();
+/// #     oidc_core::AccessTokenVerifier::new(p, "api")
+/// # }
+///
+/// let bearer = BearerAuthLayer::new(verifier()).with_rejection(GrpcRejection);
+/// let write = RequireLayer::scopes(["orders:write"]).with_rejection(GrpcRejection);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcRejection;
+
+impl<B: Default> OnRejection<B> for GrpcRejection {
+    fn on_rejection(&self, error: &AuthError) -> Response<B> {
+        use crate::error::AuthErrorKind::*;
+        let (code, message) = match error.kind() {
+            MissingToken => ("16", "no bearer token"),
+            InvalidRequest => ("16", "malformed bearer credentials"),
+            InvalidToken => ("16", "invalid token"),
+            LoginRequired => ("16", "login required"),
+            InsufficientScope => ("7", "insufficient scope"),
+            Unavailable => ("14", "token keys unavailable"),
+            _ => ("13", "authentication is misconfigured"),
+        };
+        let mut res: Response<B> = DefaultRejection.on_rejection(error);
+        *res.status_mut() = http::StatusCode::OK;
+        let headers = res.headers_mut();
+        headers.remove(header::LOCATION);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert("grpc-status", HeaderValue::from_static(code));
+        headers.insert("grpc-message", HeaderValue::from_static(message));
+        res
+    }
+}
+
 /// Logs a rejection: token problems at debug, missing keys and misconfiguration at error.
 pub(crate) fn log(error: &AuthError) {
     use crate::error::AuthErrorKind::*;
