@@ -330,7 +330,11 @@ impl OidcSettings {
     /// [`ConfigError`] from [`OidcClient::new`] for a redirect URI it refuses.
     pub fn client(&self, provider: Provider) -> Result<OidcClient, ConfigError> {
         let client_id = self.require(self.client_id.as_deref(), "client_id", NEEDED_FOR_LOGIN)?;
-        let redirect = self.require(self.redirect_uri.as_deref(), "redirect_uri", NEEDED_FOR_LOGIN)?;
+        let redirect = self.require(
+            self.redirect_uri.as_deref(),
+            "redirect_uri",
+            NEEDED_FOR_LOGIN,
+        )?;
         let mut client =
             OidcClient::new(provider, client_id, redirect)?.with_scopes(self.scopes.iter());
         if let Some(secret) = &self.client_secret {

@@ -80,7 +80,11 @@ fn variables_give_every_setting_and_the_defaults() {
     assert_eq!(s.client_id(), Some("my-app"));
     assert_eq!(s.client_secret().unwrap().secret(), SECRET);
     assert_eq!(s.scopes(), ["openid", "profile", "email"]);
-    assert_eq!(s.audience(), Some("my-app"), "the audience defaults to the client id");
+    assert_eq!(
+        s.audience(),
+        Some("my-app"),
+        "the audience defaults to the client id"
+    );
     assert_eq!(s.redirect_uri(), Some("https://app.example.com/cb"));
 
     let s = vars(&[
@@ -201,7 +205,12 @@ fn unreadable_empty_or_huge_secret_files_are_refused() {
 
 #[test]
 fn scopes_without_openid_or_with_bad_tokens_are_refused() {
-    for scopes in ["email profile", "openid \"quoted\"", "openid back\\slash", "openid é"] {
+    for scopes in [
+        "email profile",
+        "openid \"quoted\"",
+        "openid back\\slash",
+        "openid é",
+    ] {
         let (key, _) = setting_error(vars(&[
             ("OIDC_ISSUER", "https://id.example.com"),
             ("OIDC_SCOPES", scopes),

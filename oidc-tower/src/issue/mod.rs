@@ -129,9 +129,12 @@ impl IssuerDocuments {
 
     fn respond(&self, method: &Method, path: &str) -> Response<String> {
         if path == self.paths.discovery {
-            document::respond(method, "application/json", self.cache_control.clone(), || {
-                self.issuer.discovery_document().to_string()
-            })
+            document::respond(
+                method,
+                "application/json",
+                self.cache_control.clone(),
+                || self.issuer.discovery_document().to_string(),
+            )
         } else if path == self.paths.jwks {
             document::respond(
                 method,
