@@ -5,22 +5,6 @@
 //! can be queried with [`Provider::readiness`] (for a readiness probe) or forced with
 //! [`Provider::warm_up`].
 //!
-//! # Configured by hand
-//!
-//! A provider that publishes no discovery document (or one that should not be trusted) is
-//! configured by hand, as openid-client's `new Issuer(…)`: give its JWKS location
-//! ([`ProviderBuilder::with_jwks_uri`]) and the endpoints the flows need
-//! ([`with_authorization_endpoint`](ProviderBuilder::with_authorization_endpoint),
-//! [`with_token_endpoint`](ProviderBuilder::with_token_endpoint), …). Setting any of them
-//! makes the provider manual: discovery is then never fetched, and an endpoint not given is
-//! not published (a flow that needs it fails with
-//! [`FlowError::MissingEndpoint`](crate::error::FlowError::MissingEndpoint), or at startup
-//! with [`ConfigError::MissingEndpoint`] where the flow is configured, for example
-//! `LoginLayer` for browser login, see [`Provider::check_login_endpoints`]). The two are not
-//! mixed: a hand-set endpoint does not complete a discovered document. Every URL passes the
-//! same checks as discovered ones (`https`, or `http` on loopback or with
-//! [`insecure_allow_http`](ProviderBuilder::insecure_allow_http); no user info, no fragment).
-//!
 //! This file does discovery and knows the endpoints; the keys belong to the
 //! [JWKS cache](crate::jwks), which fetches them with the provider's HTTP client from the
 //! `jwks_uri` the provider hands it ([`KeySetLocation`]).
@@ -74,6 +58,22 @@ struct Inner {
 }
 
 /// Builds a [`Provider`]. See [`Provider::builder`].
+///
+/// # Configured by hand
+///
+/// A provider that publishes no discovery document (or one that should not be trusted) is
+/// configured by hand, as openid-client's `new Issuer(…)`: give its JWKS location
+/// ([`with_jwks_uri`](Self::with_jwks_uri)) and the endpoints the flows need
+/// ([`with_authorization_endpoint`](ProviderBuilder::with_authorization_endpoint),
+/// [`with_token_endpoint`](ProviderBuilder::with_token_endpoint), …). Setting any of them
+/// makes the provider manual: discovery is then never fetched, and an endpoint not given is
+/// not published (a flow that needs it fails with
+/// [`FlowError::MissingEndpoint`](crate::error::FlowError::MissingEndpoint), or at startup
+/// with [`ConfigError::MissingEndpoint`] where the flow is configured, for example
+/// `LoginLayer` for browser login, see [`Provider::check_login_endpoints`]). The two are not
+/// mixed: a hand-set endpoint does not complete a discovered document. Every URL passes the
+/// same checks as discovered ones (`https`, or `http` on loopback or with
+/// [`insecure_allow_http`](ProviderBuilder::insecure_allow_http); no user info, no fragment).
 #[derive(Debug)]
 #[must_use]
 pub struct ProviderBuilder {
@@ -258,7 +258,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ProviderBuilder {
     /// Configures the provider by hand: keys come from `jwks_uri` and no discovery is done.
     /// Required whenever the provider is configured by hand (see the
-    /// [module docs](crate::provider#configured-by-hand)).
+    /// [module docs](ProviderBuilder#configured-by-hand)).
     ///
     /// The default is to discover the provider's metadata.
     pub fn with_jwks_uri(mut self, jwks_uri: impl Into<String>) -> Self {

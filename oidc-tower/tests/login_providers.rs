@@ -722,10 +722,14 @@ async fn bcl_01_two_providers_at_one_issuer_each_get_their_logout_tokens() {
 async fn bcl_01_logout_token_of_one_issuer_cannot_end_sessions_at_another() {
     // Provider "c" has the issuer `http://127.0.0.1` (port 80), a prefix of provider B's
     // issuer `http://127.0.0.1:PORT`: as `https://idp.example.com` and
-    // `https://idp.example.com:8443` would be. Its keys are served by A's JWKS endpoint.
+    // `https://idp.example.com:8443` would be. Its keys are served by A's JWKS endpoint
+    // (and its login endpoints are A's: a provider configured by hand needs them to be
+    // accepted by `LoginLayer`; no login happens at "c").
     let site = Site::start_with_ops(|layer, a, url| {
         let provider = Provider::builder("http://127.0.0.1")
             .with_jwks_uri(a.jwks_uri())
+            .with_authorization_endpoint(a.authorization_endpoint())
+            .with_token_endpoint(a.token_endpoint())
             .build()
             .unwrap();
         let client = OidcClient::new(provider, "app-c", format!("{url}/auth/callback/c"))

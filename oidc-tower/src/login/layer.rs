@@ -59,6 +59,8 @@ pub(crate) struct LoginConfig {
     pub(crate) store_namespace: Option<String>,
     /// The session cookie's name, without the `__Host-` prefix added on `https`.
     pub(crate) cookie_name: String,
+    /// Token revocation at RP-initiated logout (see [`LoginLayer::revoke_on_logout`]).
+    pub(crate) revocation: super::logout::RevokeOnLogout,
 }
 
 /// When UserInfo is fetched at login.
@@ -169,6 +171,7 @@ impl LoginLayer {
                 )),
                 store_namespace: None,
                 cookie_name: "oidc-session".to_owned(),
+                revocation: super::logout::RevokeOnLogout::default(),
             }),
         };
         for provider in providers {
@@ -187,9 +190,11 @@ impl LoginLayer {
     /// [`ConfigError`] when the client's redirect URI is not under the app URL or is the
     /// login, logout or back-channel logout path (as set when the provider is added), the name
     /// is not a plain path segment or is taken, or another provider has the same issuer and
-    /// redirect URI.
+    /// redirect URI; [`ConfigError::MissingEndpoint`] when the client's provider is configured
+    /// by hand without an authorization or token endpoint.
     pub fn with_provider(mut self, mut provider: LoginProvider) -> Result<Self, ConfigError> {
         let client = &provider.client;
+        client.provider().check_login_endpoints()?;
         let redirect_uri = client.redirect_uri().to_owned();
         let bad = |reason| ConfigError::InvalidUrl {
             url: redirect_uri.clone(),
@@ -287,6 +292,27 @@ impl LoginLayer {
     /// default value is the app URL with a trailing `/`.
     pub fn with_post_logout_redirect_uri(mut self, uri: impl Into<String>) -> Self {
         self.config().post_logout_redirect_uri = uri.into();
+        self
+    }
+
+    /// Whether `POST /auth/logout` revokes the session's refresh token, then its access
+    /// token, at the provider (RFC 7009) when the provider has a `revocation_endpoint`. The
+    /// default value is `true`.
+    ///
+    /// The revocation runs after the session is ended, in the background, bounded by
+    /// [`with_revocation_timeout`](Self::with_revocation_timeout) and by a limit of
+    /// concurrent revocations; its failures are logged and never change the logout. A
+    /// back-channel logout revokes nothing (the provider ended the session itself). See
+    /// the [module docs](crate::login#logout-and-token-revocation).
+    pub fn revoke_on_logout(mut self, revoke: bool) -> Self {
+        self.config().revocation.enabled = revoke;
+        self
+    }
+
+    /// How long the revocation at logout may take, both requests together, before it is
+    /// given up (and logged). The default value is 5 seconds.
+    pub fn with_revocation_timeout(mut self, timeout: Duration) -> Self {
+        self.config().revocation.timeout = timeout;
         self
     }
 

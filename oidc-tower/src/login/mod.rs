@@ -62,6 +62,28 @@
 //! give each provider its own redirect URI). [`LoginSession::provider`] and the `iss` claim
 //! say who authenticated the user.
 //!
+//! # Logout and token revocation
+//!
+//! After `POST /auth/logout` has ended the session, the layer revokes its refresh token and
+//! then its access token at the provider (RFC 7009) when the provider has a
+//! `revocation_endpoint` (discovered, or set by hand with
+//! [`ProviderBuilder::with_revocation_endpoint`](oidc_core::ProviderBuilder::with_revocation_endpoint)),
+//! authenticating as the client does at the token endpoint. This never delays or fails the
+//! logout: it runs in the background once the answer is ready, bounded by
+//! [`LoginLayer::with_revocation_timeout`] (5 s) and by at most 64 revocations at once (a
+//! logout beyond that is not revoked); failures are logged without any token. A back-channel
+//! logout revokes nothing: the provider ended that session itself.
+//! [`LoginLayer::revoke_on_logout(false)`](LoginLayer::revoke_on_logout) turns it off.
+//!
+//! # A provider configured by hand
+//!
+//! A [`Provider`](oidc_core::Provider) configured by hand (no discovery: JWKS location,
+//! authorization, token, and optionally UserInfo, end-session and revocation endpoints, see
+//! [`ProviderBuilder`](oidc_core::ProviderBuilder#configured-by-hand)) works for login as a
+//! discovered one does. [`LoginLayer::new`] refuses one without an authorization or token
+//! endpoint ([`ConfigError::MissingEndpoint`](oidc_core::error::ConfigError::MissingEndpoint));
+//! without UserInfo the claims are the ID token's, without end-session the logout is local.
+//!
 //! # Back-channel logout, and many instances
 //!
 //! At login the session is indexed by the ID token's `sid` and by `sub` in a

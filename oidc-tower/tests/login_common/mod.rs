@@ -96,6 +96,15 @@ impl Builder {
         self
     }
 
+    /// Edits the `Provider` (its builder starts from the provider's issuer).
+    pub(crate) fn provider(
+        mut self,
+        f: impl FnOnce(ProviderBuilder) -> ProviderBuilder + Send + 'static,
+    ) -> Self {
+        self.provider.push(Box::new(f));
+        self
+    }
+
     pub(crate) fn client(
         mut self,
         f: impl FnOnce(OidcClient) -> OidcClient + Send + 'static,
