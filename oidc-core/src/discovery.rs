@@ -45,6 +45,10 @@ pub struct ProviderMetadata {
     device_authorization_endpoint: Option<String>,
     #[serde(default)]
     revocation_endpoint: Option<String>,
+    #[serde(default)]
+    pushed_authorization_request_endpoint: Option<String>,
+    #[serde(default)]
+    require_pushed_authorization_requests: bool,
 }
 
 /// The endpoints of a provider configured by hand (see
@@ -81,6 +85,8 @@ impl ProviderMetadata {
             introspection_endpoint_auth_methods_supported: None,
             device_authorization_endpoint: endpoints.device_authorization,
             revocation_endpoint: endpoints.revocation,
+            pushed_authorization_request_endpoint: None,
+            require_pushed_authorization_requests: false,
         }
     }
 
@@ -149,6 +155,16 @@ impl ProviderMetadata {
     /// The RFC 7009 token revocation endpoint, if published (RFC 8414 §2).
     pub fn revocation_endpoint(&self) -> Option<&str> {
         self.revocation_endpoint.as_deref()
+    }
+
+    /// The RFC 9126 pushed authorization request endpoint, when published.
+    pub fn pushed_authorization_request_endpoint(&self) -> Option<&str> {
+        self.pushed_authorization_request_endpoint.as_deref()
+    }
+
+    /// Whether the provider accepts authorization requests only when pushed (RFC 9126 §5).
+    pub fn require_pushed_authorization_requests(&self) -> bool {
+        self.require_pushed_authorization_requests
     }
 
     /// Whether the provider sends the RFC 9207 `iss` authorization response parameter.

@@ -382,6 +382,14 @@ pub enum FlowError {
         /// The `error` code.
         error: String,
     },
+    /// The pushed authorization request endpoint (RFC 9126) refused the request with an
+    /// OAuth error (`invalid_client`, `invalid_request`…): the client's registration or
+    /// authentication does not match the request. No browser was sent anywhere.
+    #[error("the pushed authorization request endpoint refused the request: {error:?}")]
+    PushedAuthorizationRefused {
+        /// The `error` code.
+        error: String,
+    },
     /// Token exchange (RFC 8693) was not attempted: the subject token (the user's access
     /// token) has expired by its `exp` or the expiry the caller gave. Get the user a fresh
     /// token (refresh, or a new login).
@@ -452,6 +460,7 @@ impl FlowError {
             | Self::Http(_)
             | Self::Discovery(_)
             | Self::MissingEndpoint(_)
+            | Self::PushedAuthorizationRefused { .. }
             | Self::UnsupportedClientAuth => FlowErrorKind::ProviderFailure,
         }
     }

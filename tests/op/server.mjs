@@ -18,7 +18,8 @@
 //                 <app_url>/auth/callback, the post-logout redirect URI <app_url>/ and the
 //                 back-channel logout URI <app_url>/auth/backchannel-logout, with
 //                 backchannel_logout_session_required (so its ID and logout tokens carry `sid`).
-//                 The app URLs must be distinct.
+//                 The app URLs must be distinct. `"require_par": true` makes the OP accept
+//                 only pushed authorization requests (RFC 9126) from that client.
 //   AT_TTL        lifetime in seconds of the access tokens of `web-app` and of the WEB_APPS
 //                 clients (default 3600)
 //   JWKS_FILE     optional path of a private JWKS kept across restarts
@@ -63,6 +64,7 @@ const WEB_APPS = JSON.parse(process.env.WEB_APPS || '[]').map((app) => {
     clientId: app.client_id,
     clientSecret: app.client_secret ?? `${app.client_id}-secret`,
     appUrl: app.app_url.replace(/\/+$/, ''),
+    requirePar: app.require_par === true,
   };
 });
 // Clients whose access tokens live AT_TTL seconds.
@@ -168,8 +170,10 @@ const configuration = {
       scope: 'openid profile email offline_access api:read api:write',
     },
     // One confidential client per single sign-on relying party, with back-channel logout.
-    ...WEB_APPS.map(({ clientId, clientSecret, appUrl }) => ({
+    ...WEB_APPS.map(({ clientId, clientSecret, appUrl, requirePar }) => ({
       client_id: clientId,
+      // RFC 9126: this client's authorization requests must be pushed (tests/tests/par.rs).
+      require_pushed_authorization_requests: requirePar,
       client_secret: clientSecret,
       redirect_uris: [`${appUrl}/auth/callback`],
       post_logout_redirect_uris: [`${appUrl}/`],
@@ -270,16 +274,18 @@ const configuration = {
 
 // --- App-issued tokens (tests/tests/token_service.rs) ----------------------------------------
 // The token-service example's server logs users in with its own confidential client; the CLI
-// receives the code on its loopback redirect URI and hands it to the server. Accounts can be
-// disabled through a loopback-only admin route (`POST /test/accounts/<id>/disable`): a
-// disabled account is not found any more, so its refresh_token grants fail with invalid_grant.
+// receives the code on its loopback redirect URI and hands it to the server, or the server
+// runs the device flow (RFC 8628; enabled in the command-line login block) and the CLI only
+// shows the user code. Accounts can be disabled through a loopback-only admin route
+// (`POST /test/accounts/<id>/disable`): a disabled account is not found any more, so its
+// refresh_token grants fail with invalid_grant.
 const TOKEN_SERVICE_REDIRECT_URI = 'http://127.0.0.1:8976/callback';
 const DISABLED_ACCOUNTS = new Set();
 configuration.clients.push({
   client_id: 'token-service',
   client_secret: 'token-service-secret',
   redirect_uris: [TOKEN_SERVICE_REDIRECT_URI],
-  grant_types: ['authorization_code', 'refresh_token'],
+  grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
   response_types: ['code'],
   scope: 'openid profile offline_access',
 });

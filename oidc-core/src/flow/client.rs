@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use super::callback::AuthorizationResponse;
 use super::id_token::{self, Expect, IdTokenRules};
+use super::par::{self, PushedAuthorization};
 use super::secret::Secret;
 use super::tokens::TokenSet;
 use super::transaction::{AuthorizeOptions, RESERVED_PARAMS, Transaction, sanitize_return_to};
@@ -145,6 +146,7 @@ struct ClientConfig {
     leeway: i64,
     max_token_size: usize,
     clock: Option<Clock>,
+    pushed: PushedAuthorization,
 }
 
 impl std::fmt::Debug for OidcClient {
@@ -196,6 +198,7 @@ impl OidcClient {
                 leeway: clock::DEFAULT_LEEWAY_SECS,
                 max_token_size: 16 * 1024,
                 clock: None,
+                pushed: PushedAuthorization::WhenRequired,
             }),
         })
     }
@@ -267,6 +270,15 @@ impl OidcClient {
     #[must_use]
     pub fn with_leeway(mut self, leeway: std::time::Duration) -> Self {
         self.config().leeway = clock::leeway_secs(leeway);
+        self
+    }
+
+    /// Sets when [`authorize`](Self::authorize) pushes the authorization request to the
+    /// provider first (RFC 9126, [`par`](crate::flow::par)). The default is
+    /// [`PushedAuthorization::WhenRequired`]: when the discovery document requires it.
+    #[must_use]
+    pub fn with_pushed_authorization(mut self, when: PushedAuthorization) -> Self {
+        self.config().pushed = when;
         self
     }
 
@@ -411,6 +423,7 @@ impl OidcClient {
             }
         }
         let (url, state, nonce) = request.url();
+        let url = self.pushed(&metadata, url).await?;
         let tx = Transaction {
             state: Secret::new(state.secret().clone()),
             nonce: Secret::new(nonce.secret().clone()),
@@ -424,7 +437,36 @@ impl OidcClient {
             max_age: options.max_age,
             created_at: self.now(),
         };
-        Ok((url.into(), tx))
+        Ok((url, tx))
+    }
+
+    /// `url` as it is, or, when the authorization request is to be pushed (RFC 9126), the
+    /// authorization endpoint with `client_id` and the `request_uri` of the pushed request.
+    async fn pushed(
+        &self,
+        metadata: &ProviderMetadata,
+        url: url::Url,
+    ) -> Result<String, FlowError> {
+        let endpoint = metadata.pushed_authorization_request_endpoint();
+        let push = match self.inner.pushed {
+            PushedAuthorization::WhenRequired => metadata.require_pushed_authorization_requests(),
+            PushedAuthorization::WhenAvailable => endpoint.is_some(),
+            PushedAuthorization::Always => true,
+        };
+        if !push {
+            return Ok(url.into());
+        }
+        let endpoint = self.endpoint(endpoint, "pushed authorization request endpoint")?;
+        let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let client = self.token_endpoint_client(metadata)?;
+        let request_uri = par::push(&client, &self.inner.provider, &endpoint, params).await?;
+        let mut pushed = url;
+        pushed
+            .query_pairs_mut()
+            .clear()
+            .append_pair("client_id", &self.inner.client_id)
+            .append_pair("request_uri", &request_uri);
+        Ok(pushed.into())
     }
 
     /// Checks an authorization response against its transaction (state, RFC 9207 `iss`, error)

@@ -101,6 +101,7 @@ pub mod device;
 pub mod grants;
 mod id_token;
 mod logout_token;
+pub mod par;
 pub mod revocation;
 mod secret;
 mod token_cache;
@@ -114,6 +115,7 @@ pub use self::client_credentials::{ServiceClient, ServiceToken, ServiceTokenRequ
 pub use self::device::{DeviceAuthorization, DeviceFlow, DevicePoll};
 pub use self::grants::Grant;
 pub use self::logout_token::LogoutToken;
+pub use self::par::PushedAuthorization;
 pub use self::revocation::{TokenRevoker, TokenTypeHint};
 pub use self::secret::Secret;
 pub use self::token_exchange::{
@@ -121,3 +123,13 @@ pub use self::token_exchange::{
 };
 pub use self::tokens::TokenSet;
 pub use self::transaction::{AuthorizeOptions, Transaction, sanitize_return_to};
+
+/// Whether `code` is an OAuth error code worth passing on: RFC 6749 A.7 characters
+/// (`%x20-21 / %x23-5B / %x5D-7E`), 1 to 64 of them.
+pub(crate) fn is_error_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}

@@ -142,8 +142,6 @@ pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 const DEFAULT_LIFETIME_SECS: i64 = 60;
 /// The longest `expires_in` accepted: a year.
 const MAX_LIFETIME_SECS: u64 = 366 * 24 * 3600;
-/// The longest OAuth error code kept.
-const MAX_ERROR_CODE_CHARS: usize = 64;
 /// Default number of (user, request) pairs cached.
 const DEFAULT_MAX_CACHED: u64 = 4096;
 
@@ -804,12 +802,7 @@ fn refusal(body: &[u8]) -> FlowError {
 /// [`FlowError::TokenEndpoint`] with `code` when it is an RFC 6749 error code (A.7:
 /// `%x20-21 / %x23-5B / %x5D-7E`, here at most 64 characters).
 fn oauth_error(code: &str) -> FlowError {
-    let valid = !code.is_empty()
-        && code.len() <= MAX_ERROR_CODE_CHARS
-        && code
-            .bytes()
-            .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E));
-    if valid {
+    if super::is_error_code(code) {
         FlowError::TokenEndpoint {
             error: code.to_owned(),
         }
