@@ -42,7 +42,12 @@ async fn refusals_are_grpc_statuses_with_the_challenge_and_the_service_is_not_ca
     // No token: UNAUTHENTICATED with a challenge without an error code.
     let res = send(&svc, request(&[])).await;
     assert_grpc_status(&res, "16", Some("Bearer realm="));
-    assert!(!res.headers()["www-authenticate"].to_str().unwrap().contains("error="));
+    assert!(
+        !res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=")
+    );
 
     // Two Authorization headers (malformed): UNAUTHENTICATED, invalid_request.
     let res = send(&svc, request(&["Bearer a", "Bearer b"])).await;

@@ -83,7 +83,13 @@ async fn grpc_methods_take_real_op_tokens_with_their_scope_only() {
     assert_eq!(reply.cancelled_by, clients::WRITER.0);
 
     // A token of the OP for another resource is not one for this service.
-    let other = token(&op, oidc_e2e::OTHER_RESOURCE, clients::READER, &["api:read"]).await;
+    let other = token(
+        &op,
+        oidc_e2e::OTHER_RESOURCE,
+        clients::READER,
+        &["api:read"],
+    )
+    .await;
     let status = client
         .list(with_token(ListRequest {}, &other))
         .await
@@ -114,7 +120,10 @@ async fn hyper_service_takes_a_real_op_token_with_the_scope_and_refuses_others()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.text().await.unwrap(), format!("hello {}", clients::READER.0));
+    assert_eq!(
+        res.text().await.unwrap(),
+        format!("hello {}", clients::READER.0)
+    );
 
     // A token of the OP without `api:read` (only `api:write`): 403.
     let writer = token(&op, &resource, clients::WRITER, &["api:write"]).await;

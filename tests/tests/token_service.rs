@@ -1,12 +1,15 @@
 //! App-issued tokens against the real OpenID Provider (npm `oidc-provider`): the
-//! token-service example's server logs a user in through a CLI (code flow: the CLI receives
-//! the code on its loopback redirect URI and hands it to the server, which exchanges it with
-//! its own confidential client `token-service`), mints its own ES256 token, and the connector
-//! (an unmodified `BearerAuthLayer` pointed at the server) accepts it. The user is then
-//! disabled at the provider (`POST /test/accounts/<id>/disable` in `tests/op/server.mjs`):
-//! once the revalidation interval (1 s here) has passed, the server's refresh is refused with
-//! `invalid_grant` and minting stops, for good; the token minted before keeps working at the
-//! connector until its `exp`, the short lifetime being the bound.
+//! token-service example's server logs a user in through a CLI with its own confidential
+//! client `token-service`, either by the code flow (the CLI receives the code on its loopback
+//! redirect URI and hands it to the server, which exchanges it) or by the device flow (the
+//! server starts it at the provider and keeps the device code, the CLI shows the user code,
+//! the user approves at the provider's `/device` pages, the server's poll redeems the code),
+//! mints its own ES256 token, and the connector (an unmodified `BearerAuthLayer` pointed at
+//! the server) accepts it. The user is then disabled at the provider
+//! (`POST /test/accounts/<id>/disable` in `tests/op/server.mjs`): once the revalidation
+//! interval (1 s here) has passed, the server's refresh is refused with `invalid_grant` and
+//! minting stops, for good; the token minted before keeps working at the connector until its
+//! `exp`, the short lifetime being the bound.
 
 #![allow(
     clippy::unwrap_used,
@@ -30,6 +33,7 @@ const CLIENT: (&str, &str) = ("token-service", "token-service-secret");
 const CLI_REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
 const AUDIENCE: &str = "http://127.0.0.1/connector";
 const INTERVAL: Duration = Duration::from_secs(1);
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 struct World {
     op: &'static RealProvider,
@@ -117,6 +121,43 @@ impl World {
         done["session"].as_str().unwrap().to_owned()
     }
 
+    /// The CLI's device login: starts it at the server (which holds the device code), shows
+    /// the user code, and waits at `/cli/device/complete` while `account` approves (or, with
+    /// `abort`, refuses) at the provider. Returns the answer of the complete.
+    async fn cli_device_login(&self, account: &str, abort: bool) -> (u16, Value) {
+        let (status, started) = self.post("/cli/device", None, None).await;
+        assert_eq!(status, 200, "{started}");
+        assert!(started.get("device_code").is_none(), "{started}");
+        let user_code = started["user_code"].as_str().unwrap();
+        assert!(
+            started["verification_uri"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{}/device", self.op.issuer())),
+            "{started}"
+        );
+        assert!(started["expires_in"].as_u64().unwrap() > 0, "{started}");
+        // The CLI waits ...
+        let waiting = tokio::spawn(post_json(
+            self.http.clone(),
+            format!("{}/cli/device/complete", self.server),
+            json!({ "login_id": started["login_id"] }),
+        ));
+        // ... while the user confirms the code at the provider, logs in and consents.
+        let uri = started["verification_uri_complete"]
+            .as_str()
+            .expect("oidc-provider sends verification_uri_complete");
+        let page = approve_at_op(self.op, uri, user_code, account, abort).await;
+        if !abort {
+            assert!(page.contains("Sign-in Success"), "{page}");
+        }
+        // The server polls every `interval` (5 s at oidc-provider).
+        tokio::time::timeout(Duration::from_secs(60), waiting)
+            .await
+            .expect("the wait ends once the user answered")
+            .unwrap()
+    }
+
     async fn mint(&self, session: &str) -> (u16, Value) {
         self.post("/token", Some(session), None).await
     }
@@ -140,6 +181,63 @@ impl World {
     }
 }
 
+/// `POST <url>` with a JSON body, from a task of its own (the CLI's wait).
+async fn post_json(http: reqwest::Client, url: String, body: Value) -> (u16, Value) {
+    let res = http.post(url).json(&body).send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The user's side of the device flow (as in `cli_login.rs`): opens the complete verification
+/// URI, confirms `user_code` (or aborts), logs in as `account` and consents. Returns the last
+/// page's body.
+async fn approve_at_op(
+    op: &RealProvider,
+    uri: &str,
+    user_code: &str,
+    account: &str,
+    abort: bool,
+) -> String {
+    let host = op.host();
+    let mut agent = UserAgent::new();
+    // The code input form, filled in from the complete URI.
+    let page = agent.navigate(uri).await;
+    let page = agent.follow_within(page, &host).await;
+    assert_eq!(page.status, 200, "code input page: {page}");
+    let input = page.form_with_action_ending("/device");
+    assert_eq!(input.get("user_code"), Some(user_code));
+    let submitted = agent.submit(&input).await;
+    // The confirmation page shows the code the CLI printed.
+    let page = agent.follow_within(submitted, &host).await;
+    assert_eq!(page.status, 200, "confirmation page: {page}");
+    assert!(page.body.contains(user_code), "{page}");
+    let mut confirm = page.form_with_action_ending("/device");
+    assert_eq!(confirm.get("confirm"), Some("yes"), "{page}");
+    if abort {
+        confirm.set("abort", "yes");
+    }
+    let submitted = agent.submit(&confirm).await;
+    let mut page = agent.follow_within(submitted, &host).await;
+    for _ in 0..4 {
+        if page.status == 200 && !page.url.path().starts_with("/interaction/") {
+            return page.body;
+        }
+        assert_eq!(page.status, 200, "{account}: device interaction: {page}");
+        let mut form = page.form_with_action_ending(page.url.path());
+        match form.get("prompt").unwrap_or_default() {
+            "login" => {
+                form.set("login", account).set("password", "any password");
+            }
+            "consent" => {}
+            other => panic!("{account}: unexpected prompt {other:?}: {page}"),
+        }
+        let submitted = agent.submit(&form).await;
+        page = agent.follow_within(submitted, &host).await;
+    }
+    panic!("{account}: the device login did not finish: {page}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn minted_token_accepted_by_connector_and_minting_refused_after_user_disabled_at_op() {
     let w = World::start().await;
@@ -147,9 +245,46 @@ async fn minted_token_accepted_by_connector_and_minting_refused_after_user_disab
     let account = "token-user-1";
     let session = w.cli_login(account).await;
     assert_eq!(w.op.grants("authorization_code", CLIENT.0, account), 1);
+    minted_until_disabled(&w, &session, account).await;
+}
 
+/// The same, the CLI logging in by the device flow: the server redeems the device code with
+/// its own client (no code handed over, no authorization_code grant).
+#[tokio::test(flavor = "multi_thread")]
+async fn device_flow_login_minted_token_accepted_by_connector_and_refused_after_user_disabled() {
+    let w = World::start().await;
+    let _logs = OpLogsOnPanic(w.op);
+    let account = "token-device-user-1";
+    let (status, done) = w.cli_device_login(account, false).await;
+    assert_eq!(status, 200, "{done}");
+    let session = done["session"].as_str().unwrap().to_owned();
+    assert_eq!(
+        w.op.wait_for_grants(DEVICE_CODE_GRANT, CLIENT.0, account, 1)
+            .await,
+        1
+    );
+    assert_eq!(w.op.grants("authorization_code", CLIENT.0, account), 0);
+    minted_until_disabled(&w, &session, account).await;
+}
+
+/// The user aborts at the provider's confirmation page: the CLI's wait ends with 403
+/// `access_denied`, no session, no token granted, and the login id is used up.
+#[tokio::test(flavor = "multi_thread")]
+async fn device_flow_login_aborted_at_op_is_403_and_gives_no_session() {
+    let w = World::start().await;
+    let _logs = OpLogsOnPanic(w.op);
+    let account = "token-device-refuser";
+    let (status, answer) = w.cli_device_login(account, true).await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer, json!({ "error": "access_denied" }));
+    assert_eq!(w.op.grants(DEVICE_CODE_GRANT, CLIENT.0, account), 0);
+}
+
+/// A session of `account` gets tokens the connector accepts while the provider accepts the
+/// user, and none once the user is disabled there and the interval has passed.
+async fn minted_until_disabled(w: &World, session: &str, account: &str) {
     // Minted, and accepted by the connector for the server's sub (the provider's).
-    let (status, minted) = w.mint(&session).await;
+    let (status, minted) = w.mint(session).await;
     assert_eq!(status, 200, "{minted}");
     let token = minted["access_token"].as_str().unwrap().to_owned();
     let claims = jwt_claims(&token);
@@ -165,7 +300,7 @@ async fn minted_token_accepted_by_connector_and_minting_refused_after_user_disab
 
     // The interval passes: the server revalidates with a refresh at the provider, accepted.
     tokio::time::sleep(INTERVAL + Duration::from_millis(100)).await;
-    let (status, again) = w.mint(&session).await;
+    let (status, again) = w.mint(session).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(
         w.op.wait_for_grants("refresh_token", CLIENT.0, account, 1)
@@ -178,7 +313,7 @@ async fn minted_token_accepted_by_connector_and_minting_refused_after_user_disab
     assert_eq!(w.disable(account).await, 204);
     tokio::time::sleep(INTERVAL + Duration::from_millis(100)).await;
     for _ in 0..2 {
-        let (status, body) = w.mint(&session).await;
+        let (status, body) = w.mint(session).await;
         assert_eq!(
             (status, body["error"].as_str()),
             (401, Some("login_required"))

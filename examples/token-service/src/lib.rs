@@ -1,6 +1,7 @@
 //! App-issued tokens: the [`server`] logs users in at the OpenID Provider (a CLI hands it the
-//! authorization code) and mints its own short-lived JWTs for them while the provider still
-//! accepts them; the [`connector`] is another service that verifies those tokens with an
+//! authorization code, or the server runs the device flow and the CLI shows the user code)
+//! and mints its own short-lived JWTs for them while the provider still accepts them; the
+//! [`connector`] is another service that verifies those tokens with an
 //! ordinary `BearerAuthLayer` whose issuer is the server. See the README.
 
 use std::time::Duration;

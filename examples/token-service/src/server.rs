@@ -34,8 +34,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_core::error::{FlowError, FlowErrorKind};
 use oidc_core::flow::{
-    AuthorizationResponse, AuthorizeOptions, DeviceAuthorization, DeviceFlow, OidcClient,
-    TokenSet, Transaction,
+    AuthorizationResponse, AuthorizeOptions, DeviceAuthorization, DeviceFlow, OidcClient, TokenSet,
+    Transaction,
 };
 use oidc_core::issue::{MintRequest, Revalidator, TokenIssuer};
 use oidc_tower::issue::IssuerDocuments;
@@ -157,8 +157,8 @@ async fn device_login(State(s): State<Arc<Server>>) -> Response {
     let Some(login_id) = random() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "random");
     };
-    let expires_in = u64::try_from(authorization.expires_at().saturating_sub(s.client.now()))
-        .unwrap_or(0);
+    let expires_in =
+        u64::try_from(authorization.expires_at().saturating_sub(s.client.now())).unwrap_or(0);
     let mut body = serde_json::json!({
         "login_id": login_id,
         "user_code": authorization.user_code(),

@@ -269,3 +269,275 @@ async fn provider_down_means_503_with_retry_after_not_a_token() {
     f.advance(Duration::from_secs(2));
     assert_eq!(f.mint(&session).await.0, 200);
 }
+
+// --- The device flow: `POST /cli/device`, `POST /cli/device/complete` ------------------------
+
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// `POST <url>` with a JSON body, from a task of its own: the CLI waiting at
+/// `/cli/device/complete` while the test acts as the user.
+async fn post_json(http: reqwest::Client, url: String, body: Value) -> (u16, Value) {
+    let res = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+impl Fixture {
+    /// `POST /cli/device`, which must succeed: the JSON answer.
+    async fn device_start(&self) -> Value {
+        let (status, started, headers) = self.post("/cli/device", None, None).await;
+        assert_eq!(status, 200, "{started}");
+        assert_eq!(headers["cache-control"], "no-store");
+        started
+    }
+
+    async fn device_complete(&self, login_id: &str) -> (u16, Value) {
+        let body = json!({ "login_id": login_id });
+        let (status, answer, _) = self.post("/cli/device/complete", None, Some(body)).await;
+        (status, answer)
+    }
+
+    fn device_grants(&self) -> Vec<oidc_testing::RecordedTokenRequest> {
+        self.op
+            .token_requests()
+            .into_iter()
+            .filter(|r| r.param("grant_type") == Some(DEVICE_CODE_GRANT))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn device_login_gives_a_session_whose_tokens_the_connector_accepts_until_the_user_is_refused()
+{
+    let f = Fixture::start().await;
+    f.op.set_device_interval(0);
+    let started = f.device_start().await;
+    // What the CLI shows, and nothing it could poll the provider with.
+    let user_code = started["user_code"].as_str().unwrap().to_owned();
+    assert!(!user_code.is_empty());
+    assert_eq!(
+        started["verification_uri"],
+        format!("{}/device", f.op.issuer())
+    );
+    assert!(
+        started["verification_uri_complete"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("user_code={user_code}")),
+        "{started}"
+    );
+    let expires_in = started["expires_in"].as_u64().unwrap();
+    assert!((598..=600).contains(&expires_in), "{started}");
+    assert_eq!(started["interval"], 1, "0 is raised to the 1 s minimum");
+    let login_id = started["login_id"].as_str().unwrap().to_owned();
+    assert_eq!(login_id.len(), 43, "256 random bits, base64url");
+    let mut fields: Vec<&str> = started
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "expires_in",
+            "interval",
+            "login_id",
+            "user_code",
+            "verification_uri",
+            "verification_uri_complete"
+        ],
+        "no device_code for the CLI"
+    );
+    // The server asked with its own confidential client, for a refresh token.
+    let asked = f.op.device_authorization_requests();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].basic_client_id.as_deref(), Some(CLIENT_ID));
+    assert!(
+        asked[0].param("scope").unwrap().contains("offline_access"),
+        "{:?}",
+        asked[0].params
+    );
+
+    assert!(f.op.approve_device(&user_code, USER));
+    let (status, done, headers) = f
+        .post(
+            "/cli/device/complete",
+            None,
+            Some(json!({ "login_id": login_id })),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(headers["cache-control"], "no-store");
+    let session = done["session"].as_str().unwrap().to_owned();
+    assert_eq!(done.as_object().unwrap().len(), 1, "{done}");
+    // The server redeemed the device code with its own client (approved before the complete:
+    // its first poll).
+    let grants = f.device_grants();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].basic_client_id.as_deref(), Some(CLIENT_ID));
+
+    let (status, minted, _) = f.mint(&session).await;
+    assert_eq!(status, 200, "{minted}");
+    let token = minted["access_token"].as_str().unwrap();
+    assert_eq!(
+        f.connector_status(token).await,
+        (200, json!({ "sub": USER, "iss": f.server }))
+    );
+    // Registered with the revalidator like a code-flow login: refused once the provider
+    // refuses the user.
+    f.op.revoke_user(USER);
+    f.advance(Duration::from_secs(2));
+    let (status, body, _) = f.mint(&session).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("login_required"))
+    );
+    assert_eq!(f.refreshes(), 1);
+}
+
+#[tokio::test]
+async fn device_login_id_is_single_use_during_and_after_the_wait_and_unknown_ids_poll_nothing() {
+    let f = Fixture::start().await;
+    f.op.set_device_interval(0);
+    let (status, answer) = f.device_complete("made-up").await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (404, Some("unknown_login"))
+    );
+    assert_eq!(
+        f.op.device_poll_count(),
+        0,
+        "nothing sent for an unknown id"
+    );
+
+    let started = f.device_start().await;
+    let login_id = started["login_id"].as_str().unwrap().to_owned();
+    let waiting = tokio::spawn(post_json(
+        f.http.clone(),
+        format!("{}/cli/device/complete", f.server),
+        json!({ "login_id": login_id }),
+    ));
+    // The first complete polls (authorization_pending) ...
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while f.op.device_poll_count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no poll");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ... and a second one with the same id, during that wait, is refused at once.
+    let (status, answer) =
+        tokio::time::timeout(Duration::from_secs(5), f.device_complete(&login_id))
+            .await
+            .expect("refused at once, not a second wait");
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (404, Some("unknown_login"))
+    );
+    assert!(f.op.approve_device(started["user_code"].as_str().unwrap(), USER));
+    let (status, done) = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200, "{done}");
+    assert!(done["session"].is_string());
+
+    // After it, too; and no further poll or token request is made for the used id.
+    let (polls, requests) = (f.op.device_poll_count(), f.op.token_requests().len());
+    let (status, answer) = f.device_complete(&login_id).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (404, Some("unknown_login"))
+    );
+    assert_eq!(f.op.device_poll_count(), polls);
+    assert_eq!(f.op.token_requests().len(), requests);
+}
+
+#[tokio::test]
+async fn device_login_refused_by_the_user_is_403_and_gives_no_session() {
+    let f = Fixture::start().await;
+    f.op.set_device_interval(0);
+    let started = f.device_start().await;
+    assert!(f.op.deny_device(started["user_code"].as_str().unwrap()));
+    let login_id = started["login_id"].as_str().unwrap();
+    let (status, answer) = f.device_complete(login_id).await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer, json!({ "error": "access_denied" }));
+    // Used up by the refusal.
+    assert_eq!(f.device_complete(login_id).await.0, 404);
+}
+
+#[tokio::test]
+async fn device_code_expired_at_the_provider_is_410_and_gives_no_session() {
+    let f = Fixture::start().await;
+    f.op.set_device_interval(0);
+    let started = f.device_start().await;
+    assert!(f.op.expire_device(started["user_code"].as_str().unwrap()));
+    let (status, answer) = f
+        .device_complete(started["login_id"].as_str().unwrap())
+        .await;
+    assert_eq!(status, 410, "{answer}");
+    assert_eq!(answer, json!({ "error": "expired_token" }));
+}
+
+#[tokio::test]
+async fn device_wait_ends_with_410_when_the_code_expires_unapproved() {
+    let f = Fixture::start().await;
+    f.op.set_device_interval(0);
+    f.op.set_device_expires_in(2);
+    let started = f.device_start().await;
+    let begun = std::time::Instant::now();
+    let (status, answer) = tokio::time::timeout(
+        Duration::from_secs(10),
+        f.device_complete(started["login_id"].as_str().unwrap()),
+    )
+    .await
+    .expect("the wait is bounded by the code's expiry");
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (410, Some("expired_token"))
+    );
+    assert!(
+        begun.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        begun.elapsed()
+    );
+    assert!(f.op.device_poll_count() >= 1);
+}
+
+#[tokio::test]
+async fn late_device_complete_is_410_and_sends_no_poll() {
+    let f = Fixture::start().await;
+    f.op.set_device_interval(0);
+    f.op.set_device_expires_in(1);
+    let started = f.device_start().await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, answer) = f
+        .device_complete(started["login_id"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (410, Some("expired_token"))
+    );
+    assert_eq!(f.op.device_poll_count(), 0);
+}
+
+#[tokio::test]
+async fn hostile_device_authorization_is_refused_and_no_login_is_kept() {
+    let f = Fixture::start().await;
+    // A user code that would write escape sequences into the user's terminal.
+    f.op.mutate_device_authorization(|body| {
+        body.insert("user_code".to_owned(), json!("\u{1b}]0;owned\u{7}"));
+    });
+    let (status, answer, _) = f.post("/cli/device", None, None).await;
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer, json!({ "error": "provider_failure" }));
+    assert_eq!(f.op.device_poll_count(), 0);
+}

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Register `CLI_REDIRECT_URI` (default `http://127.0.0.1:8976/callback`) as the client's
-//! redirect URI, with the `refresh_token` grant and the `offline_access` scope. `APP_URL` (the
+//! redirect URI, with the `refresh_token` grant and the `offline_access` scope (and the
+//! `urn:ietf:params:oauth:grant-type:device_code` grant for the device login). `APP_URL` (the
 //! `iss` of the minted tokens; default `http://<LISTEN>`), `LISTEN` (default `127.0.0.1:3000`),
 //! `TOKEN_AUDIENCE` (default `http://127.0.0.1:3001`, the connector), `TOKEN_KEY_FILE` (default
 //! `token-key.pem`, generated at first start, mode 0600), `REVALIDATE_SECS` (default 300).
@@ -16,6 +17,9 @@
 //! curl -s -X POST localhost:3000/cli/login     # {"login_id", "authorize_url"}: open the URL
 //! curl -s -X POST localhost:3000/cli/complete -H 'content-type: application/json' \
 //!   -d '{"login_id": "…", "callback_query": "code=…&state=…&iss=…"}'   # {"session"}
+//! curl -s -X POST localhost:3000/cli/device    # {"login_id", "user_code", "verification_uri", …}
+//! curl -s -X POST localhost:3000/cli/device/complete -H 'content-type: application/json' \
+//!   -d '{"login_id": "…"}'   # waits until the code is approved: {"session"}
 //! curl -s -X POST localhost:3000/token -H "authorization: Bearer $SESSION"  # {"access_token"}
 //! ```
 
