@@ -13,7 +13,7 @@
 //!   with the caller's `sub`; refusals are the usual 401/403 with `WWW-Authenticate`.
 //!
 //! The handlers read the verified caller from the request extensions
-//! ([`Identity`](oidc_core::Identity)); tonic hands them over in `Request::extensions`.
+//! ([`oidc_core::Identity`]); tonic hands them over in `Request::extensions`.
 
 use std::convert::Infallible;
 
