@@ -592,6 +592,58 @@ pub fn decode_entities(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// The user's side of the device flow (RFC 8628) at the real OP on `host`: opens the complete
+/// verification URI `uri`, confirms `user_code` (or aborts), logs in as `account` and
+/// consents. Returns the last page's body.
+///
+/// # Panics
+///
+/// On an unexpected page or prompt, or when the login does not finish in four pages.
+pub async fn approve_device_at_op(
+    host: &str,
+    uri: &str,
+    user_code: &str,
+    account: &str,
+    abort: bool,
+) -> String {
+    let mut agent = UserAgent::new();
+    // The code input form, filled in from the complete URI.
+    let page = agent.navigate(uri).await;
+    let page = agent.follow_within(page, host).await;
+    assert_eq!(page.status, 200, "code input page: {page}");
+    let input = page.form_with_action_ending("/device");
+    assert_eq!(input.get("user_code"), Some(user_code));
+    let submitted = agent.submit(&input).await;
+    // The confirmation page shows the code the CLI printed.
+    let page = agent.follow_within(submitted, host).await;
+    assert_eq!(page.status, 200, "confirmation page: {page}");
+    assert!(page.body.contains(user_code), "{page}");
+    let mut confirm = page.form_with_action_ending("/device");
+    assert_eq!(confirm.get("confirm"), Some("yes"), "{page}");
+    if abort {
+        confirm.set("abort", "yes");
+    }
+    let submitted = agent.submit(&confirm).await;
+    let mut page = agent.follow_within(submitted, host).await;
+    for _ in 0..4 {
+        if page.status == 200 && !page.url.path().starts_with("/interaction/") {
+            return page.body;
+        }
+        assert_eq!(page.status, 200, "{account}: device interaction: {page}");
+        let mut form = page.form_with_action_ending(page.url.path());
+        match form.get("prompt").unwrap_or_default() {
+            "login" => {
+                form.set("login", account).set("password", "any password");
+            }
+            "consent" => {}
+            other => panic!("{account}: unexpected prompt {other:?}: {page}"),
+        }
+        let submitted = agent.submit(&form).await;
+        page = agent.follow_within(submitted, host).await;
+    }
+    panic!("{account}: the device login did not finish: {page}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use oidc_core::cli::{CliError, LoopbackLogin, TokenFile};
 use oidc_core::error::FlowError;
 use oidc_core::flow::{AuthorizeOptions, DeviceAuthorization, DeviceFlow, DevicePoll, OidcClient};
 use oidc_e2e::RealProvider;
-use oidc_e2e::user_agent::UserAgent;
+use oidc_e2e::user_agent::{UserAgent, approve_device_at_op};
 use reqwest::Url;
 
 /// The public native client of `tests/op/server.mjs`.
@@ -51,46 +51,10 @@ async fn approve_at_op(
     account: &str,
     abort: bool,
 ) -> String {
-    let host = op_host(op);
-    let mut agent = UserAgent::new();
     let uri = authorization
         .verification_uri_complete()
         .expect("oidc-provider sends verification_uri_complete");
-    // The code input form, filled in from the complete URI.
-    let page = agent.navigate(uri).await;
-    let page = agent.follow_within(page, &host).await;
-    assert_eq!(page.status, 200, "code input page: {page}");
-    let input = page.form_with_action_ending("/device");
-    assert_eq!(input.get("user_code"), Some(authorization.user_code()));
-    let submitted = agent.submit(&input).await;
-    // The confirmation page shows the code the device printed.
-    let page = agent.follow_within(submitted, &host).await;
-    assert_eq!(page.status, 200, "confirmation page: {page}");
-    assert!(page.body.contains(authorization.user_code()), "{page}");
-    let mut confirm = page.form_with_action_ending("/device");
-    assert_eq!(confirm.get("confirm"), Some("yes"), "{page}");
-    if abort {
-        confirm.set("abort", "yes");
-    }
-    let submitted = agent.submit(&confirm).await;
-    let mut page = agent.follow_within(submitted, &host).await;
-    for _ in 0..4 {
-        if page.status == 200 && !page.url.path().starts_with("/interaction/") {
-            return page.body;
-        }
-        assert_eq!(page.status, 200, "{account}: device interaction: {page}");
-        let mut form = page.form_with_action_ending(page.url.path());
-        match form.get("prompt").unwrap_or_default() {
-            "login" => {
-                form.set("login", account).set("password", "any password");
-            }
-            "consent" => {}
-            other => panic!("{account}: unexpected prompt {other:?}: {page}"),
-        }
-        let submitted = agent.submit(&form).await;
-        page = agent.follow_within(submitted, &host).await;
-    }
-    panic!("{account}: the device login did not finish: {page}");
+    approve_device_at_op(&op_host(op), uri, authorization.user_code(), account, abort).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -23,7 +23,7 @@ use std::time::Duration;
 use oidc_core::flow::OidcClient;
 use oidc_core::issue::{Revalidator, SigningKey, TokenIssuer};
 use oidc_core::{Algorithm, Provider};
-use oidc_e2e::user_agent::UserAgent;
+use oidc_e2e::user_agent::{UserAgent, approve_device_at_op};
 use oidc_e2e::{OpLogsOnPanic, RealProvider, http_client, jwt_claims};
 use reqwest::Url;
 use serde_json::{Value, json};
@@ -147,7 +147,7 @@ impl World {
         let uri = started["verification_uri_complete"]
             .as_str()
             .expect("oidc-provider sends verification_uri_complete");
-        let page = approve_at_op(self.op, uri, user_code, account, abort).await;
+        let page = approve_device_at_op(&self.op.host(), uri, user_code, account, abort).await;
         if !abort {
             assert!(page.contains("Sign-in Success"), "{page}");
         }
@@ -187,55 +187,6 @@ async fn post_json(http: reqwest::Client, url: String, body: Value) -> (u16, Val
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// The user's side of the device flow (as in `cli_login.rs`): opens the complete verification
-/// URI, confirms `user_code` (or aborts), logs in as `account` and consents. Returns the last
-/// page's body.
-async fn approve_at_op(
-    op: &RealProvider,
-    uri: &str,
-    user_code: &str,
-    account: &str,
-    abort: bool,
-) -> String {
-    let host = op.host();
-    let mut agent = UserAgent::new();
-    // The code input form, filled in from the complete URI.
-    let page = agent.navigate(uri).await;
-    let page = agent.follow_within(page, &host).await;
-    assert_eq!(page.status, 200, "code input page: {page}");
-    let input = page.form_with_action_ending("/device");
-    assert_eq!(input.get("user_code"), Some(user_code));
-    let submitted = agent.submit(&input).await;
-    // The confirmation page shows the code the CLI printed.
-    let page = agent.follow_within(submitted, &host).await;
-    assert_eq!(page.status, 200, "confirmation page: {page}");
-    assert!(page.body.contains(user_code), "{page}");
-    let mut confirm = page.form_with_action_ending("/device");
-    assert_eq!(confirm.get("confirm"), Some("yes"), "{page}");
-    if abort {
-        confirm.set("abort", "yes");
-    }
-    let submitted = agent.submit(&confirm).await;
-    let mut page = agent.follow_within(submitted, &host).await;
-    for _ in 0..4 {
-        if page.status == 200 && !page.url.path().starts_with("/interaction/") {
-            return page.body;
-        }
-        assert_eq!(page.status, 200, "{account}: device interaction: {page}");
-        let mut form = page.form_with_action_ending(page.url.path());
-        match form.get("prompt").unwrap_or_default() {
-            "login" => {
-                form.set("login", account).set("password", "any password");
-            }
-            "consent" => {}
-            other => panic!("{account}: unexpected prompt {other:?}: {page}"),
-        }
-        let submitted = agent.submit(&form).await;
-        page = agent.follow_within(submitted, &host).await;
-    }
-    panic!("{account}: the device login did not finish: {page}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
